@@ -1,0 +1,32 @@
+"""genzoo: every type of generative model, one API, measured side by side."""
+
+from genzoo.data import list_datasets, load_dataset
+from genzoo.errors import (
+    CheckpointError,
+    DataError,
+    DensityUnavailable,
+    GenzooError,
+    RunExistsError,
+    TrainingDiverged,
+    UnknownNameError,
+)
+from genzoo.io import load_model as load
+from genzoo.registry import create, list_models, register_model
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "CheckpointError",
+    "DataError",
+    "DensityUnavailable",
+    "GenzooError",
+    "RunExistsError",
+    "TrainingDiverged",
+    "UnknownNameError",
+    "create",
+    "list_datasets",
+    "list_models",
+    "load",
+    "load_dataset",
+    "register_model",
+]

@@ -1,0 +1,148 @@
+"""The model protocol every genzoo family implements, and the plumbing it shares.
+
+A model is an ``nn.Module`` that states its ``density`` kind, gives the scalar to minimise
+for each optimiser ("player") through ``loss``, draws samples shaped like the data through
+``sample`` and scores examples through ``log_prob``. It knows nothing of the trainer.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
+
+import torch
+from torch import Tensor, nn
+
+from genzoo.errors import DensityUnavailable
+from genzoo.validation import check_finite, check_shape
+
+#: The kinds of density a model can offer; never pass a bound or estimate off as exact.
+DENSITY_KINDS = ("exact", "bound", "estimate", "unnormalized", "none")
+
+LossOutput = Tensor | Mapping[str, Tensor]
+
+
+def _record_config(init):
+    """Wrap ``__init__`` so the outermost call records its arguments as the model config."""
+
+    signature = inspect.signature(init)
+
+    @functools.wraps(init)
+    def wrapped(self, *args, **kwargs):
+        if "_config" not in self.__dict__:
+            bound = signature.bind(self, *args, **kwargs)
+            bound.apply_defaults()
+            arguments = dict(bound.arguments)
+            arguments.pop("self")
+            object.__setattr__(self, "_config", arguments)
+        init(self, *args, **kwargs)
+
+    return wrapped
+
+
+class GenerativeModel(nn.Module):
+    """Base class of every genzoo model (not registered itself)."""
+
+    name: ClassVar[str] = ""
+    family: ClassVar[str] = ""
+    density: ClassVar[str] = "none"
+    #: Optimisers the trainer keeps, one per player; empty for models that fit themselves.
+    players: ClassVar[tuple[str, ...]] = ("model",)
+    #: Constructor arguments read from the data by ``config_from_data``.
+    data_fixed: ClassVar[tuple[str, ...]] = ("data_shape",)
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "__init__" in cls.__dict__:
+            cls.__init__ = _record_config(cls.__dict__["__init__"])
+        if cls.density not in DENSITY_KINDS:
+            raise TypeError(f"{cls.__name__}.density must be one of {DENSITY_KINDS}")
+
+    def __init__(self, data_shape: Sequence[int]) -> None:
+        super().__init__()
+        self.data_shape = tuple(int(d) for d in data_shape)
+
+    # -- construction -------------------------------------------------------------------------
+    @classmethod
+    def config_from_data(cls, data: Tensor) -> dict[str, Any]:
+        """Constructor arguments fixed by the data (its example shape, by default)."""
+        return {"data_shape": list(data.shape[1:])}
+
+    def initialize(self, data: Tensor) -> None:
+        """Data-dependent initialisation (k-means++, ActNorm, ...); nothing by default."""
+
+    @property
+    def config(self) -> dict[str, Any]:
+        """The constructor arguments, JSON-ready: ``type(model)(**model.config)`` rebuilds it."""
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in self._config.items()}
+
+    @property
+    def data_dim(self) -> int:
+        """Number of scalars in one example."""
+        return math.prod(self.data_shape)
+
+    @property
+    def device(self) -> torch.device:
+        """The device of the model's tensors."""
+        for t in self.parameters():
+            return t.device
+        for t in self.buffers():
+            return t.device
+        return torch.device("cpu")
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """The floating dtype of the model's tensors."""
+        for t in list(self.parameters()) + list(self.buffers()):
+            if t.is_floating_point():
+                return t.dtype
+        return torch.get_default_dtype()
+
+    # -- the protocol -------------------------------------------------------------------------
+    def loss(self, batch: Tensor, player: str = "model") -> LossOutput:
+        """The scalar (or named terms, summed) that ``player``'s optimiser minimises."""
+        raise NotImplementedError(f"{type(self).__name__} is not trained by gradient descent")
+
+    def schedule(self, step: int) -> Sequence[str]:
+        """The players that take an optimiser step at ``step`` (all of them by default)."""
+        return self.players
+
+    def player_parameters(self, player: str) -> list[nn.Parameter]:
+        """The parameters ``player``'s optimiser updates (all of them by default)."""
+        return [p for p in self.parameters() if p.requires_grad]
+
+    def fit_step(self, data: Tensor) -> dict[str, float]:
+        """One step of a model's own fitting procedure (EM, say) over the training data."""
+        raise NotImplementedError(f"{type(self).__name__} is trained by gradient descent")
+
+    @property
+    def converged(self) -> bool:
+        """Whether a self-fitting model has met its stopping rule."""
+        return False
+
+    def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+        """Draw ``n`` samples shaped ``(n, *data_shape)``."""
+        raise NotImplementedError
+
+    def log_prob(self, x: Tensor) -> Tensor:
+        """Per-example log density in nats, of the kind ``self.density`` states."""
+        raise DensityUnavailable(
+            f"{self.name or type(self).__name__} defines no density (density='none'): "
+            "compare it with sample-based metrics such as MMD or mode coverage instead"
+        )
+
+    # -- helpers ------------------------------------------------------------------------------
+    def check_input(self, x: Tensor) -> Tensor:
+        """Validate a batch (shape and finiteness) and move it to the model's device/dtype."""
+        check_shape(x, self.data_shape)
+        check_finite(x, "input")
+        return x.to(device=self.device, dtype=self.dtype)
+
+    def save(self, directory: str) -> None:
+        """Write ``config.json`` and ``model.safetensors`` into ``directory``."""
+        from genzoo.io import save_model
+
+        save_model(self, directory)

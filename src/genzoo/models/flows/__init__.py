@@ -1,0 +1,1 @@
+"""Normalizing flows (being written)."""

@@ -1,0 +1,109 @@
+"""The model registry: ``@register_model`` and the lookups behind ``genzoo.create``.
+
+After score_sde_pytorch's registry: a name maps to one class, duplicates are refused.
+"""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import torch
+
+from genzoo.errors import DataError, UnknownNameError, unknown_name
+
+if TYPE_CHECKING:
+    from genzoo.models.base import GenerativeModel
+
+_MODELS: dict[str, type[GenerativeModel]] = {}
+M = TypeVar("M", bound="type[GenerativeModel]")
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """One row of ``genzoo.list_models()``."""
+
+    name: str
+    family: str
+    density: str
+    description: str
+
+
+def register_model(name: str, family: str):
+    """Class decorator: register a model class under ``name`` in ``family``."""
+
+    def decorate(cls: M) -> M:
+        if name in _MODELS:
+            raise ValueError(f"model name {name!r} is already registered by {_MODELS[name]!r}")
+        cls.name = name
+        cls.family = family
+        _MODELS[name] = cls
+        return cls
+
+    return decorate
+
+
+def model_class(name: str) -> type[GenerativeModel]:
+    """The class registered under ``name``; unknown names get the closest suggestion."""
+    _import_families()
+    if name not in _MODELS:
+        raise unknown_name("model", name, _MODELS)
+    return _MODELS[name]
+
+
+def list_models() -> list[ModelInfo]:
+    """Every registered model: name, family, density kind and a one-line description."""
+    _import_families()
+    rows = []
+    for name, cls in sorted(_MODELS.items(), key=lambda kv: (kv[1].family, kv[0])):
+        summary = (inspect.getdoc(cls) or "").split("\n", 1)[0]
+        rows.append(ModelInfo(name, cls.family, cls.density, summary))
+    return rows
+
+
+def hyperparameters(cls: type[GenerativeModel]) -> dict[str, inspect.Parameter]:
+    """The keyword arguments of a model's constructor, minus those fixed by the data."""
+    params = dict(inspect.signature(cls.__init__).parameters)
+    params.pop("self", None)
+    return {k: p for k, p in params.items() if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
+
+
+def create(name: str, data: torch.Tensor | None = None, **hparams: Any) -> GenerativeModel:
+    """Build model ``name``; ``data`` fixes its shapes and its data-dependent initialisation.
+
+    Hyper-parameters are checked against the constructor: an unknown one is refused with
+    the list of valid ones.
+    """
+    cls = model_class(name)
+    valid = hyperparameters(cls)
+    for key in hparams:
+        if key not in valid:
+            tunable = [k for k in valid if k not in cls.data_fixed]
+            raise unknown_name(f"hyper-parameter of {name}", key, tunable)
+    config: dict[str, Any] = {}
+    if data is not None:
+        if not isinstance(data, torch.Tensor):
+            data = torch.as_tensor(data)
+        if data.ndim < 2 or data.shape[0] == 0:
+            raise DataError(
+                f"{name} needs data shaped (n_examples, ...) with n_examples > 0; "
+                f"got shape {tuple(data.shape)}"
+            )
+        config.update(cls.config_from_data(data))
+    config.update(hparams)
+    missing = [k for k, p in valid.items() if p.default is p.empty and k not in config]
+    if missing:
+        raise UnknownNameError(
+            f"{name} needs {', '.join(missing)}: pass data=... so they are read from it, "
+            "or give them as keyword arguments"
+        )
+    model = cls(**config)
+    if data is not None:
+        model.initialize(data.to(torch.get_default_dtype()))
+    return model
+
+
+def _import_families() -> None:
+    """Import the model packages so that their decorators have run."""
+    import genzoo.models  # noqa: F401

@@ -1,0 +1,41 @@
+"""Checks on user data that explain what is wrong and what to do."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+from genzoo.errors import DataError
+
+
+def check_finite(x: torch.Tensor, what: str = "data") -> torch.Tensor:
+    """Raise ``DataError`` naming how many NaN/inf values ``x`` holds and in which rows."""
+    if x.numel() == 0:
+        raise DataError(f"{what} is empty: give at least one example")
+    if not torch.is_floating_point(x):
+        return x
+    bad = ~torch.isfinite(x)
+    if bad.any():
+        flat = bad.reshape(x.shape[0], -1) if x.ndim > 1 else bad.reshape(-1, 1)
+        rows = flat.any(dim=1).nonzero().flatten().tolist()
+        n_nan = int(torch.isnan(x).sum())
+        n_inf = int(bad.sum()) - n_nan
+        shown = ", ".join(map(str, rows[:10])) + (" ..." if len(rows) > 10 else "")
+        raise DataError(
+            f"{what} holds {n_nan} NaN and {n_inf} infinite values in {len(rows)} rows "
+            f"(rows {shown}); drop or impute those rows first"
+        )
+    return x
+
+
+def check_shape(x: torch.Tensor, data_shape: Sequence[int], what: str = "input") -> torch.Tensor:
+    """Raise ``DataError`` unless ``x`` is shaped ``(batch, *data_shape)``."""
+    data_shape = tuple(data_shape)
+    if tuple(x.shape[1:]) != data_shape or x.ndim != len(data_shape) + 1:
+        raise DataError(
+            f"{what} has shape {tuple(x.shape)} but this model was built for examples shaped "
+            f"{data_shape}, i.e. a batch shaped (n, {', '.join(map(str, data_shape))}); "
+            "reshape the data or create the model from data of this shape"
+        )
+    return x
