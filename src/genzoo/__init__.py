@@ -12,6 +12,7 @@ from genzoo.errors import (
 )
 from genzoo.io import load_model as load
 from genzoo.registry import create, list_models, register_model
+from genzoo.train import Trainer
 
 __version__ = "0.1.0"
 
@@ -21,6 +22,7 @@ __all__ = [
     "DensityUnavailable",
     "GenzooError",
     "RunExistsError",
+    "Trainer",
     "TrainingDiverged",
     "UnknownNameError",
     "create",

@@ -42,6 +42,4 @@ def unknown_name(kind: str, name: str, known: Iterable[str]) -> UnknownNameError
     known = sorted(known)
     close = difflib.get_close_matches(name, known, n=1, cutoff=0.5)
     hint = f" Did you mean {close[0]!r}?" if close else ""
-    return UnknownNameError(
-        f"unknown {kind} {name!r}.{hint} Known {kind}s: {', '.join(known)}."
-    )
+    return UnknownNameError(f"unknown {kind} {name!r}.{hint} Known {kind}s: {', '.join(known)}.")

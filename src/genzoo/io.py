@@ -32,7 +32,10 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
+    umask = os.umask(0)
+    os.umask(umask)
     try:
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the file the usual mode
         write(tmp)
         os.replace(tmp, path)
     except BaseException:
@@ -99,13 +102,21 @@ def load_model(directory: str | os.PathLike, map_location: str | torch.device = 
 
     directory = Path(directory)
     meta = read_json(directory / CONFIG_FILE)
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+    found = meta.get("format") if isinstance(meta, dict) else type(meta).__name__
+    if found != FORMAT:
         raise CheckpointError(
             f"{directory / CONFIG_FILE} is not a genzoo model config "
-            f"(expected format {FORMAT!r}, found {meta.get('format') if isinstance(meta, dict) else meta!r})"
+            f"(expected format {FORMAT!r}, found {found!r})"
         )
+    if not isinstance(meta.get("model"), str) or not isinstance(meta.get("config"), dict):
+        raise CheckpointError(f"{directory / CONFIG_FILE} lacks the 'model' and 'config' entries")
     cls = model_class(meta["model"])
-    model = cls(**meta["config"])
+    try:
+        model = cls(**meta["config"])
+    except (TypeError, ValueError) as err:
+        raise CheckpointError(
+            f"{directory / CONFIG_FILE} holds a config that {meta['model']} refuses ({err})"
+        ) from err
     state = read_tensors(directory / WEIGHTS_FILE)
     load_state(model, state, str(directory / WEIGHTS_FILE))
     return model.to(map_location)

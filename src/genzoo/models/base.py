@@ -49,6 +49,8 @@ class GenerativeModel(nn.Module):
     name: ClassVar[str] = ""
     family: ClassVar[str] = ""
     density: ClassVar[str] = "none"
+    #: "continuous" models need dequantised data when the data are discrete levels.
+    data_kind: ClassVar[str] = "continuous"
     #: Optimisers the trainer keeps, one per player; empty for models that fit themselves.
     players: ClassVar[tuple[str, ...]] = ("model",)
     #: Constructor arguments read from the data by ``config_from_data``.
@@ -113,6 +115,13 @@ class GenerativeModel(nn.Module):
     def player_parameters(self, player: str) -> list[nn.Parameter]:
         """The parameters ``player``'s optimiser updates (all of them by default)."""
         return [p for p in self.parameters() if p.requires_grad]
+
+    def optimizer_settings(self, player: str) -> dict[str, Any]:
+        """Extra Adam arguments for ``player`` (``betas``, ``weight_decay``); none by default."""
+        return {}
+
+    def after_step(self, player: str, step: int) -> None:
+        """Called after ``player``'s optimiser step (weight clipping, EMA); nothing by default."""
 
     def fit_step(self, data: Tensor) -> dict[str, float]:
         """One step of a model's own fitting procedure (EM, say) over the training data."""

@@ -1,0 +1,242 @@
+"""One trainer for every family: the model brings its losses and players, the trainer the loop.
+
+It knows no family. A model with players gets one Adam optimiser per player and is stepped
+on mini-batches; a model with no players (EM, say) is handed the whole training set through
+``fit_step``. Either way the trainer seeds, logs, checkpoints atomically, resumes, and stops
+with a clear message when a loss turns NaN or infinite.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from genzoo.errors import RunExistsError, TrainingDiverged
+from genzoo.io import atomic_write, write_json
+from genzoo.models.base import GenerativeModel
+from genzoo.train.checkpoint import CHECKPOINT_FILE, load_checkpoint, save_checkpoint
+from genzoo.validation import check_finite, check_shape
+
+METRICS_FILE = "metrics.jsonl"
+DTYPES = {"float32": torch.float32, "float64": torch.float64}
+#: Files a run folder holds; ``force`` removes exactly these, nothing else.
+RUN_FILES = (CHECKPOINT_FILE, METRICS_FILE, "config.json", "model.safetensors", "trainer.json")
+
+#: ``transform(batch, generator)`` applied to every batch, e.g. uniform dequantisation.
+BatchTransform = Callable[[Tensor, torch.Generator], Tensor]
+
+
+@dataclass
+class Trainer:
+    """Fit any genzoo model: ``Trainer(steps=2000, out="runs/x").fit(model, data)``.
+
+    Arguments:
+        steps: optimiser steps (or ``fit_step`` calls for self-fitting models).
+        batch_size: examples per mini-batch, drawn with replacement by a seeded generator.
+        lr: Adam learning rate (a model may add its own settings per player).
+        out: run folder for checkpoints and ``metrics.jsonl``; ``None`` keeps nothing on disk.
+        seed: seeds parameters' initial noise, batches and the model's sampling during training.
+        device: ``"cpu"`` or ``"cuda"``.
+        dtype: ``"float32"`` or ``"float64"`` (for debugging numerics).
+        clip_grad: clip the gradient norm of each player to this value; ``None`` for no clipping.
+        checkpoint_every: steps between checkpoints (a final one is always written).
+        log_every: steps between lines of the metrics log.
+        progress: show a progress bar; ``None`` shows it only when stderr is a terminal.
+        resume: continue from ``out``'s checkpoint with its optimiser and RNG state.
+        force: overwrite a run already in ``out`` (only genzoo's own files are removed).
+        transform: applied to every batch, e.g. ``genzoo.data.dequantize`` for discrete data.
+    """
+
+    steps: int = 2000
+    batch_size: int = 512
+    lr: float = 1e-3
+    out: str | Path | None = None
+    seed: int = 0
+    device: str = "cpu"
+    dtype: str = "float32"
+    clip_grad: float | None = None
+    checkpoint_every: int = 500
+    log_every: int = 50
+    progress: bool | None = None
+    resume: bool = False
+    force: bool = False
+    transform: BatchTransform | None = None
+    history: list[dict[str, float]] = field(default_factory=list, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.steps < 0 or self.batch_size < 1 or self.lr <= 0:
+            raise ValueError("steps must be >= 0, batch_size >= 1 and lr > 0")
+        if self.dtype not in DTYPES:
+            raise ValueError(f"dtype must be one of {sorted(DTYPES)}, not {self.dtype!r}")
+        if self.device.startswith("cuda") and not torch.cuda.is_available():
+            raise ValueError("device 'cuda' was asked for but torch sees no CUDA device")
+        if self.resume and self.force:
+            raise ValueError("resume and force exclude each other: pick one")
+
+    # -- public ------------------------------------------------------------------------------
+    def fit(self, model: GenerativeModel, data: Tensor) -> GenerativeModel:
+        """Train ``model`` on ``data`` (shaped ``(n, *model.data_shape)``); return it."""
+        data = self._check_data(model, data)
+        out = self._prepare_out()
+        torch.manual_seed(self.seed)
+        model.to(device=self.device, dtype=DTYPES[self.dtype])
+        data = data.to(device=self.device, dtype=DTYPES[self.dtype])
+        optimizers = {
+            player: torch.optim.Adam(
+                model.player_parameters(player), lr=self.lr, **model.optimizer_settings(player)
+            )
+            for player in model.players
+        }
+        batches = torch.Generator(device="cpu").manual_seed(self.seed)
+        start = 0
+        if self.resume and out is not None and (out / CHECKPOINT_FILE).exists():
+            start, rng, _ = load_checkpoint(out / CHECKPOINT_FILE, model, optimizers)
+            batches.set_state(rng["batches"])
+            torch.set_rng_state(rng["torch"])
+        if out is not None:
+            write_json(out / "trainer.json", self._settings())
+            self._truncate_log(out, start)
+        self._loop(model, data, optimizers, batches, start, out)
+        return model
+
+    # -- the loop ----------------------------------------------------------------------------
+    def _loop(self, model, data, optimizers, batches, start, out) -> None:
+        show = sys.stderr.isatty() if self.progress is None else self.progress
+        bar = tqdm(total=self.steps, initial=start, disable=not show, desc=model.name, leave=False)
+        sums: dict[str, float] = {}
+        count, last_good, tic = 0, None, time.perf_counter()
+        if out is not None and start > 0:
+            last_good = (out / CHECKPOINT_FILE, start)
+        step = start
+        try:
+            while step < self.steps:
+                if model.players:
+                    terms = self._gradient_step(model, data, optimizers, batches, step, last_good)
+                else:
+                    terms = model.fit_step(self._apply_transform(data, batches))
+                    self._check_terms(terms, step, "model", last_good)
+                for key, value in terms.items():
+                    sums[key] = sums.get(key, 0.0) + float(value)
+                count += 1
+                step += 1
+                bar.update(1)
+                done = step == self.steps or model.converged
+                if step % self.log_every == 0 or done:
+                    row = {"step": step, "time": round(time.perf_counter() - tic, 3)}
+                    row.update({k: v / count for k, v in sums.items()})
+                    self._log(out, row)
+                    bar.set_postfix({k: f"{v:.4g}" for k, v in list(row.items())[2:]})
+                    sums, count = {}, 0
+                if out is not None and (step % self.checkpoint_every == 0 or done):
+                    self._checkpoint(out, model, optimizers, step, batches)
+                    last_good = (out / CHECKPOINT_FILE, step)
+                if model.converged:
+                    break
+        finally:
+            bar.close()
+
+    def _gradient_step(self, model, data, optimizers, batches, step, last_good) -> dict[str, float]:
+        """One optimiser step for each player the model schedules at ``step``."""
+        logged: dict[str, float] = {}
+        for player in model.schedule(step):
+            batch = self._batch(data, batches)
+            output = model.loss(batch, player)
+            terms = dict(output) if isinstance(output, Mapping) else {"loss": output}
+            self._check_terms(terms, step, player, last_good)
+            total = sum(terms.values())
+            optimizer = optimizers[player]
+            optimizer.zero_grad(set_to_none=True)
+            total.backward()
+            if self.clip_grad is not None:
+                params = [p for group in optimizer.param_groups for p in group["params"]]
+                torch.nn.utils.clip_grad_norm_(params, self.clip_grad)
+            optimizer.step()
+            model.after_step(player, step)
+            prefix = "" if len(model.players) == 1 else f"{player}/"
+            logged.update({prefix + k: float(v.detach()) for k, v in terms.items()})
+        return logged
+
+    def _batch(self, data: Tensor, batches: torch.Generator) -> Tensor:
+        index = torch.randint(data.shape[0], (self.batch_size,), generator=batches)
+        return self._apply_transform(data[index.to(data.device)], batches)
+
+    def _apply_transform(self, batch: Tensor, batches: torch.Generator) -> Tensor:
+        return batch if self.transform is None else self.transform(batch, batches)
+
+    @staticmethod
+    def _check_terms(terms: Mapping[str, Any], step: int, player: str, last_good) -> None:
+        """Stop with a message naming the step, the term and the last good checkpoint."""
+        for name, value in terms.items():
+            value = float(value.detach()) if isinstance(value, Tensor) else float(value)
+            if not math.isfinite(value):
+                where = (
+                    f"the last good checkpoint is {last_good[0]} (step {last_good[1]}); "
+                    "resume from it with a lower learning rate or gradient clipping"
+                    if last_good
+                    else "no checkpoint was written before it (set out=... and checkpoint_every)"
+                )
+                raise TrainingDiverged(
+                    f"loss term {name!r} of player {player!r} became {value} at step {step + 1}; "
+                    f"training stopped, {where}"
+                )
+
+    # -- files -------------------------------------------------------------------------------
+    def _check_data(self, model: GenerativeModel, data: Tensor) -> Tensor:
+        if not isinstance(data, Tensor):
+            data = torch.as_tensor(data)
+        check_shape(data, model.data_shape, "training data")
+        return check_finite(data, "training data")
+
+    def _prepare_out(self) -> Path | None:
+        if self.out is None:
+            return None
+        out = Path(self.out)
+        present = [name for name in RUN_FILES if (out / name).exists()]
+        if present and not (self.resume or self.force):
+            raise RunExistsError(
+                f"{out} already holds a run ({', '.join(present)}): pass resume=True "
+                "(--resume) to continue it, force=True (--force) to overwrite it, "
+                "or choose another folder"
+            )
+        if self.force:
+            for name in present:
+                (out / name).unlink()
+        out.mkdir(parents=True, exist_ok=True)
+        return out
+
+    def _checkpoint(self, out: Path, model, optimizers, step: int, batches) -> None:
+        rng = {"batches": batches.get_state(), "torch": torch.get_rng_state()}
+        save_checkpoint(out / CHECKPOINT_FILE, model, optimizers, step, rng)
+        model.save(out)
+
+    @staticmethod
+    def _truncate_log(out: Path, step: int) -> None:
+        """Drop log lines written after the checkpoint a resumed run restarts from."""
+        path = out / METRICS_FILE
+        if not path.exists():
+            return
+        kept = [line for line in path.read_text().splitlines() if json.loads(line)["step"] <= step]
+        atomic_write(path, lambda tmp: Path(tmp).write_text("".join(k + "\n" for k in kept)))
+
+    def _log(self, out: Path | None, row: dict[str, float]) -> None:
+        self.history.append(row)
+        if out is not None:
+            with open(out / METRICS_FILE, "a", encoding="utf-8") as f:
+                f.write(json.dumps(row) + "\n")
+
+    def _settings(self) -> dict[str, Any]:
+        settings = asdict(self)
+        settings.pop("history")
+        settings["out"] = str(self.out)
+        settings["transform"] = getattr(self.transform, "__name__", repr(self.transform))
+        return settings
