@@ -65,10 +65,18 @@ def read_json(path: str | os.PathLike) -> Any:
         raise CheckpointError(f"{path} is not valid JSON ({err}); the file is corrupt") from err
 
 
-def write_tensors(path: str | os.PathLike, tensors: dict[str, torch.Tensor]) -> None:
-    """Write named tensors as safetensors, atomically."""
-    flat = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
-    atomic_write(path, lambda tmp: save_file(flat, tmp))
+def write_tensors(
+    path: str | os.PathLike,
+    tensors: dict[str, torch.Tensor],
+    metadata: dict[str, str] | None = None,
+) -> None:
+    """Write named tensors (and string metadata) as safetensors, atomically.
+
+    Tensors are copied first, so entries that share storage (a module registered twice, a
+    mask reused by several layers) are stored as independent tensors.
+    """
+    flat = {k: v.detach().cpu().clone().contiguous() for k, v in tensors.items()}
+    atomic_write(path, lambda tmp: save_file(flat, tmp, metadata=metadata))
 
 
 def read_tensors(path: str | os.PathLike) -> dict[str, torch.Tensor]:

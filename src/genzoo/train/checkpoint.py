@@ -14,10 +14,9 @@ from typing import Any
 
 import torch
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import save_file
 
 from genzoo.errors import CheckpointError
-from genzoo.io import atomic_write, load_state
+from genzoo.io import load_state, write_tensors
 
 CHECKPOINT_FILE = "checkpoint.safetensors"
 FORMAT = "genzoo-checkpoint/1"
@@ -68,8 +67,7 @@ def save_checkpoint(
         "optimizers": optim_meta,
         "extra": extra or {},
     }
-    flat = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
-    atomic_write(path, lambda tmp: save_file(flat, tmp, metadata={"genzoo": json.dumps(meta)}))
+    write_tensors(path, tensors, metadata={"genzoo": json.dumps(meta)})
 
 
 def load_checkpoint(

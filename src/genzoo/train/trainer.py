@@ -30,7 +30,15 @@ from genzoo.validation import check_finite, check_shape
 METRICS_FILE = "metrics.jsonl"
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 #: Files a run folder holds; ``force`` removes exactly these, nothing else.
-RUN_FILES = (CHECKPOINT_FILE, METRICS_FILE, "config.json", "model.safetensors", "trainer.json")
+RUN_INFO_FILE = "run.json"
+RUN_FILES = (
+    CHECKPOINT_FILE,
+    METRICS_FILE,
+    RUN_INFO_FILE,
+    "config.json",
+    "model.safetensors",
+    "trainer.json",
+)
 
 #: ``transform(batch, generator)`` applied to every batch, e.g. uniform dequantisation.
 BatchTransform = Callable[[Tensor, torch.Generator], Tensor]
@@ -84,8 +92,13 @@ class Trainer:
             raise ValueError("resume and force exclude each other: pick one")
 
     # -- public ------------------------------------------------------------------------------
-    def fit(self, model: GenerativeModel, data: Tensor) -> GenerativeModel:
-        """Train ``model`` on ``data`` (shaped ``(n, *model.data_shape)``); return it."""
+    def fit(
+        self, model: GenerativeModel, data: Tensor, run_info: dict[str, Any] | None = None
+    ) -> GenerativeModel:
+        """Train ``model`` on ``data`` (shaped ``(n, *model.data_shape)``); return it.
+
+        ``run_info`` (JSON-ready, e.g. the dataset's name) is kept as ``out/run.json``.
+        """
         data = self._check_data(model, data)
         out = self._prepare_out()
         torch.manual_seed(self.seed)
@@ -105,6 +118,8 @@ class Trainer:
             torch.set_rng_state(rng["torch"])
         if out is not None:
             write_json(out / "trainer.json", self._settings())
+            if run_info is not None:
+                write_json(out / RUN_INFO_FILE, run_info)
             self._truncate_log(out, start)
         self._loop(model, data, optimizers, batches, start, out)
         return model

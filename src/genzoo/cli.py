@@ -1,0 +1,192 @@
+"""The ``genzoo`` command: parses arguments and calls the library, nothing more."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+def _parse_set(pairs: Sequence[str]) -> dict[str, Any]:
+    """``key=value`` pairs; values are read as JSON where they parse, else kept as text."""
+    parsed: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise SystemExit(f"genzoo: error: --set expects key=value, got {pair!r}")
+        try:
+            parsed[key] = json.loads(value)
+        except json.JSONDecodeError:
+            parsed[key] = value
+    return parsed
+
+
+def cmd_list(args: argparse.Namespace) -> None:
+    import genzoo
+
+    if args.what in ("models", "all"):
+        print(f"{'model':<14} {'family':<10} {'density':<13} description")
+        for m in genzoo.list_models():
+            print(f"{m.name:<14} {m.family:<10} {m.density:<13} {m.description}")
+    if args.what == "all":
+        print()
+    if args.what in ("datasets", "all"):
+        print(f"{'dataset':<14} {'kind':<8} {'shape':<10} description")
+        for d in genzoo.list_datasets():
+            shape = "x".join(map(str, d.shape))
+            print(f"{d.name:<14} {d.kind:<8} {shape:<10} {d.description}")
+
+
+def cmd_train(args: argparse.Namespace) -> None:
+    from genzoo.workflow import evaluate, train
+
+    out = args.out or f"runs/{args.model}-{Path(args.data).stem}"
+    model, trainer = train(
+        args.model,
+        args.data,
+        out=out,
+        hparams=_parse_set(args.set),
+        n=args.n,
+        data_seed=args.seed,
+        steps=args.steps,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        seed=args.seed,
+        device=args.device,
+        dtype=args.dtype,
+        clip_grad=args.clip_grad,
+        resume=args.resume,
+        force=args.force,
+    )
+    last = trainer.history[-1] if trainer.history else {}
+    print(f"trained {model.name} on {args.data}: {json.dumps(last)}")
+    print(json.dumps(evaluate(out), indent=2))
+    print(f"run saved in {out}")
+
+
+def cmd_sample(args: argparse.Namespace) -> None:
+    from genzoo.plotting import plot_samples
+    from genzoo.workflow import sample
+
+    x = sample(args.run, args.n, seed=args.seed)
+    out = Path(args.out or Path(args.run) / "samples.npy")
+    if out.exists() and not args.force:
+        raise SystemExit(f"genzoo: error: {out} exists; pass --force to overwrite it")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    np.save(out, x.numpy())
+    print(f"wrote {args.n} samples to {out}")
+    if args.plot:
+        print(f"wrote {plot_samples(x, args.plot, title=str(args.run))}")
+
+
+def cmd_eval(args: argparse.Namespace) -> None:
+    from genzoo.workflow import evaluate
+
+    print(json.dumps(evaluate(args.run, dataset=args.data, n=args.n), indent=2))
+
+
+def cmd_bench(args: argparse.Namespace) -> None:
+    from genzoo.bench import run_bench
+
+    run_bench(
+        out=args.out,
+        quick=args.quick,
+        models=args.models,
+        datasets=args.datasets,
+        seeds=args.seeds,
+        device=args.device,
+        force=args.force,
+    )
+
+
+def cmd_report(args: argparse.Namespace) -> None:
+    from genzoo.bench import write_report
+
+    for path in write_report(args.bench_dir):
+        print(f"wrote {path}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="genzoo", description="Every type of generative model, one API, measured."
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("list", help="list models or datasets")
+    p.add_argument("what", nargs="?", default="all", choices=["models", "datasets", "all"])
+    p.set_defaults(func=cmd_list)
+
+    p = sub.add_parser("train", help="train a model on a dataset")
+    p.add_argument("model")
+    p.add_argument("--data", required=True, help="dataset name or a .npy/.npz/.csv path")
+    p.add_argument("--steps", type=int, default=2000)
+    p.add_argument("--batch-size", type=int, default=512)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a hyper-parameter of the model (repeatable)",
+    )
+    p.add_argument("--out", help="run folder (default runs/MODEL-DATA)")
+    p.add_argument("--n", type=int, help="number of training examples")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    p.add_argument("--dtype", default="float32", choices=["float32", "float64"])
+    p.add_argument("--clip-grad", type=float)
+    p.add_argument("--resume", action="store_true", help="continue the run in --out")
+    p.add_argument("--force", action="store_true", help="overwrite the run in --out")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("sample", help="draw samples from a trained run")
+    p.add_argument("run")
+    p.add_argument("-n", type=int, default=1000)
+    p.add_argument("--out", help="where to write the .npy (default RUN/samples.npy)")
+    p.add_argument("--plot", help="also write a picture (.png)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--force", action="store_true", help="overwrite an existing --out")
+    p.set_defaults(func=cmd_sample)
+
+    p = sub.add_parser("eval", help="test metrics of a trained run, as JSON")
+    p.add_argument("run")
+    p.add_argument("--data", help="dataset to evaluate on (default: the training dataset)")
+    p.add_argument("--n", type=int, help="number of test examples")
+    p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("bench", help="train and compare the families; write the report")
+    p.add_argument("--quick", action="store_true", help="small budgets: minutes on a laptop")
+    p.add_argument("--models", nargs="+")
+    p.add_argument("--datasets", nargs="+")
+    p.add_argument("--seeds", type=int, default=1)
+    p.add_argument("--out", default="runs/bench")
+    p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    p.add_argument("--force", action="store_true", help="overwrite an existing bench folder")
+    p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser("report", help="write report.md and report.html for a bench folder")
+    p.add_argument("bench_dir")
+    p.set_defaults(func=cmd_report)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``genzoo`` command."""
+    from genzoo.errors import GenzooError
+
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except (GenzooError, ValueError, FileNotFoundError) as err:
+        print(f"genzoo: error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,103 @@
+"""Train, evaluate and sample a run folder by name: what the CLI and the benchmark call.
+
+A run folder holds the trainer's files, among them ``run.json`` naming the dataset it was trained
+on, so that ``evaluate`` can score it on the matching test split.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from genzoo import data as datasets
+from genzoo.io import load_model, read_json
+from genzoo.metrics import DENSITY_LABELS, kl_gap, negative_log_likelihood
+from genzoo.models.base import GenerativeModel
+from genzoo.registry import create, model_class
+from genzoo.train import Trainer
+from genzoo.train.trainer import RUN_INFO_FILE
+
+
+def batch_transform(model_kind: str, levels: int | None):
+    """Uniform dequantisation when a continuous model meets discrete levels, else ``None``."""
+    if levels is None or model_kind != "continuous":
+        return None
+
+    def dequantize(batch: Tensor, generator: torch.Generator) -> Tensor:
+        return datasets.dequantize(batch, levels, generator)
+
+    return dequantize
+
+
+def train(
+    model_name: str,
+    dataset: str,
+    out: str | Path | None = None,
+    hparams: dict[str, Any] | None = None,
+    n: int | None = None,
+    data_seed: int = 0,
+    **trainer_settings: Any,
+) -> tuple[GenerativeModel, Trainer]:
+    """Train ``model_name`` on the train split of ``dataset``; return the model and trainer."""
+    info = datasets.dataset_info(dataset) if not Path(dataset).exists() else None
+    levels = info.levels if info else None
+    x = datasets.load_dataset(dataset, split="train", n=n, seed=data_seed)
+    kind = model_class(model_name).data_kind
+    transform = batch_transform(kind, levels)
+    trainer = Trainer(out=out, transform=transform, **trainer_settings)
+    if trainer.resume and out is not None and (Path(out) / "config.json").exists():
+        model = load_model(out)
+    else:
+        seen = x if transform is None else transform(x, torch.Generator().manual_seed(data_seed))
+        torch.manual_seed(trainer.seed)
+        model = create(model_name, data=seen, **(hparams or {}))
+    trainer.fit(model, x, run_info={"dataset": dataset, "n": n, "seed": data_seed})
+    return model, trainer
+
+
+def evaluate(
+    run: str | Path | GenerativeModel,
+    dataset: str | None = None,
+    n: int | None = None,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Metrics of a trained model on the test split: NLL (nats), bits/dim, KL gap, entropy."""
+    model = run if isinstance(run, GenerativeModel) else load_model(run)
+    if dataset is None:
+        if isinstance(run, GenerativeModel):
+            raise ValueError("name the dataset to evaluate a model object on")
+        dataset = read_json(Path(run) / RUN_INFO_FILE)["dataset"]
+    known = not Path(dataset).exists()
+    info = datasets.dataset_info(dataset) if known else None
+    x = datasets.load_dataset(dataset, split="test", n=n, seed=seed)
+    result: dict[str, Any] = {
+        "model": model.name,
+        "dataset": dataset,
+        "density": model.density,
+        "measure": DENSITY_LABELS[model.density],
+        "n_test": int(x.shape[0]),
+    }
+    if model.density == "none":
+        return result
+    result.update(negative_log_likelihood(model, x, levels=info.levels if info else None))
+    if info is not None and info.has_true_density:
+        truth = datasets.true_log_prob(dataset, x)
+        entropy = datasets.true_entropy(dataset)
+        result["true_entropy"] = entropy
+        result["gap_to_entropy"] = result["nll"] - entropy
+        result["kl_gap"] = kl_gap(model, x, truth)
+    if not math.isfinite(result["nll"]):
+        result["warning"] = "the model gives zero density to some test examples"
+    return result
+
+
+def sample(run: str | Path, n: int, seed: int = 0) -> Tensor:
+    """Draw ``n`` seeded samples from the model saved in ``run``."""
+    model = load_model(run)
+    generator = torch.Generator(device=model.device).manual_seed(seed)
+    with torch.no_grad():
+        return model.sample(n, generator=generator).cpu()
