@@ -10,6 +10,7 @@ from genzoo.errors import (
     TrainingDiverged,
     UnknownNameError,
 )
+from genzoo.estimator import Estimator
 from genzoo.io import load_model as load
 from genzoo.registry import create, list_models, register_model
 from genzoo.train import Trainer
@@ -20,6 +21,7 @@ __all__ = [
     "CheckpointError",
     "DataError",
     "DensityUnavailable",
+    "Estimator",
     "GenzooError",
     "RunExistsError",
     "Trainer",

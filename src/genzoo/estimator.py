@@ -1,0 +1,268 @@
+"""``genzoo.Estimator``: any genzoo model as a scikit-learn density estimator.
+
+After scikit-learn's ``KernelDensity`` and ``GaussianMixture``: ``fit(X)`` learns a density,
+``score_samples(X)`` gives the per-example log density, ``score(X)`` its mean and
+``sample(n)`` draws new rows. So a genzoo model drops into a ``Pipeline`` and is tuned by
+``GridSearchCV`` on held-out log-likelihood, like any scikit-learn density estimator.
+
+Example:
+    >>> import numpy as np
+    >>> from genzoo.estimator import Estimator
+    >>> X = np.random.default_rng(0).normal(size=(200, 2))
+    >>> est = Estimator("gmm", n_components=2, steps=20).fit(X)
+    >>> est.sample(5, random_state=0).shape, est.score_samples(X[:3]).shape
+    ((5, 2), (3,))
+"""
+
+from __future__ import annotations
+
+import numbers
+from typing import Any
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator, DensityMixin
+from sklearn.utils.validation import check_is_fitted
+from sklearn.utils.validation import validate_data as _validate_data
+
+from genzoo.errors import DataError
+from genzoo.registry import create, hyperparameters, model_class
+from genzoo.train import Trainer
+
+#: Rows scored at once by ``score_samples``, to bound memory on large inputs.
+_EVAL_ROWS = 4096
+
+
+class Estimator(DensityMixin, BaseEstimator):
+    """A genzoo model as a scikit-learn density estimator: ``fit``, ``sample``, ``score``.
+
+    ``fit`` builds the model with ``genzoo.create(model, data=X, **hparams)`` and trains it
+    with ``genzoo.Trainer``. Self-fitting models (``"gmm"``, fitted by EM) read ``steps`` as
+    the maximum number of EM iterations and may stop earlier when they converge.
+
+    ``score`` is the mean log-likelihood per example, in nats (higher is better), so
+    ``GridSearchCV`` without a ``scoring`` argument selects by held-out log-likelihood.
+    It is only as exact as the model's ``density`` kind: a lower bound for ``"bound"``
+    models (the VAE's ELBO), a stochastic estimate for ``"estimate"`` models (IWAE, AIS,
+    ODE likelihoods), an unnormalised log density for ``"unnormalized"`` models (EBMs, not
+    comparable across models) and unavailable for ``"none"`` (GANs), where it raises
+    ``genzoo.DensityUnavailable``.
+
+    Arguments:
+        model: a registered model name (see ``genzoo.list_models()``).
+        steps: optimiser steps, or ``fit_step`` calls (EM iterations) for self-fitting models.
+        batch_size: examples per mini-batch; capped at the number of training rows.
+        lr: Adam learning rate.
+        seed: seeds the model's initialisation and training, so ``fit`` is reproducible.
+        device: ``"cpu"`` or ``"cuda"``; inputs and outputs stay NumPy arrays on the host.
+        **hparams: the model's own hyper-parameters (``n_components=8``, ``hidden=64``, ...).
+            They are estimator parameters too (``get_params``, ``set_params``, ``clone``,
+            grid search); unknown ones are refused by ``genzoo.create`` at ``fit`` time.
+
+    Attributes:
+        model_: the fitted genzoo model (an ``nn.Module``, in eval mode).
+        n_features_in_: number of features seen by ``fit``.
+        feature_names_in_: column names, when ``X`` was a DataFrame with string columns.
+        history_: the trainer's metric log, one dict per logged step.
+        n_iter_: steps actually taken (fewer than ``steps`` when EM converged early).
+    """
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        steps: int = 500,
+        batch_size: int = 256,
+        lr: float = 1e-3,
+        seed: int = 0,
+        device: str = "cpu",
+        **hparams: Any,
+    ) -> None:
+        self.model = model
+        self.steps = steps
+        self.batch_size = batch_size
+        self.lr = lr
+        self.seed = seed
+        self.device = device
+        self._hparam_names: list[str] = []
+        self._store_hparams(hparams)
+
+    # -- parameters --------------------------------------------------------------------------
+    def _store_hparams(self, hparams: dict[str, Any]) -> None:
+        """Keep model hyper-parameters as attributes of the same name (sklearn's convention)."""
+        for name, value in hparams.items():
+            if name not in self._hparam_names:
+                # A hyper-parameter may not shadow a method or a fitted attribute: that is a
+                # naming error like a duplicate keyword, not a value to validate later.
+                if hasattr(type(self), name) or name.startswith("_") or name.endswith("_"):
+                    raise TypeError(
+                        f"{name!r} cannot be a model hyper-parameter of Estimator: the name "
+                        "is taken by the estimator itself or reserved for fitted attributes"
+                    )
+                if "__" in name:
+                    raise ValueError(
+                        f"Invalid parameter {name!r}: Estimator holds no nested estimators"
+                    )
+                self._hparam_names.append(name)
+            setattr(self, name, value)
+
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        """The estimator's parameters: its own arguments plus the model's hyper-parameters."""
+        params = super().get_params(deep=deep)
+        params.update({name: getattr(self, name) for name in self._hparam_names})
+        return params
+
+    def set_params(self, **params: Any) -> Estimator:
+        """Set parameters; any other name is taken as a model hyper-parameter.
+
+        Names are checked against the model's constructor only at ``fit`` time (by
+        ``genzoo.create``, which suggests the closest valid one), so the model name and its
+        hyper-parameters can be changed together in any order, as a grid search does.
+        """
+        own = set(self._get_param_names())
+        self._store_hparams({k: v for k, v in params.items() if k not in own})
+        for key in own.intersection(params):
+            setattr(self, key, params[key])
+        return self
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.estimator_type = "density_estimator"
+        tags.target_tags.required = False  # unsupervised: y is ignored
+        tags.input_tags.allow_nan = False
+        tags.input_tags.sparse = False
+        # CUDA kernels (scatter/atomic adds) are not bitwise reproducible across runs.
+        tags.non_deterministic = str(self.device).startswith("cuda")
+        return tags
+
+    # -- fitting -----------------------------------------------------------------------------
+    def fit(self, X: Any, y: Any = None) -> Estimator:
+        """Learn the density of ``X`` shaped ``(n_samples, n_features)``; ``y`` is ignored.
+
+        Needs at least 2 rows: one example gives no spread to fit a density to.
+        """
+        X = _validate_data(self, X, dtype=(np.float64, np.float32), ensure_min_samples=2)
+        n, d = X.shape
+        data = torch.tensor(X, dtype=torch.float32)
+        hparams = {name: _plain(getattr(self, name)) for name in self._hparam_names}
+        if "seed" in hyperparameters(model_class(self.model)):
+            hparams["seed"] = self.seed  # the model's own seed (k-means++ for gmm) follows ours
+        with _forked_rng(self.device):
+            # Seed the model's own initialisation (weights, k-means++) as well as training.
+            torch.manual_seed(self.seed)
+            try:
+                model = create(self.model, data=data, **hparams)
+            except DataError as err:
+                raise DataError(
+                    f"{self.model} cannot be fitted on X with n_samples={n}, n_features={d}: {err}"
+                ) from err
+            trainer = Trainer(
+                steps=self.steps,
+                batch_size=min(self.batch_size, n),
+                lr=self.lr,
+                seed=self.seed,
+                device=self.device,
+                progress=False,
+            )
+            trainer.fit(model, data)
+        self.model_ = model.eval()
+        self.history_ = list(trainer.history)
+        self.n_iter_ = int(self.history_[-1]["step"]) if self.history_ else 0
+        return self
+
+    # -- pickling ----------------------------------------------------------------------------
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickle the fitted model as its name, config and tensors, as ``model.save`` does.
+
+        So a model class need not be picklable itself (joblib and ``GridSearchCV(n_jobs=...)``
+        pickle estimators), and unpickling rebuilds it through its constructor.
+        """
+        state = dict(super().__getstate__())  # a copy: it may be our own __dict__
+        model = state.get("model_")
+        if model is not None:
+            state["model_"] = {
+                "name": model.name,
+                "config": model.config,
+                "dtype": str(model.dtype).removeprefix("torch."),
+                "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+            }
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        saved = state.get("model_")
+        if isinstance(saved, dict):
+            model = model_class(saved["name"])(**saved["config"])
+            model.to(dtype=getattr(torch, saved["dtype"]))
+            model.load_state_dict(saved["state_dict"])
+            state = {**state, "model_": model.to(state.get("device", "cpu")).eval()}
+        super().__setstate__(state)
+
+    # -- scoring -----------------------------------------------------------------------------
+    def score_samples(self, X: Any) -> np.ndarray:
+        """Log density of each row of ``X``, in nats, shaped ``(n_samples,)``.
+
+        Of the kind the model states in ``model_.density``: exact, a lower bound, an
+        estimate or unnormalised; ``genzoo.DensityUnavailable`` when it has none.
+        """
+        check_is_fitted(self)
+        X = _validate_data(self, X, dtype=(np.float64, np.float32), reset=False)
+        model = self.model_
+        data = torch.tensor(X, dtype=model.dtype)
+        out = []
+        with torch.no_grad():
+            for chunk in data.split(_EVAL_ROWS):
+                out.append(model.log_prob(chunk.to(model.device)).detach().cpu())
+        return torch.cat(out).double().numpy()
+
+    def score(self, X: Any, y: Any = None) -> float:
+        """Mean log-likelihood per row of ``X``, in nats (higher is better); ``y`` is ignored.
+
+        A lower bound for ``"bound"`` models, an estimate for ``"estimate"`` models.
+        """
+        return float(np.mean(self.score_samples(X)))
+
+    # -- sampling ----------------------------------------------------------------------------
+    def sample(self, n_samples: int = 1, random_state: Any = None) -> np.ndarray:
+        """Draw ``n_samples`` rows ``(n_samples, n_features)`` from the fitted model.
+
+        ``random_state`` (an int, a NumPy ``RandomState``/``Generator`` or ``None`` for fresh
+        entropy) seeds a ``torch.Generator``, so equal integers give equal samples.
+        """
+        check_is_fitted(self)
+        if not isinstance(n_samples, numbers.Integral) or n_samples < 1:
+            raise ValueError(f"n_samples must be a positive integer, got {n_samples!r}")
+        model = self.model_
+        generator = torch.Generator(device=model.device)
+        if random_state is None:
+            generator.seed()
+        else:
+            generator.manual_seed(_seed_from(random_state))
+        with torch.no_grad():
+            x = model.sample(int(n_samples), generator=generator)
+        return x.detach().cpu().reshape(int(n_samples), -1).double().numpy()
+
+
+def _plain(value: Any) -> Any:
+    """NumPy scalars (from ``np.arange`` grids, say) as Python numbers, as models expect."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _seed_from(random_state: Any) -> int:
+    """An integer seed from an int or a NumPy random state (sklearn's conventions)."""
+    if isinstance(random_state, numbers.Integral):
+        return int(random_state)
+    if isinstance(random_state, np.random.RandomState):
+        return int(random_state.randint(np.iinfo(np.int32).max))
+    if isinstance(random_state, np.random.Generator):
+        return int(random_state.integers(np.iinfo(np.int64).max))
+    raise ValueError(
+        f"random_state must be None, an int or a NumPy RandomState/Generator, got {random_state!r}"
+    )
+
+
+def _forked_rng(device: str):
+    """Fork torch's global RNG (CPU, plus the CUDA device used) so ``fit`` leaves it as found."""
+    devices: list[int] = []
+    if str(device).startswith("cuda") and torch.cuda.is_available():
+        devices = [torch.device(device).index or torch.cuda.current_device()]
+    return torch.random.fork_rng(devices=devices)
