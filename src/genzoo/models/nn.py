@@ -32,7 +32,7 @@ def get_activation(name: str) -> nn.Module:
 
 
 class MLP(nn.Sequential):
-    """Multi-layer perceptron ``Linear -> act -> ... -> Linear`` mapping ``(..., in) -> (..., out)``.
+    """Multi-layer perceptron ``Linear -> act -> ... -> Linear``, ``(..., in) -> (..., out)``.
 
     Arguments:
         in_features: size of the input's last dimension.

@@ -79,8 +79,12 @@ class RealNVP(GenerativeModel):
             AffineCoupling(mask, widths, activation=activation, scale_bound=scale_bound)
             for mask in alternating_masks(d, int(n_layers))
         ]
-        self.standardize = Standardize(d)
-        self.transform = Compose([self.standardize, *layers])
+        self.transform = Compose([Standardize(d), *layers])
+
+    @property
+    def standardize(self) -> Standardize:
+        """The fixed standardisation applied before the coupling layers."""
+        return self.transform.transforms[0]
 
     def initialize(self, data: Tensor) -> None:
         """Set the fixed standardisation from the data's per-dimension mean and std."""
@@ -111,6 +115,6 @@ class RealNVP(GenerativeModel):
 
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
-        """Draw ``n`` samples ``(n, *data_shape)``: ``z ~ N(0, I)`` with ``generator``, then invert."""
+        """Draw ``n`` samples ``(n, *data_shape)``: ``z ~ N(0, I)`` from ``generator``, inverted."""
         z = torch.randn(n, self.data_dim, generator=generator, device=self.device, dtype=self.dtype)
         return self.inverse(z)[0]
