@@ -1,3 +1,3 @@
 """Model families; importing this package registers every model."""
 
-from genzoo.models import flows, mixtures  # noqa: F401
+from genzoo.models import autoregressive, flows, gans, mixtures, score  # noqa: F401

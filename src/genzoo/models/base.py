@@ -104,8 +104,11 @@ class GenerativeModel(nn.Module):
         return torch.get_default_dtype()
 
     # -- the protocol -------------------------------------------------------------------------
-    def loss(self, batch: Tensor, player: str = "model") -> LossOutput:
-        """The scalar (or named terms, summed) that ``player``'s optimiser minimises."""
+    def loss(self, batch: Tensor | None, player: str = "model") -> LossOutput:
+        """The scalar (or named terms, summed) that ``player``'s optimiser minimises.
+
+        ``batch`` is ``None`` only for models trained without data (reverse KL to a target).
+        """
         raise NotImplementedError(f"{type(self).__name__} is not trained by gradient descent")
 
     def schedule(self, step: int) -> Sequence[str]:

@@ -93,17 +93,25 @@ class Trainer:
 
     # -- public ------------------------------------------------------------------------------
     def fit(
-        self, model: GenerativeModel, data: Tensor, run_info: dict[str, Any] | None = None
+        self,
+        model: GenerativeModel,
+        data: Tensor | None,
+        run_info: dict[str, Any] | None = None,
     ) -> GenerativeModel:
         """Train ``model`` on ``data`` (shaped ``(n, *model.data_shape)``); return it.
 
-        ``run_info`` (JSON-ready, e.g. the dataset's name) is kept as ``out/run.json``.
+        ``data=None`` trains a model that needs no data (one fitted to an unnormalised
+        target density by reverse KL): its ``loss`` then receives ``batch=None`` and draws
+        its own Monte-Carlo samples. ``run_info`` (JSON-ready, e.g. the dataset's name)
+        is kept as ``out/run.json``.
         """
-        data = self._check_data(model, data)
+        if data is not None:
+            data = self._check_data(model, data)
         out = self._prepare_out()
         torch.manual_seed(self.seed)
         model.to(device=self.device, dtype=DTYPES[self.dtype])
-        data = data.to(device=self.device, dtype=DTYPES[self.dtype])
+        if data is not None:
+            data = data.to(device=self.device, dtype=DTYPES[self.dtype])
         optimizers = {
             player: torch.optim.Adam(
                 model.player_parameters(player), lr=self.lr, **model.optimizer_settings(player)
@@ -181,12 +189,16 @@ class Trainer:
             logged.update({prefix + k: float(v.detach()) for k, v in terms.items()})
         return logged
 
-    def _batch(self, data: Tensor, batches: torch.Generator) -> Tensor:
+    def _batch(self, data: Tensor | None, batches: torch.Generator) -> Tensor | None:
+        if data is None:
+            return None
         index = torch.randint(data.shape[0], (self.batch_size,), generator=batches)
         return self._apply_transform(data[index.to(data.device)], batches)
 
-    def _apply_transform(self, batch: Tensor, batches: torch.Generator) -> Tensor:
-        return batch if self.transform is None else self.transform(batch, batches)
+    def _apply_transform(self, batch: Tensor | None, batches: torch.Generator) -> Tensor | None:
+        if batch is None or self.transform is None:
+            return batch
+        return self.transform(batch, batches)
 
     @staticmethod
     def _check_terms(terms: Mapping[str, Any], step: int, player: str, last_good) -> None:

@@ -1,0 +1,1 @@
+"""autoregressive family (being written)."""

@@ -1,0 +1,1 @@
+"""gans family (being written)."""

@@ -1,0 +1,1 @@
+"""score family (being written)."""
