@@ -8,10 +8,13 @@ import torch
 import genzoo
 
 
+# The tests train tiny networks, for which one thread is fastest and immune to a busy machine.
+torch.set_num_threads(1)
+
+
 @pytest.fixture(autouse=True)
-def _seed_and_threads():
+def _seed():
     torch.manual_seed(0)
-    yield
 
 
 @pytest.fixture(scope="session")

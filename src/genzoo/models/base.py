@@ -108,6 +108,8 @@ class GenerativeModel(nn.Module):
         """The scalar (or named terms, summed) that ``player``'s optimiser minimises.
 
         ``batch`` is ``None`` only for models trained without data (reverse KL to a target).
+        Named terms are summed and minimised, except those named ``"diag/..."``, which are
+        only logged (a discriminator's accuracy, a gradient norm).
         """
         raise NotImplementedError(f"{type(self).__name__} is not trained by gradient descent")
 

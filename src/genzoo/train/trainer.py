@@ -40,6 +40,8 @@ RUN_FILES = (
     "trainer.json",
 )
 
+#: Loss terms named ``diag/...`` are logged but not minimised (accuracies, norms).
+DIAGNOSTIC_PREFIX = "diag/"
 #: ``transform(batch, generator)`` applied to every batch, e.g. uniform dequantisation.
 BatchTransform = Callable[[Tensor, torch.Generator], Tensor]
 
@@ -176,7 +178,7 @@ class Trainer:
             output = model.loss(batch, player)
             terms = dict(output) if isinstance(output, Mapping) else {"loss": output}
             self._check_terms(terms, step, player, last_good)
-            total = sum(terms.values())
+            total = sum(v for k, v in terms.items() if not k.startswith(DIAGNOSTIC_PREFIX))
             optimizer = optimizers[player]
             optimizer.zero_grad(set_to_none=True)
             total.backward()
