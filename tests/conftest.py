@@ -7,7 +7,6 @@ import torch
 
 import genzoo
 
-
 # The tests train tiny networks, for which one thread is fastest and immune to a busy machine.
 torch.set_num_threads(1)
 
