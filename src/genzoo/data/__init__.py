@@ -1,17 +1,46 @@
 """Datasets, all offline: 2-D toys with true densities, digits, tabular tables, user files.
 
-STUB (being replaced): only the interface and ``moons`` exist so far.
+``load_dataset(name_or_path, split, n, seed)`` returns a float tensor (torch's default dtype).
+Splits are ``"train"``, ``"val"`` and ``"test"`` everywhere. All randomness goes through a
+``numpy.random.Generator`` seeded from ``seed``, the dataset and (for the toys) the split, so the
+same arguments always give the same tensor and no global random state is touched.
+
+- Toys (:mod:`genzoo.data.toy2d`): every split is a fresh, independent draw of ``n`` points
+  (default 10,000), with the true log density in ``true_log_prob`` and the entropy in
+  ``true_entropy``.
+- ``digits`` / ``digits-binary`` (:mod:`genzoo.data.images`): fixed 1000/350/447 split.
+- ``wine``, ``iris``, ``breast-cancer`` (:mod:`genzoo.data.tabular`): seeded 70/10/20 split,
+  standardised with the training split's statistics.
+- A path to a ``.npy``, ``.npz`` or ``.csv`` file (:mod:`genzoo.data.files`): seeded 80/10/10.
+
+For the fixed-size datasets ``n`` takes the first ``min(n, size of the split)`` examples.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
-from sklearn.datasets import make_moons
 
-from genzoo.errors import unknown_name
+from genzoo.data import files, images, tabular, toy2d
+from genzoo.data._common import SPLITS, check_n, check_split, make_rng
+from genzoo.errors import DataError, DensityUnavailable, unknown_name
+from genzoo.validation import check_finite, check_shape
+
+__all__ = [
+    "SPLITS",
+    "DatasetInfo",
+    "dataset_info",
+    "dequantize",
+    "list_datasets",
+    "load_dataset",
+    "true_entropy",
+    "true_log_prob",
+]
+
+DEFAULT_TOY_N = 10_000
 
 
 @dataclass(frozen=True)
@@ -26,22 +55,140 @@ class DatasetInfo:
     description: str
 
 
-_INFOS = {"moons": DatasetInfo("moons", "points", (2,), None, False, "two half moons")}
+def _build_infos() -> dict[str, DatasetInfo]:
+    infos = {
+        name: DatasetInfo(name, "points", (2,), None, True, toy2d.TOY_DESCRIPTIONS[name])
+        for name in toy2d.TOY_NAMES
+    }
+    infos["digits"] = DatasetInfo(
+        "digits",
+        "image",
+        (1, 8, 8),
+        images.DIGITS_LEVELS,
+        False,
+        "sklearn 8x8 handwritten digits, 17 grey levels 0..16 (split 1000/350/447)",
+    )
+    infos["digits-binary"] = DatasetInfo(
+        "digits-binary",
+        "image",
+        (1, 8, 8),
+        2,
+        False,
+        "sklearn 8x8 handwritten digits thresholded at 8 to {0, 1} (split 1000/350/447)",
+    )
+    tabular_cols = {"wine": 13, "iris": 4, "breast-cancer": 30}
+    for name, (_, text) in tabular.TABULAR_SOURCES.items():
+        infos[name] = DatasetInfo(
+            name,
+            "tabular",
+            (tabular_cols[name],),
+            None,
+            False,
+            text + "; standardised, split 70/10/20",
+        )
+    return infos
+
+
+_INFOS: dict[str, DatasetInfo] = _build_infos()
 
 
 def list_datasets() -> list[DatasetInfo]:
+    """Every shipped dataset (user files are loaded by path and not listed)."""
     return list(_INFOS.values())
 
 
 def dataset_info(name: str) -> DatasetInfo:
+    """The ``DatasetInfo`` of a shipped dataset; unknown names suggest the closest one."""
     if name not in _INFOS:
-        raise unknown_name("dataset", name, _INFOS)
+        raise unknown_name("dataset", str(name), _INFOS)
     return _INFOS[name]
 
 
-def load_dataset(name: str, split: str = "train", n: int | None = None, seed: int = 0) -> torch.Tensor:
-    dataset_info(name)
-    rng = np.random.default_rng([seed, {"train": 0, "test": 1}[split]])
-    n = n or 20_000
-    x, _ = make_moons(n, noise=0.1, random_state=int(rng.integers(2**31)))
-    return torch.as_tensor(x * 2 + [-1, -0.2], dtype=torch.get_default_dtype())
+def _to_tensor(x: np.ndarray) -> torch.Tensor:
+    return torch.as_tensor(np.ascontiguousarray(x), dtype=torch.get_default_dtype())
+
+
+def load_dataset(
+    name_or_path: str | Path, split: str = "train", n: int | None = None, seed: int = 0
+) -> torch.Tensor:
+    """Examples of a shipped dataset or of the user's file, as a float tensor.
+
+    Args:
+        name_or_path: a name from ``list_datasets()`` or the path of a .npy/.npz/.csv file.
+        split: ``"train"``, ``"val"`` or ``"test"``.
+        n: toys draw ``n`` points (default 10,000); other datasets keep the first ``n``.
+        seed: a non-negative integer; the same arguments always give the same tensor.
+    """
+    check_split(split)
+    n = check_n(n)
+    name = name_or_path if isinstance(name_or_path, str) else None
+    if (
+        name is None
+        or (name not in _INFOS and Path(name).exists())
+        or (name not in _INFOS and files.looks_like_path(name))
+    ):
+        x = files.load_file_split(Path(name_or_path), split, seed)
+        return _to_tensor(x[:n])
+    info = dataset_info(name)
+    if info.kind == "points":
+        rng = make_rng(seed, name, split)
+        return _to_tensor(toy2d.sample_toy(name, n or DEFAULT_TOY_N, rng))
+    if info.kind == "image":
+        x = images.load_digits_split(split, binary=name == "digits-binary")
+    else:
+        x = tabular.load_table_split(name, split, seed)
+    return _to_tensor(x[:n])
+
+
+def _check_density(name: str) -> DatasetInfo:
+    info = dataset_info(name)
+    if not info.has_true_density:
+        with_density = [i.name for i in _INFOS.values() if i.has_true_density]
+        raise DensityUnavailable(
+            f"dataset {name!r} has no known true density: it is a finite sample of real data. "
+            f"True densities exist for the 2-D toys: {', '.join(with_density)}"
+        )
+    return info
+
+
+def true_log_prob(name: str, x: torch.Tensor) -> torch.Tensor:
+    """Per-example true log density of the toy ``name`` at ``x`` (n, 2), in nats.
+
+    Computed in float64 and returned in ``x``'s floating dtype (``-inf`` outside the support,
+    e.g. off the checkerboard's squares).
+    """
+    info = _check_density(name)
+    x = torch.as_tensor(x)
+    check_shape(x, info.shape, what=f"points given to true_log_prob({name!r})")
+    check_finite(x, what=f"points given to true_log_prob({name!r})")
+    out = toy2d.toy_log_prob(name, x)
+    dtype = x.dtype if torch.is_floating_point(x) else torch.get_default_dtype()
+    return out.to(dtype=dtype, device=x.device)
+
+
+def true_entropy(name: str) -> float:
+    """Entropy of the toy ``name`` in nats (reference values, computed by quadrature)."""
+    _check_density(name)
+    return toy2d.TOY_ENTROPY[name]
+
+
+def dequantize(
+    x_levels: torch.Tensor, levels: int, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """Uniform dequantisation: (x + u) / levels with u ~ U[0, 1), values in [0, 1).
+
+    ``x_levels`` holds integer levels 0..levels-1 (e.g. digits, levels=17). A density p on
+    [0, 1)^D of the result gives the discrete levels a log probability of at least
+    E_u[log p((x + u) / levels)] - D log(levels) (Theis et al. 2016; Ho et al. 2019).
+    """
+    if isinstance(levels, bool) or not isinstance(levels, (int, np.integer)) or levels < 2:
+        raise DataError(f"levels must be an integer >= 2, got {levels!r}")
+    if x_levels.numel() and (x_levels.min() < 0 or x_levels.max() > levels - 1):
+        raise DataError(
+            f"dequantize expects integer levels in 0..{levels - 1}, got values in "
+            f"[{float(x_levels.min())}, {float(x_levels.max())}]; pass the raw levels"
+        )
+    dtype = x_levels.dtype if torch.is_floating_point(x_levels) else torch.get_default_dtype()
+    device = generator.device if generator is not None else x_levels.device
+    u = torch.rand(x_levels.shape, generator=generator, dtype=dtype, device=device)
+    return (x_levels.to(dtype) + u.to(x_levels.device)) / levels
