@@ -1,0 +1,1 @@
+"""Family-specific figures: what each family is best understood by looking at."""

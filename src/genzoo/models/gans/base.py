@@ -1,0 +1,234 @@
+"""The shared GAN machinery: two players, n critic steps, penalties, diagnostics, EMA.
+
+Every registered GAN is a short recipe over :class:`AdversarialModel`: it builds
+``self.generator`` and ``self.discriminator`` and picks a loss from :mod:`.losses`.
+
+Training protocol (what the trainer sees):
+
+- players ``("discriminator", "generator")``; ``schedule(step)`` returns ``n_critic``
+  discriminator steps followed by one generator step, so one trainer step is one generator
+  update (each player step draws its own batch).
+- ``optimizer_settings`` gives the Adam betas of the paper (a class attribute ``betas``).
+- ``after_step`` clips the critic's weights (WGAN), updates the generator's EMA weights
+  (kept as buffers and used by ``sample``) and records the player's gradient norm, logged as
+  ``diag/grad_norm`` at that player's next step.
+- loss terms: ``adversarial`` (+ ``penalty``, + family terms); diagnostics ``diag/...``:
+  the discriminator's accuracy on real and fake, the gradient norm, the Wasserstein estimate.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+import torch
+from torch import Tensor, nn
+from torch.func import functional_call
+
+from genzoo.errors import DensityUnavailable
+from genzoo.models.base import GenerativeModel
+from genzoo.models.gans.losses import (
+    LOSSES,
+    PENALTIES,
+    Critic,
+    discriminator_accuracy,
+    discriminator_loss,
+    generator_loss,
+    penalty,
+)
+
+
+class EMAWeights(nn.Module):
+    """Exponential moving average of a module's parameters, kept as buffers.
+
+    Buffers are named after the parameters with ``.`` replaced by ``__``, so the shadow
+    weights travel in ``state_dict`` (and safetensors) without sharing storage.
+    """
+
+    def __init__(self, module: nn.Module) -> None:
+        super().__init__()
+        self.names = [name for name, _ in module.named_parameters()]
+        for name, p in module.named_parameters():
+            self.register_buffer(name.replace(".", "__"), p.detach().clone())
+
+    def as_dict(self) -> dict[str, Tensor]:
+        """``{parameter name: averaged tensor}`` for ``torch.func.functional_call``."""
+        return {name: getattr(self, name.replace(".", "__")) for name in self.names}
+
+    @torch.no_grad()
+    def update(self, module: nn.Module, decay: float) -> None:
+        """``ema <- decay * ema + (1 - decay) * param`` for every parameter."""
+        for name, p in module.named_parameters():
+            getattr(self, name.replace(".", "__")).lerp_(p.detach(), 1.0 - decay)
+
+
+class AdversarialModel(GenerativeModel):
+    """Base class of the GANs (not registered): a generator against a discriminator.
+
+    Subclasses set ``self.generator`` (``latent -> (n, *data_shape)``) and
+    ``self.discriminator`` (``x -> scores (n,)``), then call ``self.init_ema()``.
+
+    Arguments:
+        data_shape: shape of one example.
+        latent_dim: size of the generator's noise ``z ~ N(0, I)``.
+        loss: one of ``LOSSES``.
+        penalty: one of ``PENALTIES``: R1 (real data), R2 (fakes), gp (interpolates).
+        penalty_weight: gamma of R1/R2 (the term is ``gamma/2 E||grad D||^2``), lambda of gp.
+        n_critic: discriminator steps per generator step.
+        clip_value: clamp the critic's weights to ``[-c, c]`` after each of its steps; 0: off.
+        ema_decay: decay of the generator's weight EMA used by ``sample``; 0: off.
+    """
+
+    density = "none"
+    players = ("discriminator", "generator")
+    #: Adam betas of the paper, for both players.
+    betas: ClassVar[tuple[float, float]] = (0.5, 0.999)
+    generator: nn.Module
+    discriminator: nn.Module
+
+    def __init__(
+        self,
+        data_shape: Sequence[int],
+        latent_dim: int,
+        loss: str,
+        penalty: str,
+        penalty_weight: float,
+        n_critic: int,
+        clip_value: float,
+        ema_decay: float,
+    ) -> None:
+        super().__init__(data_shape)
+        if loss not in LOSSES:
+            raise ValueError(f"unknown GAN loss {loss!r}; choose one of {LOSSES}")
+        if penalty not in PENALTIES:
+            raise ValueError(f"unknown penalty {penalty!r}; choose one of {PENALTIES}")
+        if isinstance(latent_dim, bool) or not isinstance(latent_dim, int) or latent_dim < 1:
+            raise ValueError(f"latent_dim must be a positive integer; got {latent_dim!r}")
+        if isinstance(n_critic, bool) or not isinstance(n_critic, int) or n_critic < 1:
+            raise ValueError(f"n_critic must be an integer >= 1; got {n_critic!r}")
+        if penalty_weight < 0 or clip_value < 0:
+            raise ValueError(f"need penalty_weight >= 0 and clip_value >= 0; got "
+                             f"{penalty_weight=}, {clip_value=}")  # fmt: skip
+        if not 0.0 <= ema_decay < 1.0:
+            raise ValueError(f"ema_decay must lie in [0, 1); got {ema_decay}")
+        self.latent_dim = latent_dim
+        self.loss_kind = loss
+        self.penalty_kind = penalty
+        self.penalty_weight = float(penalty_weight)
+        self.n_critic = n_critic
+        self.clip_value = float(clip_value)
+        self.ema_decay = float(ema_decay)
+        self._grad_norms: dict[str, Tensor] = {}
+
+    def init_ema(self) -> None:
+        """Create the generator's EMA buffers when ``ema_decay > 0`` (call after building it)."""
+        if self.ema_decay > 0:
+            self.generator_ema = EMAWeights(self.generator)
+
+    # -- the players --------------------------------------------------------------------------
+    def schedule(self, step: int) -> Sequence[str]:
+        """``n_critic`` discriminator steps, then one generator step, at every trainer step."""
+        return ("discriminator",) * self.n_critic + ("generator",)
+
+    def player_parameters(self, player: str) -> list[nn.Parameter]:
+        """The discriminator's or the generator's parameters."""
+        module = {"discriminator": self.discriminator, "generator": self.generator}.get(player)
+        if module is None:
+            raise ValueError(f"unknown player {player!r}; GANs have players {self.players}")
+        return list(module.parameters())
+
+    def optimizer_settings(self, player: str) -> dict[str, Any]:
+        """Adam betas of the paper (``self.betas``)."""
+        return {"betas": tuple(self.betas)}
+
+    @torch.no_grad()
+    def after_step(self, player: str, step: int) -> None:
+        """Record the gradient norm; clip the critic (WGAN); update the generator's EMA."""
+        grads = [p.grad.norm() for p in self.player_parameters(player) if p.grad is not None]
+        if grads:
+            self._grad_norms[player] = torch.stack(grads).norm()
+        if player == "discriminator" and self.clip_value > 0:
+            for p in self.discriminator.parameters():
+                p.clamp_(-self.clip_value, self.clip_value)
+        if player == "generator" and self.ema_decay > 0:
+            # Warm-up (as in common EMA practice): early averages follow the weights closely.
+            self.generator_ema.update(self.generator, min(self.ema_decay, (1 + step) / (10 + step)))
+
+    # -- generating ---------------------------------------------------------------------------
+    def draw_latent(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+        """Generator input ``z ~ N(0, I)`` shaped ``(n, latent_dim)``."""
+        return torch.randn(
+            n, self.latent_dim, generator=generator, device=self.device, dtype=self.dtype
+        )
+
+    def run_generator(self, *args: Any, ema: bool = False, **kwargs: Any) -> Tensor:
+        """Call ``self.generator`` with its own weights or (``ema=True``) the averaged ones."""
+        if ema and self.ema_decay > 0:
+            return functional_call(self.generator, self.generator_ema.as_dict(), args, kwargs)
+        return self.generator(*args, **kwargs)
+
+    def generate(
+        self, n: int, generator: torch.Generator | None = None, ema: bool = False
+    ) -> Tensor:
+        """``n`` generated examples ``(n, *data_shape)``, differentiable unless under no_grad."""
+        return self.run_generator(self.draw_latent(n, generator), ema=ema)
+
+    def training_fakes(self, n: int) -> Tensor:
+        """The fakes of one training step (StyleGAN adds style mixing here)."""
+        return self.generate(n)
+
+    @torch.no_grad()
+    def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+        """Draw ``n`` samples ``(n, *data_shape)`` (EMA weights when ``ema_decay > 0``)."""
+        return self.generate(n, generator, ema=self.ema_decay > 0)
+
+    def log_prob(self, x: Tensor) -> Tensor:
+        """Not available: a GAN defines no density."""
+        self.check_input(x)
+        raise DensityUnavailable(
+            f"{self.name or type(self).__name__} is a GAN: it learns a sampler and defines no "
+            "density (density='none'), so log_prob cannot be computed; compare it with "
+            "sample-based metrics instead, e.g. genzoo.metrics.modes.mode_coverage on mixtures "
+            "or MMD between samples and held-out data"
+        )
+
+    # -- the losses ---------------------------------------------------------------------------
+    def critic(self, x: Tensor) -> Tensor:
+        """The discriminator's scores ``(n,)`` for examples ``x``."""
+        return self.discriminator(x).reshape(x.shape[0])
+
+    def loss(self, batch: Tensor, player: str = "generator") -> dict[str, Tensor]:
+        """The named terms of ``player``'s objective on a real ``batch``."""
+        real = self.check_input(batch)
+        if player == "discriminator":
+            with torch.no_grad():
+                fake = self.training_fakes(real.shape[0])
+            return self.discriminator_terms(real, fake)
+        if player == "generator":
+            fake = self.training_fakes(real.shape[0])
+            terms = {"adversarial": generator_loss(self.loss_kind, self.critic(fake))}
+            return terms | self.grad_norm_diag(player)
+        raise ValueError(f"unknown player {player!r}; GANs have players {self.players}")
+
+    def discriminator_terms(
+        self, real: Tensor, fake: Tensor, critic: Critic | None = None
+    ) -> dict[str, Tensor]:
+        """Adversarial term, penalty and diagnostics of the discriminator on one batch."""
+        critic = critic or self.critic
+        s_real, s_fake = critic(real), critic(fake)
+        terms = {"adversarial": discriminator_loss(self.loss_kind, s_real, s_fake)}
+        if self.penalty_kind != "none":
+            terms["penalty"] = self.penalty_weight * penalty(self.penalty_kind, critic, real, fake)
+        acc_real, acc_fake = discriminator_accuracy(self.loss_kind, s_real, s_fake)
+        terms["diag/real_accuracy"] = acc_real
+        terms["diag/fake_accuracy"] = acc_fake
+        if self.loss_kind == "wasserstein":
+            terms["diag/wasserstein"] = (s_real.mean() - s_fake.mean()).detach()
+        return terms | self.grad_norm_diag("discriminator")
+
+    def grad_norm_diag(self, player: str) -> dict[str, Tensor]:
+        """``{"diag/grad_norm": norm}`` of ``player``'s gradient at its previous step."""
+        norm = self._grad_norms.get(player)
+        if norm is None:
+            norm = torch.zeros((), device=self.device, dtype=self.dtype)
+        return {"diag/grad_norm": norm}

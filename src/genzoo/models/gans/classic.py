@@ -1,0 +1,189 @@
+"""The four classic GAN objectives as short recipes: GAN, WGAN, WGAN-GP, LSGAN.
+
+Each takes an MLP (vectors) or DCGAN (images) generator and discriminator from
+:mod:`.nets`, and any of the R1 / R2 / gp penalties (Mescheder et al. 2018) on top.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from genzoo.models.gans.base import AdversarialModel
+from genzoo.models.gans.nets import Discriminator, check_sizes, make_features, make_generator
+from genzoo.registry import register_model
+
+
+class _MLPOrConvGAN(AdversarialModel):
+    """An adversarial model whose two networks come from ``nets`` (not registered)."""
+
+    def build(self, hidden: int, depth: int, activation: str, output: str) -> None:
+        """Build generator, discriminator and EMA buffers for ``self.data_shape``."""
+        check_sizes(hidden=hidden, depth=depth)
+        self.generator = make_generator(
+            self.latent_dim, self.data_shape, hidden, depth, activation, output
+        )
+        self.discriminator = Discriminator(
+            make_features(self.data_shape, hidden, depth, activation),
+            bias=self.loss_kind != "wasserstein",
+        )
+        self.init_ema()
+
+
+@register_model("gan", family="gan")
+class GAN(_MLPOrConvGAN):
+    """GAN (Goodfellow et al. 2014): minimax or non-saturating generator loss (density none).
+
+    The discriminator maximises ``E log D(x) + E log(1 - D(G(z)))`` (eq. 1). The generator
+    either minimises ``E log(1 - D(G(z)))`` (``loss="minimax"``, eq. 1 itself, whose gradient
+    vanishes while D rejects the fakes) or maximises ``E log D(G(z))``
+    (``loss="non-saturating"``, the paper's practical choice). ``penalty="r1"`` with
+    ``penalty_weight`` gamma gives the R1-regularised GAN of Mescheder et al. (2018).
+
+    Arguments:
+        data_shape: ``(d,)`` vectors or ``(C, H, W)`` images.
+        loss: ``"non-saturating"`` or ``"minimax"``.
+        latent_dim: size of ``z ~ N(0, I)``.
+        hidden: MLP width (vectors) or base channel count (images).
+        depth: hidden layers of the MLPs (vectors only).
+        activation: the networks' activation, by name.
+        output: generator output activation; ``"auto"``: sigmoid for images (data in
+            [0, 1]), identity for vectors.
+        penalty: ``"none"``, ``"r1"``, ``"r2"`` or ``"gp"``.
+        penalty_weight: gamma (R1/R2) or lambda (gp).
+        n_critic: discriminator steps per generator step.
+        ema_decay: generator weight EMA used for sampling; 0 turns it off.
+
+    References:
+        Goodfellow et al., "Generative adversarial nets", NeurIPS 2014.
+
+    Example:
+        >>> import genzoo
+        >>> x = genzoo.load_dataset("8gaussians", n=512)
+        >>> gan = genzoo.create("gan", data=x, penalty="r1", penalty_weight=1.0, hidden=32)
+        >>> gan.sample(4).shape
+        torch.Size([4, 2])
+    """
+
+    def __init__(
+        self,
+        data_shape: Sequence[int],
+        loss: str = "non-saturating",
+        latent_dim: int = 16,
+        hidden: int = 128,
+        depth: int = 2,
+        activation: str = "leaky_relu",
+        output: str = "auto",
+        penalty: str = "none",
+        penalty_weight: float = 10.0,
+        n_critic: int = 1,
+        ema_decay: float = 0.0,
+    ) -> None:
+        if loss not in ("minimax", "non-saturating"):
+            raise ValueError(f"gan loss must be 'minimax' or 'non-saturating'; got {loss!r}")
+        super().__init__(data_shape, latent_dim, loss, penalty, penalty_weight, n_critic, 0.0,
+                         ema_decay)  # fmt: skip
+        self.build(hidden, depth, activation, output)
+
+
+@register_model("wgan", family="gan")
+class WGAN(_MLPOrConvGAN):
+    """WGAN (Arjovsky et al. 2017): a weight-clipped critic, n critic steps (density none).
+
+    The critic ``f`` maximises ``E f(x) - E f(G(z))`` (eq. 3) under weight clipping to
+    ``[-clip_value, clip_value]`` (Algorithm 1), ``n_critic`` steps per generator step; the
+    generator maximises ``E f(G(z))``. The paper's RMSProp is replaced by Adam with
+    ``beta1 = 0`` (no momentum, as the paper advises), since the trainer uses Adam.
+
+    Arguments: as :class:`GAN`, plus ``clip_value`` (0.01 in the paper), without ``loss``.
+
+    References:
+        Arjovsky, Chintala & Bottou, "Wasserstein generative adversarial networks", ICML 2017.
+    """
+
+    betas = (0.0, 0.999)
+
+    def __init__(
+        self,
+        data_shape: Sequence[int],
+        latent_dim: int = 16,
+        hidden: int = 128,
+        depth: int = 2,
+        activation: str = "leaky_relu",
+        output: str = "auto",
+        clip_value: float = 0.01,
+        penalty: str = "none",
+        penalty_weight: float = 10.0,
+        n_critic: int = 5,
+        ema_decay: float = 0.0,
+    ) -> None:
+        super().__init__(data_shape, latent_dim, "wasserstein", penalty, penalty_weight,
+                         n_critic, clip_value, ema_decay)  # fmt: skip
+        self.build(hidden, depth, activation, output)
+
+
+@register_model("wgan-gp", family="gan")
+class WGANGP(_MLPOrConvGAN):
+    """WGAN-GP (Gulrajani et al. 2017): a Wasserstein critic with a gradient penalty.
+
+    Instead of clipping, the critic's loss adds ``lambda E (||grad f(x_hat)|| - 1)^2`` on
+    random interpolates ``x_hat`` between real and fake examples (eq. 3, Algorithm 1:
+    lambda = 10, n_critic = 5, Adam with betas (0, 0.9)). No normalisation layers in the critic.
+
+    Arguments: as :class:`GAN` without ``loss``; ``penalty`` defaults to ``"gp"``.
+
+    References:
+        Gulrajani, Ahmed, Arjovsky, Dumoulin & Courville, "Improved training of Wasserstein
+        GANs", NeurIPS 2017.
+    """
+
+    betas = (0.0, 0.9)
+
+    def __init__(
+        self,
+        data_shape: Sequence[int],
+        latent_dim: int = 16,
+        hidden: int = 128,
+        depth: int = 2,
+        activation: str = "leaky_relu",
+        output: str = "auto",
+        penalty: str = "gp",
+        penalty_weight: float = 10.0,
+        n_critic: int = 5,
+        ema_decay: float = 0.0,
+    ) -> None:
+        super().__init__(data_shape, latent_dim, "wasserstein", penalty, penalty_weight,
+                         n_critic, 0.0, ema_decay)  # fmt: skip
+        self.build(hidden, depth, activation, output)
+
+
+@register_model("lsgan", family="gan")
+class LSGAN(_MLPOrConvGAN):
+    """LSGAN (Mao et al. 2017): least-squares discriminator and generator losses.
+
+    With the 0-1 coding of eq. (9): the discriminator minimises
+    ``1/2 E (D(x) - 1)^2 + 1/2 E D(G(z))^2`` and the generator ``1/2 E (D(G(z)) - 1)^2``,
+    which penalises fakes by their distance to the decision boundary.
+
+    Arguments: as :class:`GAN` without ``loss``.
+
+    References:
+        Mao, Li, Xie, Lau, Wang & Smolley, "Least squares generative adversarial networks",
+        ICCV 2017.
+    """
+
+    def __init__(
+        self,
+        data_shape: Sequence[int],
+        latent_dim: int = 16,
+        hidden: int = 128,
+        depth: int = 2,
+        activation: str = "leaky_relu",
+        output: str = "auto",
+        penalty: str = "none",
+        penalty_weight: float = 10.0,
+        n_critic: int = 1,
+        ema_decay: float = 0.0,
+    ) -> None:
+        super().__init__(data_shape, latent_dim, "least-squares", penalty, penalty_weight,
+                         n_critic, 0.0, ema_decay)  # fmt: skip
+        self.build(hidden, depth, activation, output)
