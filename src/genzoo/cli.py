@@ -101,7 +101,9 @@ def cmd_bench(args: argparse.Namespace) -> None:
         seeds=args.seeds,
         device=args.device,
         force=args.force,
+        jobs=args.jobs,
     )
+    print(f"report: {Path(args.out) / 'report.html'} and {Path(args.out) / 'report.md'}")
 
 
 def cmd_report(args: argparse.Namespace) -> None:
@@ -163,10 +165,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true", help="small budgets: minutes on a laptop")
     p.add_argument("--models", nargs="+")
     p.add_argument("--datasets", nargs="+")
-    p.add_argument("--seeds", type=int, default=1)
+    p.add_argument("--seeds", type=int, help="seeds per cell (preset: quick 1, full 3)")
+    p.add_argument("--jobs", type=int, help="cells trained at once (default: CPU cores)")
     p.add_argument("--out", default="runs/bench")
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
-    p.add_argument("--force", action="store_true", help="overwrite an existing bench folder")
+    p.add_argument(
+        "--force", action="store_true", help="redo every cell (else finished ones are kept)"
+    )
     p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("report", help="write report.md and report.html for a bench folder")

@@ -96,3 +96,20 @@ def plot_losses(history: Sequence[dict[str, float]], path: str | Path, title: st
     if keys:
         ax.legend(fontsize=7)
     return _save(fig, path)
+
+
+def plot_quality_vs_time(rows: Sequence[dict], path: str | Path) -> Path:
+    """Sample coverage against training seconds, one panel per dataset, one point per run."""
+    datasets = list(dict.fromkeys(r["dataset"] for r in rows))
+    fig, axes = plt.subplots(1, len(datasets), figsize=(4.5 * len(datasets), 3.6), squeeze=False)
+    for ax, dataset in zip(axes[0], datasets, strict=True):
+        for row in (r for r in rows if r["dataset"] == dataset):
+            ax.scatter(float(row["train_seconds"]), float(row["coverage"]), s=18)
+            ax.annotate(row["model"], (float(row["train_seconds"]), float(row["coverage"])),
+                        fontsize=7, xytext=(3, 2), textcoords="offset points")  # fmt: skip
+        ax.set_xscale("log")
+        ax.set_xlabel("training seconds")
+        ax.set_ylabel("coverage (higher is better)")
+        ax.set_ylim(-0.02, 1.02)
+        ax.set_title(dataset)
+    return _save(fig, path)

@@ -1,6 +1,6 @@
-"""What the benchmark trains: per-model budgets and the default datasets.
+"""What the benchmark trains: per-model budgets, the datasets each model can take, presets.
 
-A model missing from the table gets ``DEFAULT_BUDGET``; a new family adds its row here.
+A model missing from ``BUDGETS`` gets ``DEFAULT_BUDGET``; a new family adds its rows here.
 """
 
 from __future__ import annotations
@@ -11,28 +11,56 @@ from typing import Any
 
 @dataclass(frozen=True)
 class Budget:
-    """Trainer settings and hyper-parameters of one model in the benchmark."""
+    """Trainer settings and hyper-parameters of one model in the benchmark.
 
-    steps: int = 2000
+    ``datasets`` restricts the model to the datasets it can take (image-only GANs, say);
+    ``None`` means any.
+    """
+
+    quick_steps: int = 500
+    full_steps: int = 3000
     batch_size: int = 256
     lr: float = 1e-3
     hparams: dict[str, Any] = field(default_factory=dict)
+    datasets: tuple[str, ...] | None = None
 
-    def scaled(self, quick: bool) -> Budget:
-        """A quarter of the steps (at least 50) in quick mode."""
-        if not quick:
-            return self
-        return Budget(max(50, self.steps // 4), self.batch_size, self.lr, self.hparams)
+    def steps(self, quick: bool) -> int:
+        return self.quick_steps if quick else self.full_steps
 
+
+@dataclass(frozen=True)
+class Preset:
+    """Datasets and seeds of a benchmark preset."""
+
+    datasets: tuple[str, ...]
+    seeds: int
+
+
+PRESETS = {
+    "quick": Preset(datasets=("8gaussians", "digits"), seeds=1),
+    "full": Preset(
+        datasets=("moons", "8gaussians", "25gaussians", "checkerboard", "digits"), seeds=3
+    ),
+}
 
 DEFAULT_BUDGET = Budget()
 BUDGETS: dict[str, Budget] = {
-    "gmm": Budget(steps=200, hparams={"n_components": 10}),
-    "realnvp": Budget(steps=6000, batch_size=256, lr=1e-3),
+    "gmm": Budget(quick_steps=100, full_steps=300, hparams={"n_components": 10}),
+    "realnvp": Budget(quick_steps=800, full_steps=6000, hparams={"n_layers": 6, "hidden": 64}),
 }
-DEFAULT_DATASETS = ("moons", "8gaussians", "digits")
 
 
-def budget_for(model: str, quick: bool) -> Budget:
-    """The budget of ``model``, quartered in quick mode."""
-    return BUDGETS.get(model, DEFAULT_BUDGET).scaled(quick)
+def budget_for(model: str) -> Budget:
+    """The budget of ``model`` (the default one when it has none of its own)."""
+    return BUDGETS.get(model, DEFAULT_BUDGET)
+
+
+def cells(models: list[str], datasets: list[str], seeds: int) -> list[tuple[str, str, int]]:
+    """The (model, dataset, seed) grid, leaving out datasets a model cannot take."""
+    grid = []
+    for model in models:
+        allowed = budget_for(model).datasets
+        for dataset in datasets:
+            if allowed is None or dataset in allowed:
+                grid.extend((model, dataset, seed) for seed in range(seeds))
+    return grid

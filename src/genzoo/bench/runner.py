@@ -1,37 +1,42 @@
 """The grid runner: train every model on every dataset and seed, measure, keep the pictures.
 
-It writes one run folder per cell under ``out/runs/`` and a row per cell to ``results.csv``;
-the report is made from those files alone (the report never trains).
+Each cell is a training run in its own process (as many at once as there are cores), with
+its folder ``out/runs/MODEL__DATASET__SEED/`` and, when done, ``result.json`` written
+atomically. A benchmark that is interrupted resumes: finished cells are read back, never
+redone. ``results.csv`` and ``results.jsonl`` are rebuilt from the cells after each one.
 """
 
 from __future__ import annotations
 
 import csv
+import json
+import multiprocessing
+import os
 import shutil
 import time
 import traceback
 from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
 import torch
 from tqdm.auto import tqdm
 
-from genzoo.bench.grid import DEFAULT_DATASETS, budget_for
+from genzoo.bench.grid import PRESETS, budget_for, cells
 from genzoo.bench.report import write_report
 from genzoo.data import dataset_info, load_dataset
-from genzoo.errors import RunExistsError
-from genzoo.io import atomic_write
+from genzoo.io import atomic_write, read_json, write_json
 from genzoo.plotting import plot_density, plot_losses, plot_samples
-from genzoo.registry import list_models
-from genzoo.workflow import evaluate, train
+from genzoo.registry import list_models, model_class
 
-RESULTS_FILE = "results.csv"
-COLUMNS = [
-    "model", "family", "dataset", "seed", "status", "density", "measure", "steps",
-    "train_seconds", "sample_ms_per_1k", "nll", "nll_stderr", "bits_per_dim", "true_entropy",
-    "gap_to_entropy", "kl_gap", "error",
-]  # fmt: skip
+RESULT_FILE = "result.json"
+FIRST_COLUMNS = ["model", "family", "dataset", "seed", "status", "density", "measure", "steps"]
+
+
+def cell_dir(out: Path, model: str, dataset: str, seed: int) -> Path:
+    """The folder of one cell."""
+    return out / "runs" / f"{model}__{dataset}__{seed}"
 
 
 def run_bench(
@@ -39,70 +44,88 @@ def run_bench(
     quick: bool = False,
     models: Sequence[str] | None = None,
     datasets: Sequence[str] | None = None,
-    seeds: int = 1,
+    seeds: int | None = None,
     device: str = "cpu",
     force: bool = False,
+    jobs: int | None = None,
 ) -> list[Path]:
-    """Run the grid, write ``results.csv``, then the report; return the report's paths."""
+    """Run the grid (resuming finished cells), write the results, then the report."""
     out = Path(out)
-    if (out / RESULTS_FILE).exists():
-        if not force:
-            raise RunExistsError(f"{out} already holds a benchmark: pass --force or another --out")
-        shutil.rmtree(out / "runs", ignore_errors=True)
+    if force and (out / "runs").exists():
+        shutil.rmtree(out / "runs")
+        for name in ("results.csv", "results.jsonl", "report.md", "report.html"):
+            (out / name).unlink(missing_ok=True)
     out.mkdir(parents=True, exist_ok=True)
-    families = {m.name: m.family for m in list_models()}
-    names = list(models or families)
-    data_names = list(datasets or DEFAULT_DATASETS)
+    preset = PRESETS["quick" if quick else "full"]
+    names = list(models) if models else [m.name for m in list_models()]
+    for name in names:
+        model_class(name)  # unknown names fail before any training
+    data_names = list(datasets or preset.datasets)
     for name in data_names:
-        dataset_info(name)  # unknown names fail before any training
-    cells = [(m, d, s) for m in names for d in data_names for s in range(seeds)]
-    rows = []
-    for model, dataset, seed in tqdm(cells, desc="bench", unit="run"):
-        row = _run_cell(out, model, families.get(model, "?"), dataset, seed, quick, device)
-        rows.append(row)
-        _write_rows(out / RESULTS_FILE, rows)
-        tqdm.write(f"{model:>10} on {dataset:<10} seed {seed}: {row['status']} "
-                   f"nll={row.get('nll', '')} ({row['train_seconds']} s)")  # fmt: skip
+        dataset_info(name)
+    grid = cells(names, data_names, preset.seeds if seeds is None else seeds)
+    todo = [c for c in grid if not (cell_dir(out, *c) / RESULT_FILE).exists()]
+    if len(todo) < len(grid):
+        tqdm.write(f"resuming: {len(grid) - len(todo)} of {len(grid)} cells already done")
+    jobs = max(1, min(jobs or os.cpu_count() or 1, len(todo) or 1))
+    bar = tqdm(total=len(grid), initial=len(grid) - len(todo), desc="bench", unit="cell")
+    if jobs == 1:
+        for cell in todo:
+            _report_cell(run_cell(str(out), *cell, quick, device), bar)
+            collect(out, grid)
+    else:
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(jobs, mp_context=context) as pool:
+            futures = [pool.submit(run_cell, str(out), *c, quick, device) for c in todo]
+            for future in as_completed(futures):
+                _report_cell(future.result(), bar)
+                collect(out, grid)
+    bar.close()
+    collect(out, grid)
     return write_report(out)
 
 
-def _run_cell(
-    out: Path, model: str, family: str, dataset: str, seed: int, quick: bool, device: str
+def _report_cell(row: dict[str, Any], bar) -> None:
+    bar.update(1)
+    shown = row.get("nll", row.get("mmd", ""))
+    tqdm.write(f"{row['model']:>12} on {row['dataset']:<11} seed {row['seed']}: "
+               f"{row['status']:<6} {row['train_seconds']:>7.1f} s  {shown}")  # fmt: skip
+
+
+def run_cell(
+    out: str, model: str, dataset: str, seed: int, quick: bool, device: str
 ) -> dict[str, Any]:
-    """Train, evaluate and picture one (model, dataset, seed); failures become a row."""
-    budget = budget_for(model, quick)
-    run_dir = out / "runs" / f"{model}__{dataset}__{seed}"
-    row: dict[str, Any] = {"model": model, "family": family, "dataset": dataset, "seed": seed}
-    row["steps"] = budget.steps
+    """Train, measure and picture one (model, dataset, seed); a failure becomes a row."""
+    from genzoo.bench.measure import measure
+    from genzoo.workflow import train
+
+    torch.set_num_threads(1)  # one process per core
+    budget = budget_for(model)
+    run_dir = cell_dir(Path(out), model, dataset, seed)
+    row: dict[str, Any] = {
+        "model": model, "family": model_class(model).family, "dataset": dataset,
+        "seed": seed, "steps": budget.steps(quick),
+    }  # fmt: skip
     tic = time.perf_counter()
     try:
         trained, trainer = train(
             model, dataset, out=run_dir, hparams=budget.hparams, data_seed=seed,
-            steps=budget.steps, batch_size=budget.batch_size, lr=budget.lr, seed=seed,
+            steps=budget.steps(quick), batch_size=budget.batch_size, lr=budget.lr, seed=seed,
             device=device, progress=False, force=True, checkpoint_every=10**9,
         )  # fmt: skip
-        row["train_seconds"] = round(time.perf_counter() - tic, 2)
-        row.update(_speed(trained))
-        metrics = evaluate(trained, dataset, seed=seed)
-        row.update({k: metrics.get(k, "") for k in COLUMNS if k in metrics and k not in row})
+        row["train_seconds"] = time.perf_counter() - tic
+        trained.eval()
+        row.update(measure(trained, dataset, seed, trainer.history))
         _pictures(run_dir, trained, trainer.history, dataset, seed)
         row["status"] = "ok"
     except Exception as err:  # a failed cell is a result, not a crash of the benchmark
-        row["train_seconds"] = round(time.perf_counter() - tic, 2)
-        row["status"] = "failed"
+        row["train_seconds"] = time.perf_counter() - tic
+        row["status"] = "diverged" if "became" in str(err) else "failed"
         row["error"] = f"{type(err).__name__}: {err}"
-        (run_dir / "error.txt").parent.mkdir(parents=True, exist_ok=True)
+        run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "error.txt").write_text(traceback.format_exc())
+    write_json(run_dir / RESULT_FILE, row)
     return row
-
-
-@torch.no_grad()
-def _speed(model) -> dict[str, float]:
-    """Milliseconds to draw 1,000 samples."""
-    generator = torch.Generator(device=model.device).manual_seed(0)
-    tic = time.perf_counter()
-    model.sample(1000, generator=generator)
-    return {"sample_ms_per_1k": round(1000 * (time.perf_counter() - tic), 2)}
 
 
 @torch.no_grad()
@@ -110,21 +133,35 @@ def _pictures(run_dir: Path, model, history, dataset: str, seed: int) -> None:
     generator = torch.Generator(device=model.device).manual_seed(seed)
     info = dataset_info(dataset)
     n = 64 if info.kind == "image" else 2000
-    samples = model.sample(n, generator=generator).cpu()
+    samples = model.sample(n, generator=generator).cpu().float()
     reference = load_dataset(dataset, split="test", n=2000) if info.kind != "image" else None
-    plot_samples(samples, run_dir / "samples.png", reference=reference, title=f"{model.name}")
-    if info.shape == (2,) and model.density != "none":
-        plot_density(model, run_dir / "density.png", title=f"{model.name} density")
+    plot_samples(samples, run_dir / "samples.png", reference=reference, title=model.name)
+    if info.shape == (2,) and model.density in ("exact", "estimate", "unnormalized"):
+        plot_density(model, run_dir / "density.png", title=f"{model.name} ({model.density})")
     if history:
         plot_losses(history, run_dir / "loss.png", title=f"{model.name} on {dataset}")
 
 
-def _write_rows(path: Path, rows: list[dict[str, Any]]) -> None:
-    def write(tmp: str) -> None:
-        with open(tmp, "w", newline="", encoding="utf-8") as f:
-            writer = csv.DictWriter(f, fieldnames=COLUMNS, extrasaction="ignore")
-            writer.writeheader()
-            for row in rows:
-                writer.writerow({k: row.get(k, "") for k in COLUMNS})
+def collect(out: Path, grid: list[tuple[str, str, int]]) -> list[dict[str, Any]]:
+    """Gather the finished cells into ``results.jsonl`` and ``results.csv``."""
+    rows = [
+        read_json(cell_dir(out, *c) / RESULT_FILE)
+        for c in grid
+        if (cell_dir(out, *c) / RESULT_FILE).exists()
+    ]
+    columns = list(FIRST_COLUMNS)
+    for row in rows:
+        columns.extend(k for k in row if k not in columns)
+    atomic_write(
+        out / "results.jsonl",
+        lambda tmp: Path(tmp).write_text("".join(json.dumps(r) + "\n" for r in rows)),
+    )
 
-    atomic_write(path, write)
+    def write_csv(tmp: str) -> None:
+        with open(tmp, "w", newline="", encoding="utf-8") as f:
+            writer = csv.DictWriter(f, fieldnames=columns)
+            writer.writeheader()
+            writer.writerows({k: row.get(k, "") for k in columns} for row in rows)
+
+    atomic_write(out / "results.csv", write_csv)
+    return rows

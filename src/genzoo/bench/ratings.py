@@ -1,0 +1,161 @@
+"""The survey's table, filled in by measurement: 1-5 stars per property, from stated rules.
+
+Each rule is a short function of the benchmark rows and is printed in the report next to
+the stars, with the numbers it used. Only "architecture" is declared rather than measured
+(it is a property of the model class, not of a run), and the report says so.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+Row = dict[str, Any]
+
+#: The survey's order of families.
+FAMILY_ORDER = ("autoregressive", "flow", "vae", "gan", "energy", "score", "mixture")
+
+DENSITY_STARS = {"exact": 5, "estimate": 4, "bound": 3, "unnormalized": 2, "none": 1}
+
+#: Declared architectural freedom of each family: (stars, the constraint).
+ARCHITECTURE = {
+    "autoregressive": (3, "any network, but outputs must respect a fixed variable ordering"),
+    "flow": (2, "invertible layers with a cheap Jacobian; latent size = data size"),
+    "vae": (4, "any encoder/decoder; a tractable posterior family"),
+    "gan": (5, "any generator and discriminator"),
+    "energy": (5, "any scalar energy network; sampling by MCMC"),
+    "score": (4, "any network with the data's shape as output, conditioned on noise"),
+    "mixture": (1, "a fixed parametric form: K Gaussians"),
+}
+
+
+def _num(row: Row, key: str) -> float | None:
+    try:
+        value = float(row.get(key, ""))
+    except (TypeError, ValueError):
+        return None
+    return value if math.isfinite(value) else None
+
+
+def _mean(values: list[float]) -> float | None:
+    return sum(values) / len(values) if values else None
+
+
+def _thresholds(value: float | None, cuts: tuple[float, float, float, float]) -> int:
+    """5 stars at or above ``cuts[0]``, 4 at ``cuts[1]``, ... 1 below ``cuts[3]``."""
+    if value is None:
+        return 0
+    return 5 - sum(value < c for c in cuts)
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One column of the ratings table."""
+
+    name: str
+    text: str
+    rate: Callable[[list[Row]], tuple[int, str]]
+
+
+def _density(rows: list[Row]) -> tuple[int, str]:
+    kind = rows[0].get("density", "none")
+    gaps = [g for r in rows if (g := _num(r, "gap_to_entropy")) is not None]
+    bpd = [b for r in rows if (b := _num(r, "bits_per_dim")) is not None]
+    parts = [kind]
+    if gaps:
+        parts.append(f"gap to entropy {_mean(gaps):.3f} nats")
+    if bpd:
+        parts.append(f"{_mean(bpd):.2f} bits/dim")
+    return DENSITY_STARS.get(kind, 1), ", ".join(parts)
+
+
+def _capacity(rows: list[Row]) -> tuple[int, str]:
+    cover = [c for r in rows if (c := _num(r, "coverage")) is not None]
+    prec = [p for r in rows if (p := _num(r, "precision")) is not None]
+    value = _mean(cover)
+    if value is None:
+        return 0, "no samples measured"
+    return _thresholds(value, (0.9, 0.75, 0.5, 0.25)), (
+        f"coverage {value:.2f}, precision {_mean(prec):.2f}"
+    )
+
+
+def _stability(rows: list[Row]) -> tuple[int, str]:
+    failed = sum(r.get("status") != "ok" for r in rows)
+    osc = [o for r in rows if (o := _num(r, "loss_oscillation")) is not None]
+    stars = 5 - 2 * (failed > 0)
+    notes = [f"{failed}/{len(rows)} runs diverged or failed"]
+    if osc:
+        mean_osc = _mean(osc)
+        stars -= (mean_osc > 0.05) + (mean_osc > 0.3)
+        notes.append(f"loss oscillation {mean_osc:.3f}")
+    by_dataset: dict[str, list[float]] = {}
+    for r in rows:
+        if (c := _num(r, "coverage")) is not None:
+            by_dataset.setdefault(r["dataset"], []).append(c)
+    spreads = [statistics.stdev(v) for v in by_dataset.values() if len(v) > 1]
+    if spreads:
+        spread = _mean(spreads)
+        stars -= spread > 0.05
+        notes.append(f"coverage spread over seeds {spread:.3f}")
+    return max(1, stars), ", ".join(notes)
+
+
+def _speed(rows: list[Row]) -> tuple[int, str]:
+    rates = [s for r in rows if (s := _num(r, "samples_per_second")) is not None]
+    train = [t for r in rows if (t := _num(r, "train_seconds")) is not None]
+    if not rates:
+        return 0, "not measured"
+    rate = statistics.median(rates)
+    return _thresholds(rate, (1e6, 1e5, 1e4, 1e3)), (
+        f"{rate:,.0f} samples/s, {_mean(train):.1f} s training"
+    )
+
+
+def _architecture(rows: list[Row]) -> tuple[int, str]:
+    stars, text = ARCHITECTURE.get(rows[0].get("family", ""), (0, "unknown family"))
+    return stars, f"declared: {text}"
+
+
+RULES = (
+    Rule("stability", "5 stars, minus 2 if any run diverged or failed, minus 1 if the mean loss "
+         "oscillation (relative step-to-step change over the second half) exceeds 0.05 and 1 "
+         "more above 0.3, minus 1 if sample coverage varies over seeds by more than 0.05 (std)",
+         _stability),
+    Rule("capacity", "mean k-NN coverage of the test set by samples (Naeem et al. 2020): "
+         "5 stars >= 0.9, 4 >= 0.75, 3 >= 0.5, 2 >= 0.25, else 1", _capacity),
+    Rule("density", "what log_prob is: exact 5, estimate 4, bound 3, unnormalised 2, none 1; "
+         "the measured gap to the true entropy and bits/dim beside it", _density),
+    Rule("architecture", "declared, not measured: how freely the networks can be chosen",
+         _architecture),
+    Rule("speed", "median samples per second: 5 stars >= 1e6, 4 >= 1e5, 3 >= 1e4, "
+         "2 >= 1e3, else 1; training time beside it", _speed),
+)  # fmt: skip
+
+
+def ratings(rows: list[Row]) -> list[dict[str, Any]]:
+    """One entry per model, in the survey's family order: stars and notes per property."""
+    by_model: dict[str, list[Row]] = {}
+    for row in rows:
+        by_model.setdefault(row["model"], []).append(row)
+
+    def order(name: str) -> tuple[int, str]:
+        family = by_model[name][0].get("family", "")
+        rank = FAMILY_ORDER.index(family) if family in FAMILY_ORDER else len(FAMILY_ORDER)
+        return rank, name
+
+    table = []
+    for name in sorted(by_model, key=order):
+        entry: dict[str, Any] = {"model": name, "family": by_model[name][0].get("family", "")}
+        for rule in RULES:
+            entry[rule.name] = rule.rate(by_model[name])
+        table.append(entry)
+    return table
+
+
+def stars(n: int) -> str:
+    """``★★★☆☆`` for 3; ``n/a`` for 0."""
+    return "★" * n + "☆" * (5 - n) if n else "n/a"
