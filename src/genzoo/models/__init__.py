@@ -1,3 +1,11 @@
 """Model families; importing this package registers every model."""
 
-from genzoo.models import autoregressive, flows, gans, mixtures, score  # noqa: F401
+from genzoo.models import (  # noqa: F401
+    autoregressive,
+    energy,
+    flows,
+    gans,
+    mixtures,
+    score,
+    vae,
+)

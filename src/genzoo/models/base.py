@@ -122,7 +122,8 @@ class GenerativeModel(nn.Module):
         return [p for p in self.parameters() if p.requires_grad]
 
     def optimizer_settings(self, player: str) -> dict[str, Any]:
-        """Extra Adam arguments for ``player`` (``betas``, ``weight_decay``); none by default."""
+        """How ``player`` is optimised: Adam arguments (``betas``, ``weight_decay``), or
+        ``"optimizer": "sgd"`` with ``momentum``, and ``"lr_scale"`` on the trainer's rate."""
         return {}
 
     def after_step(self, player: str, step: int) -> None:

@@ -46,6 +46,22 @@ DIAGNOSTIC_PREFIX = "diag/"
 BatchTransform = Callable[[Tensor, torch.Generator], Tensor]
 
 
+OPTIMIZERS = {"adam": torch.optim.Adam, "sgd": torch.optim.SGD, "rmsprop": torch.optim.RMSprop}
+
+
+def make_optimizer(params, lr: float, settings: Mapping[str, Any]) -> torch.optim.Optimizer:
+    """The optimiser a model asks for in ``optimizer_settings``: Adam unless it names
+    ``"optimizer": "sgd" | "rmsprop"``; ``"lr_scale"`` multiplies the trainer's learning rate
+    (two time-scale GAN updates); every other key goes to the optimiser (betas, momentum,
+    weight_decay)."""
+    settings = dict(settings)
+    name = settings.pop("optimizer", "adam")
+    if name not in OPTIMIZERS:
+        raise ValueError(f"unknown optimizer {name!r}; choose one of {sorted(OPTIMIZERS)}")
+    lr = lr * settings.pop("lr_scale", 1.0)
+    return OPTIMIZERS[name](params, lr=lr, **settings)
+
+
 @dataclass
 class Trainer:
     """Fit any genzoo model: ``Trainer(steps=2000, out="runs/x").fit(model, data)``.
@@ -112,11 +128,12 @@ class Trainer:
         out = self._prepare_out()
         torch.manual_seed(self.seed)
         model.to(device=self.device, dtype=DTYPES[self.dtype])
-        if data is not None:
-            data = data.to(device=self.device, dtype=DTYPES[self.dtype])
+        if data is not None:  # integer data (token ids) keep their dtype
+            dtype = DTYPES[self.dtype] if data.is_floating_point() else data.dtype
+            data = data.to(device=self.device, dtype=dtype)
         optimizers = {
-            player: torch.optim.Adam(
-                model.player_parameters(player), lr=self.lr, **model.optimizer_settings(player)
+            player: make_optimizer(
+                model.player_parameters(player), self.lr, model.optimizer_settings(player)
             )
             for player in model.players
         }

@@ -1,0 +1,1 @@
+"""energy family (being written)."""

@@ -1,0 +1,1 @@
+"""vae family (being written)."""
