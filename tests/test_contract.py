@@ -20,6 +20,9 @@ SMALL = {
     "cyclegan": {"hidden": 16},
     "stylegan": {"channels": 8, "hidden": 16},
     "progan": {"channels": 8, "steps_per_phase": 4},
+    "ncsn": {"hidden": 16, "depth": 1, "n_levels": 3, "n_steps_each": 5},
+    "ddpm": {"hidden": 16, "depth": 1, "sampling_steps": 20, "ode_solver": "rk4"},
+    "score-sde": {"hidden": 16, "depth": 1, "sampling_steps": 20, "ode_solver": "rk4"},
 }
 #: Models that cannot take 2-D points get data they can take (digits, dequantised).
 IMAGE_ONLY = {"progan"}

@@ -1,0 +1,165 @@
+"""Figures of the score family: Langevin trajectories, the score field, denoising sequences,
+and sample quality against the number of network evaluations.
+
+The survey's picture of a score model is a compass: at every point an arrow toward the data.
+``plot_score_field`` draws those arrows at one noise level; ``plot_langevin_trajectories``
+follows particles along them (Song & Ermon 2019, figure 3).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from torch import Tensor  # noqa: E402
+
+from genzoo.models.score.common import ScoreModel  # noqa: E402
+
+
+def _save(fig, path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+def _limits(data: Tensor | None, pad: float = 0.5) -> tuple[float, float, float, float]:
+    if data is None:
+        return -4.0, 4.0, -4.0, 4.0
+    lo, hi = data.min(0).values - pad, data.max(0).values + pad
+    return float(lo[0]), float(hi[0]), float(lo[1]), float(hi[1])
+
+
+def plot_score_field(
+    model: ScoreModel,
+    path: str | Path,
+    level: float,
+    data: Tensor | None = None,
+    grid: int = 25,
+) -> Path:
+    """Arrows of the learned score ``s(x, level)`` on a grid over 2-D data.
+
+    ``level`` is the noise level ``sigma`` (data units) for ``ncsn`` and the time ``t`` for
+    ``ddpm``/``score-sde``. Arrows are normalised; colour gives the score's norm.
+    """
+    x0, x1, y0, y1 = _limits(data)
+    xs, ys = np.meshgrid(np.linspace(x0, x1, grid), np.linspace(y0, y1, grid))
+    points = torch.tensor(np.stack([xs.ravel(), ys.ravel()], 1), dtype=model.dtype)
+    with torch.no_grad():
+        s = model.score(points.to(model.device), level).cpu().numpy()
+    norm = np.linalg.norm(s, axis=1) + 1e-12
+    fig, ax = plt.subplots(figsize=(4.5, 4.5))
+    if data is not None:
+        ax.scatter(data[:, 0].cpu(), data[:, 1].cpu(), s=1, c="grey", alpha=0.2)
+    ax.quiver(xs.ravel(), ys.ravel(), s[:, 0] / norm, s[:, 1] / norm, np.log(norm), cmap="viridis")
+    ax.set_title(f"{model.name} score field, level {level:.3g}")
+    ax.set_aspect("equal")
+    return _save(fig, path)
+
+
+def plot_langevin_trajectories(
+    model: ScoreModel,
+    path: str | Path,
+    data: Tensor | None = None,
+    n_particles: int = 12,
+    n_frames: int = 200,
+    seed: int = 0,
+    skip: float = 0.5,
+) -> Path:
+    """Paths of a few particles through the model's sampler in 2-D, over the data.
+
+    The first ``skip`` fraction of the chain (large noise, long jumps) is left out.
+    """
+    generator = torch.Generator(device=model.device).manual_seed(seed)
+    frames = model.sample_trajectory(n_particles, generator, n_frames).cpu().numpy()
+    frames = frames[int(skip * len(frames)) :]
+    fig, ax = plt.subplots(figsize=(4.5, 4.5))
+    if data is not None:
+        ax.scatter(data[:, 0].cpu(), data[:, 1].cpu(), s=1, c="grey", alpha=0.2)
+    for i in range(n_particles):
+        ax.plot(frames[:, i, 0], frames[:, i, 1], lw=0.8, alpha=0.8)
+        ax.scatter(frames[-1, i, 0], frames[-1, i, 1], s=12, c="k", zorder=3)
+    x0, x1, y0, y1 = _limits(data, pad=1.5)
+    ax.set_xlim(x0, x1)
+    ax.set_ylim(y0, y1)
+    ax.set_title(f"{model.name}: sampling trajectories ({model.last_nfe} evaluations)")
+    ax.set_aspect("equal")
+    return _save(fig, path)
+
+
+def plot_denoising_sequence(
+    model: ScoreModel, path: str | Path, n: int = 6, n_frames: int = 10, seed: int = 0
+) -> Path:
+    """Rows of images (one per sample) going from noise (left) to a sample (right)."""
+    generator = torch.Generator(device=model.device).manual_seed(seed)
+    frames = model.sample_trajectory(n, generator, n_frames).cpu().numpy()  # (F, n, C, H, W)
+    f, h, w = frames.shape[0], frames.shape[-2], frames.shape[-1]
+    fig, axes = plt.subplots(n, f, figsize=(0.7 * f, 0.7 * n), squeeze=False)
+    for i in range(n):
+        for j in range(f):
+            axes[i, j].imshow(frames[j, i].reshape(-1, h, w)[0], cmap="gray_r", vmin=0, vmax=1)
+            axes[i, j].axis("off")
+    fig.suptitle(f"{model.name}: noise to digits")
+    return _save(fig, path)
+
+
+def quality_vs_steps(
+    model: ScoreModel,
+    reference: Tensor,
+    steps: Sequence[int],
+    metric: Callable[[Tensor, Tensor], float],
+    attribute: str = "sampling_steps",
+    n: int = 1000,
+    seed: int = 0,
+) -> list[dict[str, float]]:
+    """Sample quality ``metric(samples, reference)`` as the sampler's step count varies.
+
+    ``attribute`` is the step count to vary (``"sampling_steps"`` for ddpm/score-sde,
+    ``"n_steps_each"`` for ncsn). Returns rows ``{"steps", "nfe", "metric"}``.
+    """
+    rows = []
+    old = _get_steps(model, attribute)
+    try:
+        for k in steps:
+            _set_steps(model, attribute, int(k))
+            generator = torch.Generator(device=model.device).manual_seed(seed)
+            with torch.no_grad():
+                x = model.sample(n, generator)
+            rows.append(
+                {"steps": int(k), "nfe": model.last_nfe, "metric": float(metric(x, reference))}
+            )
+    finally:
+        _set_steps(model, attribute, old)
+    return rows
+
+
+def _get_steps(model: ScoreModel, attribute: str) -> int:
+    return model.sampler.n_steps_each if attribute == "n_steps_each" else getattr(model, attribute)
+
+
+def _set_steps(model: ScoreModel, attribute: str, value: int) -> None:
+    if attribute == "n_steps_each":
+        model.sampler.n_steps_each = value
+    else:
+        setattr(model, attribute, value)
+
+
+def plot_quality_vs_steps(
+    curves: dict[str, list[dict[str, float]]], path: str | Path, metric_name: str = "MMD"
+) -> Path:
+    """One line per sampler/model: metric against network evaluations per sample (log x)."""
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    for label, rows in curves.items():
+        ax.plot([r["nfe"] for r in rows], [r["metric"] for r in rows], "o-", label=label)
+    ax.set_xscale("log")
+    ax.set_xlabel("network evaluations per sample")
+    ax.set_ylabel(metric_name)
+    ax.legend(fontsize=8)
+    return _save(fig, path)

@@ -1,0 +1,329 @@
+"""Diffusion models: score SDEs (VP and VE) and DDPM, with the probability-flow ODE likelihood.
+
+References:
+    Ho, Jain & Abbeel, "Denoising Diffusion Probabilistic Models", NeurIPS 2020
+    (arXiv:2006.11239).
+    Song, Sohl-Dickstein, Kingma, Kumar, Ermon & Poole, "Score-Based Generative Modeling
+    through Stochastic Differential Equations", ICLR 2021 (arXiv:2011.13456).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor
+
+from genzoo.models.score.common import ScoreModel
+from genzoo.models.score.samplers import (
+    ODE_SOLVERS,
+    TRACES,
+    DDPMAncestral,
+    PredictorCorrector,
+    ProbabilityFlowODE,
+)
+from genzoo.models.score.sde import SDE, VESDE, VPSDE, _expand, max_pairwise_distance
+from genzoo.registry import register_model
+
+SDE_KINDS = ("vp", "ve")
+
+
+class DiffusionModel(ScoreModel):
+    """Base of ``score-sde`` and ``ddpm`` (not registered): a score ``s(y, t)`` on ``t in [0, 1]``
+    for an SDE, and the probability-flow ODE for deterministic sampling and likelihood.
+
+    ``log_prob`` is an *estimate* of ``log p(x)``: the exact density of the probability-flow
+    ODE's model (which equals the data density only if the score is exact) at noise level
+    ``t_min``, computed by an ODE solver (error controlled by ``rtol``/``atol`` or
+    ``sampling_steps``) with an exact divergence up to 8 dimensions and Hutchinson's estimate
+    (seeded by ``hutchinson_seed``) above.
+    """
+
+    density = "estimate"
+
+    def _configure_ode(
+        self, ode_solver: str, rtol: float, atol: float, trace: str, hutchinson_seed: int
+    ) -> None:
+        if ode_solver not in ODE_SOLVERS:
+            raise ValueError(f"ode_solver must be one of {ODE_SOLVERS}; got {ode_solver!r}")
+        if trace not in TRACES:
+            raise ValueError(f"trace must be one of {TRACES}; got {trace!r}")
+        self.ode_solver, self.rtol, self.atol = ode_solver, float(rtol), float(atol)
+        self.trace, self.hutchinson_seed = trace, int(hutchinson_seed)
+
+    @property
+    def sde(self) -> SDE:
+        raise NotImplementedError
+
+    def marginal(self, t: Tensor) -> tuple[Tensor, Tensor]:
+        return self.sde.marginal(t)
+
+    def latent_score(self, y: Tensor, t: Tensor, averaged: bool = True) -> Tensor:
+        """``grad_y log p_t(y)`` of standardised ``y`` ``(batch, ...)`` at ``t`` ``(batch,)``."""
+        sigma = self.marginal(t)[1]
+        return -self.predict_noise(y, t, averaged) / _expand(sigma, y)
+
+    def score(self, x: Tensor, t: Tensor | float, averaged: bool = True) -> Tensor:
+        """``grad_x log p_t(x)`` in data units, for ``x`` ``(batch, *data_shape)``."""
+        y = self.to_latent(x)
+        t = torch.as_tensor(t, device=y.device, dtype=y.dtype).expand(y.shape[0])
+        return self.latent_score(y, t, averaged) / self.scale
+
+    def ode(self) -> ProbabilityFlowODE:
+        return ProbabilityFlowODE(
+            self.sde,
+            self.ode_solver,
+            self.sampling_steps,
+            self.rtol,
+            self.atol,
+            self.t_min,
+            self.trace,
+        )
+
+    def log_prob(self, x: Tensor) -> Tensor:
+        """Probability-flow ODE estimate of ``log p(x)`` per example ``(batch,)``, in nats."""
+        y = self.to_latent(self.check_input(x))
+        generator = torch.Generator(device=y.device).manual_seed(self.hutchinson_seed)
+        ode = self.ode()
+        log_p = ode.log_likelihood(self.latent_score, y, generator)
+        self.last_nfe = ode.nfe
+        return log_p - self.log_scale()
+
+    def _prior(self, n: int, generator) -> Tensor:
+        return self._noise((n, *self.data_shape), generator) * self.sde.prior_std()
+
+
+@register_model("score-sde", family="score")
+class ScoreSDE(DiffusionModel):
+    """Score SDE (VP or VE): continuous-time denoising score matching, PC or ODE sampling.
+
+    The network is trained on ``t ~ U(t_min, 1)`` by the objective of eq. 7 with
+    ``lambda(t) = sigma(t)^2``: ``1/2 E |sigma(t) s(m(t) x + sigma(t) z, t) + z|^2 =
+    1/2 E |z - eps_hat|^2``. Sampling solves the reverse SDE with predictor-corrector steps
+    (``sampler="pc"``) or the probability-flow ODE (``sampler="ode"``); ``log_prob`` is the
+    ODE's likelihood (``density="estimate"``, see ``DiffusionModel``).
+
+    Arguments:
+        data_shape: shape of one example.
+        sde: ``"vp"`` (variance preserving, DDPM's limit) or ``"ve"`` (variance exploding,
+            NCSN's limit).
+        beta_min, beta_max: the VP SDE's linear ``beta(t)``.
+        sigma_min, sigma_max: the VE SDE's levels in standardised units; ``sigma_max=None``
+            reads it from the data (largest pairwise distance).
+        t_min: smallest time trained on and integrated to.
+        sampler: ``"pc"`` or ``"ode"``.
+        sampling_steps: predictor steps, or RK4 steps when ``ode_solver="rk4"``.
+        n_corrector_steps, snr: the Langevin corrector.
+        ode_solver: ``"rk45"`` (adaptive, ``rtol``/``atol``) or ``"rk4"`` (fixed steps).
+        trace: divergence ``"auto"``, ``"exact"`` or ``"hutchinson"``.
+        hutchinson_seed: seeds the Hutchinson probes, so ``log_prob`` is reproducible.
+        network, hidden, depth, channels, activation, ema, standardize: see ``ScoreModel``.
+    """
+
+    def __init__(
+        self,
+        data_shape: Sequence[int],
+        sde: str = "vp",
+        beta_min: float = 0.1,
+        beta_max: float = 20.0,
+        sigma_min: float = 0.01,
+        sigma_max: float | None = None,
+        t_min: float = 1e-5,
+        sampler: str = "pc",
+        sampling_steps: int = 500,
+        n_corrector_steps: int = 1,
+        snr: float = 0.16,
+        ode_solver: str = "rk45",
+        rtol: float = 1e-5,
+        atol: float = 1e-5,
+        trace: str = "auto",
+        hutchinson_seed: int = 0,
+        network: str = "auto",
+        hidden: int = 128,
+        depth: int = 3,
+        channels: int = 32,
+        activation: str = "silu",
+        ema: float = 0.999,
+        standardize: bool = True,
+    ) -> None:
+        super().__init__(data_shape, network, hidden, depth, channels, activation, ema, standardize)
+        if sde not in SDE_KINDS:
+            raise ValueError(f"sde must be one of {SDE_KINDS}; got {sde!r}")
+        if sampler not in ("pc", "ode"):
+            raise ValueError(f"sampler must be 'pc' or 'ode'; got {sampler!r}")
+        if not 0 < beta_min < beta_max:
+            raise ValueError(f"need 0 < beta_min < beta_max; got {beta_min}, {beta_max}")
+        if sigma_min <= 0 or (sigma_max is not None and sigma_max <= sigma_min):
+            raise ValueError(f"need 0 < sigma_min < sigma_max; got {sigma_min}, {sigma_max}")
+        if not 0 < t_min < 1 or sampling_steps < 1 or n_corrector_steps < 0 or snr <= 0:
+            raise ValueError(
+                "need 0 < t_min < 1, sampling_steps >= 1, n_corrector_steps >= 0, snr > 0"
+            )
+        self._configure_ode(ode_solver, rtol, atol, trace, hutchinson_seed)
+        self.kind, self.beta_min, self.beta_max = sde, float(beta_min), float(beta_max)
+        self.sigma_min, self.t_min = float(sigma_min), float(t_min)
+        self.sampler_name, self.sampling_steps = sampler, int(sampling_steps)
+        self.n_corrector_steps, self.snr = int(n_corrector_steps), float(snr)
+        self.from_data = sigma_max is None
+        self.register_buffer("sigma_max", torch.tensor(50.0 if sigma_max is None else sigma_max))
+
+    def initialize(self, data: Tensor) -> None:
+        """Standardise, then (VE, ``sigma_max=None``) read ``sigma_max`` from the data."""
+        super().initialize(data)
+        if self.from_data:
+            distance = max_pairwise_distance(self.to_latent(self.check_input(data)))
+            self.sigma_max.fill_(max(distance, 2 * self.sigma_min))
+
+    @property
+    def sde(self) -> SDE:
+        if self.kind == "vp":
+            return VPSDE(self.beta_min, self.beta_max)
+        return VESDE(self.sigma_min, float(self.sigma_max))
+
+    def loss(self, batch: Tensor, player: str = "model") -> dict[str, Tensor]:
+        """Denoising score matching in continuous time, ``lambda(t) = sigma(t)^2`` (eq. 7)."""
+        y = self.to_latent(self.check_input(batch))
+        t = self.t_min + (1 - self.t_min) * torch.rand(y.shape[0], device=y.device, dtype=y.dtype)
+        mean, sigma = self.marginal(t)
+        z = torch.randn_like(y)
+        eps = self.predict_noise(_expand(mean, y) * y + _expand(sigma, y) * z, t)
+        return {"dsm": 0.5 * (eps - z).square().flatten(1).sum(1).mean()}
+
+    def sampling_cost(self) -> dict[str, int | str | None]:
+        if self.sampler_name == "pc":
+            pc = self._pc()
+            return {
+                "sampler": "predictor-corrector",
+                "nfe_per_sample": pc.cost(),
+                "steps": self.sampling_steps,
+            }
+        fixed = self.ode_solver == "rk4"
+        return {
+            "sampler": f"probability-flow ODE ({self.ode_solver})",
+            "nfe_per_sample": 4 * self.sampling_steps if fixed else None,
+            "steps": 1,
+        }
+
+    def _pc(self) -> PredictorCorrector:
+        return PredictorCorrector(
+            self.sde, self.sampling_steps, self.n_corrector_steps, self.snr, self.t_min
+        )
+
+    def _sample(self, n: int, generator, callback) -> Tensor:
+        y = self._prior(n, generator)
+        sampler = self._pc() if self.sampler_name == "pc" else self.ode()
+        run = sampler if self.sampler_name == "pc" else sampler.sample
+        y = run(self.latent_score, y, generator, callback)
+        self.last_nfe = sampler.nfe
+        return y
+
+
+@register_model("ddpm", family="score")
+class DDPM(DiffusionModel):
+    """DDPM: a discrete Gaussian diffusion trained to predict the noise, ancestral sampling.
+
+    ``q(x_i | x_0) = N(sqrt(alpha_bar_i) x_0, (1 - alpha_bar_i) I)`` with linear
+    ``beta_1..beta_N``; the loss is ``L_simple = E |eps - eps_hat(x_i, i / N)|^2`` (eq. 14,
+    mean over dimensions). ``sampler="ancestral"`` runs Algorithm 2 (respaced to
+    ``sampling_steps``); ``"ode"`` integrates the probability-flow ODE of the chain's
+    continuous limit, the VP SDE with ``beta(t) = N beta(i = tN)`` (Song et al. 2021, s.3.4).
+    ``log_prob`` is that ODE's likelihood (``density="estimate"``), not the variational
+    bound of Ho et al.; the discrete ``alpha_bar_i`` and the continuous ``m(i/N)^2`` differ by
+    O(beta^2) per step, so it is the likelihood of the continuous-limit model.
+
+    Arguments:
+        data_shape: shape of one example.
+        n_timesteps: ``N`` (1000 in Ho et al.).
+        beta_start, beta_end: ``beta_1`` and ``beta_N``.
+        sampler: ``"ancestral"`` or ``"ode"``.
+        sampling_steps: ancestral steps (<= ``n_timesteps``), or RK4 steps for
+            ``ode_solver="rk4"``.
+        t_min, ode_solver, rtol, atol, trace, hutchinson_seed: the ODE, see ``ScoreSDE``.
+        network, hidden, depth, channels, activation, ema, standardize: see ``ScoreModel``.
+    """
+
+    def __init__(
+        self,
+        data_shape: Sequence[int],
+        n_timesteps: int = 1000,
+        beta_start: float = 1e-4,
+        beta_end: float = 0.02,
+        sampler: str = "ancestral",
+        sampling_steps: int = 1000,
+        t_min: float = 1e-5,
+        ode_solver: str = "rk45",
+        rtol: float = 1e-5,
+        atol: float = 1e-5,
+        trace: str = "auto",
+        hutchinson_seed: int = 0,
+        network: str = "auto",
+        hidden: int = 128,
+        depth: int = 3,
+        channels: int = 32,
+        activation: str = "silu",
+        ema: float = 0.999,
+        standardize: bool = True,
+    ) -> None:
+        super().__init__(data_shape, network, hidden, depth, channels, activation, ema, standardize)
+        if n_timesteps < 2 or not 0 < beta_start < beta_end < 1:
+            raise ValueError(
+                f"need n_timesteps >= 2 and 0 < beta_start < beta_end < 1; got "
+                f"{n_timesteps}, {beta_start}, {beta_end}"
+            )
+        if sampler not in ("ancestral", "ode"):
+            raise ValueError(f"sampler must be 'ancestral' or 'ode'; got {sampler!r}")
+        if sampler == "ancestral" and not 1 <= sampling_steps <= n_timesteps:
+            raise ValueError(
+                f"sampling_steps must be in 1..n_timesteps={n_timesteps} for "
+                f"ancestral sampling; got {sampling_steps}"
+            )
+        if not 0 < t_min < 1 or sampling_steps < 1:
+            raise ValueError(
+                f"need 0 < t_min < 1 and sampling_steps >= 1; got {t_min}, {sampling_steps}"
+            )
+        self._configure_ode(ode_solver, rtol, atol, trace, hutchinson_seed)
+        self.n_timesteps, self.sampler_name = int(n_timesteps), sampler
+        self.sampling_steps, self.t_min = int(sampling_steps), float(t_min)
+        betas = torch.linspace(beta_start, beta_end, self.n_timesteps, dtype=torch.float64)
+        self.register_buffer("alphas_bar", torch.cumprod(1 - betas, 0).float(), persistent=False)
+        self._vp = VPSDE(beta_start * n_timesteps, beta_end * n_timesteps)
+
+    @property
+    def sde(self) -> SDE:
+        return self._vp
+
+    def loss(self, batch: Tensor, player: str = "model") -> dict[str, Tensor]:
+        """``L_simple`` (Ho et al. 2020, eq. 14; Algorithm 1)."""
+        y = self.to_latent(self.check_input(batch))
+        i = torch.randint(self.n_timesteps, (y.shape[0],), device=y.device)  # 3. t ~ U{1..N}
+        ab = _expand(self.alphas_bar[i], y)
+        eps = torch.randn_like(y)  # 4. eps ~ N(0, I)
+        noisy = ab.sqrt() * y + (1 - ab).sqrt() * eps
+        pred = self.predict_noise(noisy, (i + 1).to(y.dtype) / self.n_timesteps)
+        return {"l_simple": (eps - pred).square().mean()}  # 5. gradient step on |eps - eps_hat|^2
+
+    def sampling_cost(self) -> dict[str, int | str | None]:
+        if self.sampler_name == "ancestral":
+            cost = DDPMAncestral(self.alphas_bar, self.sampling_steps).cost()
+            return {"sampler": "ancestral", "nfe_per_sample": cost, "steps": cost}
+        fixed = self.ode_solver == "rk4"
+        return {
+            "sampler": f"probability-flow ODE ({self.ode_solver})",
+            "nfe_per_sample": 4 * self.sampling_steps if fixed else None,
+            "steps": 1,
+        }
+
+    def _sample(self, n: int, generator, callback) -> Tensor:
+        y = self._prior(n, generator)  # 1. x_T ~ N(0, I)
+        if self.sampler_name == "ancestral":
+            sampler = DDPMAncestral(self.alphas_bar, self.sampling_steps)
+
+            def eps(y: Tensor, c: Tensor) -> Tensor:
+                return self.predict_noise(y, c, averaged=True)
+
+            y = sampler(eps, y, generator, callback)
+        else:
+            sampler = self.ode()
+            y = sampler.sample(self.latent_score, y, generator, callback)
+        self.last_nfe = sampler.nfe
+        return y
