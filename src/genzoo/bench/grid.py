@@ -47,6 +47,25 @@ DEFAULT_BUDGET = Budget()
 BUDGETS: dict[str, Budget] = {
     "gmm": Budget(quick_steps=100, full_steps=300, hparams={"n_components": 10}),
     "realnvp": Budget(quick_steps=800, full_steps=6000, hparams={"n_layers": 6, "hidden": 64}),
+    # GANs (quick budgets measured at 5-20 s on 8gaussians, 2 cores)
+    "gan": Budget(1000, 5000, hparams={"hidden": 64, "penalty": "r1", "penalty_weight": 1.0}),
+    "lsgan": Budget(1000, 5000, hparams={"hidden": 64}),
+    "wgan": Budget(400, 3000, hparams={"hidden": 64}),
+    "wgan-gp": Budget(400, 3000, hparams={"hidden": 64}),
+    "infogan": Budget(
+        600, 4000, batch_size=128, hparams={"hidden": 64, "n_continuous": 1, "info_weight": 2.0}
+    ),
+    "stylegan": Budget(400, 3000, hparams={"channels": 16, "hidden": 32, "penalty_weight": 1.0}),
+    "progan": Budget(
+        600,
+        4000,
+        batch_size=64,
+        hparams={"channels": 16, "steps_per_phase": 150},
+        datasets=("digits",),
+    ),
+    "cyclegan": Budget(
+        300, 2000, batch_size=128, hparams={"hidden": 32}, datasets=("moons-circles",)
+    ),
 }
 
 

@@ -29,6 +29,11 @@ DATASET_COLUMNS = [
     ("status", "status"),
 ]
 PICTURES = ("samples.png", "density.png", "loss.png")
+#: Marks the page once loaded: ``data-images-ok="true"`` when every image decoded.
+IMAGE_CHECK = (
+    "window.addEventListener('load',()=>{document.body.dataset.imagesOk="
+    "[...document.images].every(i=>i.complete&&i.naturalWidth>0)});"
+)
 INTRO = (
     "Every model trained on every dataset with the budget in `genzoo/bench/grid.py`, then "
     "measured on the test split. Test NLL is in nats per example (lower is better) and is "
@@ -171,5 +176,6 @@ def _html(bench_dir: Path, blocks) -> str:
     )
     return (
         "<!doctype html><html><head><meta charset='utf-8'><title>genzoo benchmark</title>"
-        f"<style>{style}</style></head><body>{''.join(parts)}</body></html>\n"
+        f"<style>{style}</style><script>{IMAGE_CHECK}</script></head>"
+        f"<body>{''.join(parts)}</body></html>\n"
     )

@@ -1,0 +1,132 @@
+"""The benchmark grid and report: two tiny cells end to end, resume after a kill, metrics on
+known cases, and the HTML report in headless Chromium."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from genzoo.bench import grid
+from genzoo.bench.ratings import ratings
+from genzoo.bench.runner import RESULT_FILE, cell_dir, run_bench
+from genzoo.metrics.modes import mode_centres, mode_coverage
+from genzoo.metrics.samples import energy_distance, mmd_rbf, precision_recall, sliced_wasserstein
+
+TINY = {"gmm": grid.Budget(quick_steps=5, hparams={"n_components": 3})}
+
+
+@pytest.fixture
+def tiny_budgets(monkeypatch):
+    monkeypatch.setattr(grid, "BUDGETS", TINY)
+
+
+def test_mmd_and_distances_on_known_cases():
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(800, 2, generator=g), torch.randn(800, 2, generator=g)
+    same, shifted, far = mmd_rbf(x, y), mmd_rbf(x, y + 0.5), mmd_rbf(x, y + 2.0)
+    assert abs(same) < 0.01 and same < shifted < far
+    assert abs(energy_distance(x, y)) < 0.02 < energy_distance(x, y + 0.5)
+    assert sliced_wasserstein(x, y) < 0.15 < sliced_wasserstein(x, y + 1.0)
+
+
+def test_precision_recall_of_identical_sets_is_one():
+    x = torch.randn(500, 3, generator=torch.Generator().manual_seed(1))
+    pr = precision_recall(x, x)
+    assert pr["precision"] == pr["recall"] == pr["coverage"] == 1.0
+    collapsed = x[:1].repeat(500, 1)
+    assert precision_recall(x, collapsed)["recall"] < 0.05
+
+
+def test_mode_counter_on_constructed_samples():
+    centres, std = mode_centres("8gaussians")
+    on_three = torch.as_tensor(centres[:3]).repeat(100, 1).float()
+    result = mode_coverage(on_three, centres, std)
+    assert result["modes_covered"] == 3 and result["high_quality_share"] == 1.0
+
+
+def test_bench_of_two_cells_writes_results_and_report(tiny_budgets, tmp_path):
+    paths = run_bench(tmp_path, quick=True, models=["gmm"], datasets=["8gaussians", "moons"],
+                      jobs=1)  # fmt: skip
+    rows = [json.loads(line) for line in (tmp_path / "results.jsonl").open()]
+    assert [(r["dataset"], r["status"]) for r in rows] == [("8gaussians", "ok"), ("moons", "ok")]
+    assert rows[0]["density"] == "exact" and rows[0]["measure"] == "NLL"
+    assert rows[0]["modes_covered"] >= 6
+    assert (tmp_path / "results.csv").read_text().startswith("model,family,dataset,seed")
+    md = (tmp_path / "report.md").read_text()
+    assert "## Ratings" in md and "| gmm | mixture |" in md
+    assert {p.name for p in paths} == {"report.md", "report.html"}
+    assert "data:image/png;base64," in (tmp_path / "report.html").read_text()
+
+
+KILLED_BENCH = """
+import sys
+from genzoo.bench import grid, runner
+grid.BUDGETS = {"gmm": grid.Budget(quick_steps=5, hparams={"n_components": 3})}
+runner.run_bench(sys.argv[1], quick=True, models=["gmm"], datasets=["8gaussians", "moons"],
+                 jobs=1)
+"""
+
+
+def test_an_interrupted_bench_resumes_without_redoing_finished_cells(tiny_budgets, tmp_path):
+    first = cell_dir(tmp_path, "gmm", "8gaussians", 0) / RESULT_FILE
+    second = cell_dir(tmp_path, "gmm", "moons", 0) / RESULT_FILE
+    proc = subprocess.Popen([sys.executable, "-c", KILLED_BENCH, str(tmp_path)])
+    try:
+        deadline = time.time() + 180
+        while not first.exists() and time.time() < deadline and proc.poll() is None:
+            time.sleep(0.05)
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    assert first.exists(), "the first cell never finished"
+    if second.exists():
+        pytest.skip("the machine finished both cells before the kill landed")
+    stamp = first.stat().st_mtime_ns
+    run_bench(tmp_path, quick=True, models=["gmm"], datasets=["8gaussians", "moons"], jobs=1)
+    assert first.stat().st_mtime_ns == stamp  # read back, not recomputed
+    assert second.exists()
+
+
+def test_ratings_follow_their_rules():
+    rows = [
+        {"model": "a", "family": "flow", "dataset": "d", "seed": 0, "status": "ok",
+         "density": "exact", "coverage": 0.95, "precision": 0.9, "samples_per_second": 2e6,
+         "train_seconds": 3.0, "loss_oscillation": 0.01},
+        {"model": "b", "family": "gan", "dataset": "d", "seed": 0, "status": "diverged",
+         "density": "none", "coverage": 0.3, "precision": 0.5, "samples_per_second": 5e3,
+         "train_seconds": 3.0, "loss_oscillation": 0.5},
+    ]  # fmt: skip
+    table = {t["model"]: t for t in ratings(rows)}
+    assert table["a"]["density"][0] == 5 and table["b"]["density"][0] == 1
+    assert table["a"]["capacity"][0] == 5 and table["b"]["capacity"][0] == 2
+    assert table["a"]["stability"][0] == 5 and table["b"]["stability"][0] == 1
+    assert table["a"]["speed"][0] == 5 and table["b"]["speed"][0] == 2
+    assert [t["model"] for t in ratings(rows)] == ["a", "b"]  # the survey's family order
+
+
+def _chromium() -> str | None:
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.mark.skipif(_chromium() is None, reason="Debian's chromium is not installed here "
+                    "(CI installs it: apt-get install chromium)")  # fmt: skip
+def test_html_report_opens_in_headless_chromium_with_its_images(tiny_budgets, tmp_path):
+    run_bench(tmp_path, quick=True, models=["gmm"], datasets=["8gaussians"], jobs=1)
+    result = subprocess.run(
+        [_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+         "--no-first-run", "--disable-background-networking", "--disable-component-update",
+         "--disable-sync", f"--user-data-dir={tmp_path / 'profile'}",
+         "--virtual-time-budget=5000", "--dump-dom", (tmp_path / "report.html").as_uri()],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert 'data-images-ok="true"' in result.stdout
+    assert result.stdout.count("<img") >= 3
