@@ -3,6 +3,8 @@
 References:
     Dinh, Sohl-Dickstein & Bengio, "Density estimation using Real NVP", ICLR 2017
     (arXiv:1605.08803), section 3.
+    Kingma & Dhariwal, "Glow: Generative flow with invertible 1x1 convolutions",
+    NeurIPS 2018 (arXiv:1807.03039), section 3.3.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import torch
 from torch import Tensor
 
 from genzoo.models.flows.transforms import Transform
-from genzoo.models.nn import MLP
+from genzoo.models.nn import MLP, get_activation
 
 
 def alternating_masks(features: int, n_layers: int) -> list[Tensor]:
@@ -50,7 +52,9 @@ class AffineCoupling(Transform):
             condition the others, 0 the features that are transformed.
         hidden: widths of the conditioner MLP's hidden layers.
         activation: the conditioner's activation (a name, see ``genzoo.models.nn``).
-        scale_bound: bound on ``|s|``, > 0.
+        scale_bound: bound on ``|s|``, > 0 (for ``scale="tanh"``).
+        scale: ``"tanh"`` (the soft clamp above) or ``"sigmoid"``, Glow's
+            ``exp(s) = sigmoid(s_raw + 2)`` (Kingma & Dhariwal 2018, official code).
 
     Example:
         >>> layer = AffineCoupling(torch.tensor([1.0, 0.0]), hidden=(16,))
@@ -66,6 +70,7 @@ class AffineCoupling(Transform):
         hidden: Sequence[int] = (128, 128),
         activation: str = "relu",
         scale_bound: float = 3.0,
+        scale: str = "tanh",
     ) -> None:
         super().__init__()
         mask = torch.as_tensor(mask, dtype=torch.get_default_dtype())
@@ -76,25 +81,126 @@ class AffineCoupling(Transform):
         if not scale_bound > 0:
             raise ValueError(f"scale_bound must be > 0; got {scale_bound}")
         self.scale_bound = float(scale_bound)
+        self.scale = check_scale(scale)
         self.register_buffer("mask", mask)
         d = len(mask)
         self.net = MLP(d, 2 * d, hidden=hidden, activation=activation, zero_last=True)
 
-    def _scale_shift(self, x_kept: Tensor) -> tuple[Tensor, Tensor]:
-        """``s`` and ``t``, each ``(batch, d)``, zero on the kept features."""
-        s, t = self.net(x_kept).chunk(2, dim=-1)
-        s = self.scale_bound * torch.tanh(s / self.scale_bound)  # soft clamp of log-scale
-        free = 1 - self.mask
-        return s * free, t * free
-
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        x_kept = x * self.mask
-        s, t = self._scale_shift(x_kept)
-        y = x_kept + (1 - self.mask) * (x * torch.exp(s) + t)  # eq. (9)
-        return y, s.sum(-1)
+        return _couple(self, x, inverse=False)
 
     def inverse(self, y: Tensor) -> tuple[Tensor, Tensor]:
-        y_kept = y * self.mask  # equal to x * mask: the kept part passes through
-        s, t = self._scale_shift(y_kept)
-        x = y_kept + (1 - self.mask) * ((y - t) * torch.exp(-s))
-        return x, -s.sum(-1)
+        return _couple(self, y, inverse=True)
+
+
+SCALES = ("tanh", "sigmoid")
+
+
+def check_scale(scale: str) -> str:
+    """Refuse an unknown way of bounding the coupling log-scale."""
+    if scale not in SCALES:
+        raise ValueError(f"scale must be one of {SCALES}; got {scale!r}")
+    return scale
+
+
+def log_scale(raw: Tensor, scale: str, bound: float) -> Tensor:
+    """The coupling log-scale from the network's raw output, bounded as ``scale`` says."""
+    if scale == "sigmoid":
+        return torch.nn.functional.logsigmoid(raw + 2.0)  # Glow: exp(s) = sigmoid(raw + 2)
+    return bound * torch.tanh(raw / bound)  # soft clamp to (-bound, bound)
+
+
+def _couple(layer, v: Tensor, inverse: bool) -> tuple[Tensor, Tensor]:
+    """Masked affine coupling (eq. 9 of RealNVP) of ``layer`` in either direction.
+
+    The channel (or feature) dimension is 1; the network's output stacks ``s`` and ``t``
+    along it. The kept part ``v * mask`` is the same before and after the layer.
+    """
+    kept = v * layer.mask
+    raw_s, t = layer.net(kept).chunk(2, dim=1)
+    free = 1 - layer.mask
+    s = log_scale(raw_s, layer.scale, layer.scale_bound) * free
+    t = t * free
+    if inverse:
+        out = kept + free * ((v - t) * torch.exp(-s))
+        return out, -s.flatten(1).sum(1)
+    out = kept + free * (v * torch.exp(s) + t)  # eq. (9)
+    return out, s.flatten(1).sum(1)
+
+
+def checkerboard_mask(shape: Sequence[int], parity: int) -> Tensor:
+    """Spatial checkerboard mask (RealNVP fig. 3, left) shaped ``(c, h, w)``."""
+    c, h, w = shape
+    i, j = torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij")
+    board = ((i + j + parity) % 2 == 0).to(torch.get_default_dtype())
+    return board.expand(c, h, w).clone()
+
+
+def channel_mask(shape: Sequence[int], parity: int) -> Tensor:
+    """Channel-wise mask (RealNVP fig. 3, right) shaped ``(c, h, w)``: one half of channels."""
+    c, h, w = shape
+    first = (torch.arange(c) < c // 2).to(torch.get_default_dtype())
+    keep = first if parity % 2 == 0 else 1 - first
+    return keep[:, None, None].expand(c, h, w).clone()
+
+
+class ConvNet(torch.nn.Sequential):
+    """The conditioner of image couplings: 3x3 conv, 1x1 conv, 3x3 conv (zero-initialised).
+
+    As in Glow's ``NN()`` (Kingma & Dhariwal 2018, section 3.3): it starts at the constant 0,
+    so the coupling starts at (almost) the identity.
+    ``(batch, c_in, h, w) -> (batch, c_out, h, w)``.
+    """
+
+    def __init__(self, c_in: int, c_out: int, hidden: int, activation: str = "relu") -> None:
+        last = torch.nn.Conv2d(hidden, c_out, 3, padding=1)
+        torch.nn.init.zeros_(last.weight)
+        torch.nn.init.zeros_(last.bias)
+        super().__init__(
+            torch.nn.Conv2d(c_in, hidden, 3, padding=1),
+            get_activation(activation),
+            torch.nn.Conv2d(hidden, hidden, 1),
+            get_activation(activation),
+            last,
+        )
+
+
+class ConvAffineCoupling(Transform):
+    """Affine coupling on images ``(batch, c, h, w)`` with a checkerboard or channel mask.
+
+    RealNVP section 3.4-3.5 (Dinh et al. 2017) and Glow's affine coupling (table 1):
+    ``y = mask*x + (1-mask)*(x*exp(s) + t)`` with ``(s, t) = NN(mask*x)``,
+    ``log|det| = sum((1-mask)*s)``.
+
+    Arguments:
+        mask: binary tensor shaped ``(c, h, w)``, see ``checkerboard_mask``/``channel_mask``.
+        hidden: channels of the conditioner's hidden layers.
+        activation: the conditioner's activation, by name.
+        scale_bound: bound on ``|s|`` for ``scale="tanh"``.
+        scale: ``"tanh"`` or ``"sigmoid"`` (Glow).
+    """
+
+    def __init__(
+        self,
+        mask: Tensor,
+        hidden: int = 64,
+        activation: str = "relu",
+        scale_bound: float = 3.0,
+        scale: str = "tanh",
+    ) -> None:
+        super().__init__()
+        if mask.ndim != 3:
+            raise ValueError(
+                f"image coupling needs a (c, h, w) mask; got shape {tuple(mask.shape)}"
+            )
+        self.scale_bound = float(scale_bound)
+        self.scale = check_scale(scale)
+        self.register_buffer("mask", mask.to(torch.get_default_dtype()))
+        c = mask.shape[0]
+        self.net = ConvNet(c, 2 * c, int(hidden), activation)
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        return _couple(self, x, inverse=False)
+
+    def inverse(self, y: Tensor) -> tuple[Tensor, Tensor]:
+        return _couple(self, y, inverse=True)

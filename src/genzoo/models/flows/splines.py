@@ -1,0 +1,163 @@
+"""Rational-quadratic splines with linear tails, and the coupling layer built on them.
+
+References:
+    Durkan, Bekasov, Murray & Papamakarios, "Neural Spline Flows", NeurIPS 2019
+    (arXiv:1906.04032), section 3; the rational-quadratic form of Gregory & Delbourgo (1982).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from genzoo.models.flows.transforms import Transform
+from genzoo.models.nn import MLP
+
+
+@dataclass(frozen=True)
+class SplineSettings:
+    """The spline hyper-parameters of Durkan et al. 2019 (section 3.1).
+
+    Arguments:
+        bins: number of bins ``K`` in ``[-tail_bound, tail_bound]``.
+        tail_bound: ``B``; outside ``[-B, B]`` the transform is the identity (linear tails).
+        min_bin_width: floor on each bin's width, as a fraction of ``2B``.
+        min_bin_height: floor on each bin's height, as a fraction of ``2B``.
+        min_derivative: floor on the derivative at the inner knots.
+    """
+
+    bins: int = 8
+    tail_bound: float = 3.0
+    min_bin_width: float = 1e-3
+    min_bin_height: float = 1e-3
+    min_derivative: float = 1e-3
+
+    def __post_init__(self) -> None:
+        if self.bins < 1:
+            raise ValueError(f"bins must be >= 1; got {self.bins}")
+        if not self.tail_bound > 0:
+            raise ValueError(f"tail_bound must be > 0; got {self.tail_bound}")
+        for name in ("min_bin_width", "min_bin_height"):
+            value = getattr(self, name)
+            if not 0 <= value * self.bins < 1:
+                raise ValueError(
+                    f"{name} must be in [0, 1/bins); got {value} with {self.bins} bins"
+                )
+        if not self.min_derivative > 0:
+            raise ValueError(f"min_derivative must be > 0; got {self.min_derivative}")
+
+    @property
+    def params_per_dim(self) -> int:
+        """Widths (K), heights (K) and inner derivatives (K-1): ``3K - 1`` numbers."""
+        return 3 * self.bins - 1
+
+
+def _knots(raw: Tensor, minimum: float, bound: float) -> tuple[Tensor, Tensor]:
+    """Bin sizes and knot positions in ``[-B, B]`` from unnormalised ``(..., K)`` values."""
+    k = raw.shape[-1]
+    sizes = minimum + (1 - minimum * k) * torch.softmax(raw, dim=-1)
+    inner = 2 * bound * torch.cumsum(sizes[..., :-1], dim=-1) - bound  # (..., K-1)
+    knots = F.pad(F.pad(inner, (1, 0), value=-bound), (0, 1), value=bound)  # (..., K+1)
+    return knots[..., 1:] - knots[..., :-1], knots
+
+
+def rational_quadratic_spline(
+    x: Tensor, params: Tensor, settings: SplineSettings, inverse: bool = False
+) -> tuple[Tensor, Tensor]:
+    """The monotone rational-quadratic spline of Durkan et al. 2019 with linear tails.
+
+    ``x`` is shaped ``(...,)`` and ``params`` ``(..., 3K - 1)`` (unnormalised widths, heights
+    and inner derivatives). Inside ``[-B, B]`` the map is eq. (4) and its derivative eq. (5);
+    the inverse solves the quadratic of section 3.2 (appendix A); outside it is the identity.
+    Returns ``(y, log|dy/dx|)`` elementwise, both shaped like ``x`` (for ``inverse=True``,
+    ``log|dx/dy|``).
+    """
+    s = settings
+    k, bound = s.bins, s.tail_bound
+    raw_w, raw_h, raw_d = params[..., :k], params[..., k : 2 * k], params[..., 2 * k :]
+    widths, cum_w = _knots(raw_w, s.min_bin_width, bound)
+    heights, cum_h = _knots(raw_h, s.min_bin_height, bound)
+    # derivatives at the K+1 knots: softplus inside (shifted so raw 0 gives 1), 1 at the ends
+    shift = math.log(math.expm1(1 - s.min_derivative))
+    inner = s.min_derivative + F.softplus(raw_d + shift)
+    derivs = F.pad(inner, (1, 1), value=1.0)
+
+    inside = (x >= -bound) & (x <= bound)
+    v = x.clamp(-bound, bound)
+    knots = cum_h if inverse else cum_w
+    index = torch.searchsorted(knots[..., 1:-1].contiguous(), v[..., None], right=True)  # bin
+
+    def pick(t: Tensor) -> Tensor:
+        return t.gather(-1, index)[..., 0]
+
+    x_k, w_k, y_k, h_k = pick(cum_w), pick(widths), pick(cum_h), pick(heights)
+    d_k, d_k1 = pick(derivs[..., :-1]), pick(derivs[..., 1:])
+    slope = h_k / w_k  # s_k of the paper
+    if inverse:  # solve a xi^2 + b xi + c = 0 for xi in [0, 1]
+        dy = v - y_k
+        a = h_k * (slope - d_k) + dy * (d_k1 + d_k - 2 * slope)
+        b = h_k * d_k - dy * (d_k1 + d_k - 2 * slope)
+        c = -slope * dy
+        xi = (2 * c) / (-b - torch.sqrt((b.square() - 4 * a * c).clamp_min(0)))
+        out = x_k + xi * w_k
+    else:
+        xi = (v - x_k) / w_k
+    xi_1m = xi * (1 - xi)
+    denom = slope + (d_k1 + d_k - 2 * slope) * xi_1m
+    if not inverse:
+        out = y_k + h_k * (slope * xi.square() + d_k * xi_1m) / denom  # eq. (4)
+    grad = slope.square() * (d_k1 * xi.square() + 2 * slope * xi_1m + d_k * (1 - xi).square())
+    log_grad = grad.log() - 2 * denom.log()  # eq. (5)
+    if inverse:
+        log_grad = -log_grad
+    return torch.where(inside, out, x), torch.where(inside, log_grad, torch.zeros_like(x))
+
+
+class SplineCoupling(Transform):
+    """Rational-quadratic spline coupling (NSF-C, Durkan et al. 2019, section 3.3).
+
+    With mask ``b``, the transformed features ``(1-b)`` each pass through a spline whose
+    ``3K - 1`` parameters an MLP computes from the kept features ``b*x``; the kept ones pass
+    through unchanged. ``(batch, d)`` tensors; the MLP's last layer starts at zero, which
+    makes every spline (and the layer) the identity at initialisation.
+
+    Arguments:
+        mask: binary ``(d,)`` tensor, 1 = kept (conditioning), 0 = transformed.
+        hidden: widths of the conditioner MLP's hidden layers.
+        settings: the spline hyper-parameters.
+        activation: the conditioner's activation, by name.
+    """
+
+    def __init__(
+        self,
+        mask: Tensor,
+        hidden: Sequence[int] = (128, 128),
+        settings: SplineSettings | None = None,
+        activation: str = "relu",
+    ) -> None:
+        super().__init__()
+        mask = torch.as_tensor(mask, dtype=torch.get_default_dtype())
+        if mask.ndim != 1 or not 0 < int(mask.sum()) < len(mask):
+            raise ValueError("mask must be 1-D, keep at least one feature and transform one")
+        self.settings = settings or SplineSettings()
+        self.register_buffer("mask", mask)
+        d, p = len(mask), self.settings.params_per_dim
+        self.net = MLP(d, d * p, hidden=hidden, activation=activation, zero_last=True)
+
+    def _spline(self, v: Tensor, inverse: bool) -> tuple[Tensor, Tensor]:
+        kept = v * self.mask
+        params = self.net(kept).unflatten(-1, (v.shape[-1], -1))  # (batch, d, 3K-1)
+        out, log_grad = rational_quadratic_spline(v, params, self.settings, inverse=inverse)
+        free = 1 - self.mask
+        return kept + free * out, (free * log_grad).sum(-1)
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        return self._spline(x, inverse=False)
+
+    def inverse(self, y: Tensor) -> tuple[Tensor, Tensor]:
+        return self._spline(y, inverse=True)
