@@ -72,3 +72,19 @@ def test_errors_are_one_clear_line(args, message, capsys, tmp_path):
     assert main([*args, *(["--out", str(tmp_path / "r")] if args[0] == "train" else [])]) == 2
     err = capsys.readouterr().err
     assert err.startswith("genzoo: error:") and message in err
+
+
+def test_train_to_a_target_density_and_eval(tmp_path, capsys):
+    out = tmp_path / "planar"
+    args = ["train", "planar", "--target", "u1", "--steps", "20", "--lr", "0.02",
+            "--set", "n_layers=4", "--set", "mc_samples=64", "--out", str(out)]  # fmt: skip
+    assert main(args) == 0
+    capsys.readouterr()
+    assert main(["eval", str(out)]) == 0
+    metrics = json.loads(capsys.readouterr().out)
+    assert metrics["target"] == "u1" and metrics["reverse_kl"] > 0
+
+
+def test_train_needs_data_or_target(tmp_path):
+    with pytest.raises(SystemExit, match="exactly one of --data"):
+        main(["train", "planar", "--out", str(tmp_path / "x")])

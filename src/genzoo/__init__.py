@@ -13,6 +13,7 @@ from genzoo.errors import (
 from genzoo.estimator import Estimator
 from genzoo.io import load_model as load
 from genzoo.registry import create, list_models, register_model
+from genzoo.target_fitting import evaluate_target, fit_target
 from genzoo.train import Trainer
 
 __version__ = "0.1.0"
@@ -28,6 +29,8 @@ __all__ = [
     "TrainingDiverged",
     "UnknownNameError",
     "create",
+    "evaluate_target",
+    "fit_target",
     "list_datasets",
     "list_models",
     "load",

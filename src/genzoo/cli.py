@@ -43,8 +43,20 @@ def cmd_list(args: argparse.Namespace) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> None:
+    from genzoo.target_fitting import evaluate_target, fit_target
     from genzoo.workflow import evaluate, train
 
+    if (args.data is None) == (args.target is None):
+        raise SystemExit("genzoo: error: give exactly one of --data DATASET or --target NAME")
+    if args.target is not None:
+        out = args.out or f"runs/{args.model}-{args.target}"
+        fit_target(args.model, args.target, out=out, hparams=_parse_set(args.set),
+                   steps=args.steps, lr=args.lr, seed=args.seed, device=args.device,
+                   dtype=args.dtype, clip_grad=args.clip_grad, resume=args.resume,
+                   force=args.force)  # fmt: skip
+        print(json.dumps(evaluate_target(out), indent=2))
+        print(f"run saved in {out}")
+        return
     out = args.out or f"runs/{args.model}-{Path(args.data).stem}"
     model, trainer = train(
         args.model,
@@ -85,8 +97,15 @@ def cmd_sample(args: argparse.Namespace) -> None:
 
 
 def cmd_eval(args: argparse.Namespace) -> None:
+    from genzoo.io import read_json
+    from genzoo.target_fitting import evaluate_target
+    from genzoo.train.trainer import RUN_INFO_FILE
     from genzoo.workflow import evaluate
 
+    info = read_json(Path(args.run) / RUN_INFO_FILE)
+    if "target" in info and args.data is None:
+        print(json.dumps(evaluate_target(args.run), indent=2))
+        return
     print(json.dumps(evaluate(args.run, dataset=args.data, n=args.n), indent=2))
 
 
@@ -125,7 +144,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="train a model on a dataset")
     p.add_argument("model")
-    p.add_argument("--data", required=True, help="dataset name or a .npy/.npz/.csv path")
+    p.add_argument("--data", help="dataset name or a .npy/.npz/.csv path")
+    p.add_argument("--target", help="fit an unnormalised target density instead (u1..u4)")
     p.add_argument("--steps", type=int, default=2000)
     p.add_argument("--batch-size", type=int, default=512)
     p.add_argument("--lr", type=float, default=1e-3)
