@@ -1,0 +1,433 @@
+"""Restricted Boltzmann machines: Bernoulli-Bernoulli and Gaussian-Bernoulli, CD-k and PCD.
+
+An RBM is the bipartite energy ``E(v, h) = -b.v - c.h - v W h`` over visible ``v`` and binary
+hidden ``h`` (Bernoulli visibles), or ``E(v, h) = |v - b|^2 / 2 - c.h - v W h`` (Gaussian
+visibles with unit variance, on standardised data, as Hinton's practical guide advises).
+Summing out ``h`` gives the free energy ``F(v) = -log sum_h exp(-E(v, h))``:
+
+    Bernoulli:  F(v) = -b.v - sum_j softplus(c_j + (v W)_j)
+    Gaussian:   F(v) = |v - b|^2 / 2 - sum_j softplus(c_j + (v W)_j)
+
+and ``p(v) = exp(-F(v)) / Z``. Both conditionals factorise: ``p(h_j = 1 | v) =
+sigmoid(c_j + (v W)_j)`` and ``p(v_i = 1 | h) = sigmoid(b_i + (W h)_i)`` or
+``p(v | h) = N(b + W h, I)``, so block Gibbs sampling alternates them.
+
+Training. The log-likelihood gradient is ``-dF(v_data)/dtheta + E_model[dF/dtheta]``; contrastive
+divergence (Hinton 2002) replaces the model expectation by samples after ``k`` Gibbs steps
+started at the data (CD-k), persistent CD (Tieleman 2008) by chains kept across updates. Both are
+written as the loss ``mean F(v_data) - mean F(v_model)`` with ``v_model`` held fixed, whose
+gradient is exactly the CD/PCD update; an L2 penalty on ``W`` is the guide's weight decay and
+SGD with momentum (``optimizer_settings``) its momentum.
+
+References:
+    Hinton, "Training products of experts by minimizing contrastive divergence",
+    Neural Computation 14, 2002.
+    Hinton, "A practical guide to training restricted Boltzmann machines", UTML TR 2010-003.
+    Tieleman, "Training restricted Boltzmann machines using approximations to the likelihood
+    gradient", ICML 2008.
+    Salakhutdinov & Murray, "On the quantitative analysis of deep belief networks", ICML 2008.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from genzoo.errors import DataError
+from genzoo.models.base import GenerativeModel
+from genzoo.models.energy.ais import LogZCache, ais_log_z, sigmoid_betas
+from genzoo.registry import register_model
+
+VISIBLE_TYPES = ("bernoulli", "gaussian")
+OPTIMIZERS = ("sgd", "adam")
+#: Hidden layers up to this size can have their log Z summed exactly (2^n states).
+MAX_ENUMERATED_HIDDEN = 20
+
+
+def _bernoulli(p: Tensor, generator: torch.Generator | None) -> Tensor:
+    return torch.bernoulli(p, generator=generator)
+
+
+def check_binary(x: Tensor, who: str) -> None:
+    """Refuse data that are not all 0 or 1 (Bernoulli units)."""
+    if not ((x == 0) | (x == 1)).all():
+        raise DataError(
+            f"{who} has Bernoulli visible units and needs 0/1 data such as 'digits-binary'; "
+            "for real-valued data use 'gb-rbm' (Gaussian visible units) or a continuous model"
+        )
+
+
+class RBMLayer(nn.Module):
+    """One RBM: weights ``W`` ``(n_visible, n_hidden)``, visible bias ``b``, hidden bias ``c``.
+
+    The maths of every Boltzmann model here: free energy, conditionals, Gibbs steps, exact
+    ``log Z`` by enumerating the hidden states, and AIS from a base-rate model.
+
+    Arguments:
+        n_visible: number of visible units.
+        n_hidden: number of binary hidden units.
+        visible: ``"bernoulli"`` or ``"gaussian"`` (unit variance) visible units.
+        init_scale: standard deviation of the initial weights (the guide's 0.01).
+    """
+
+    def __init__(
+        self, n_visible: int, n_hidden: int, visible: str = "bernoulli", init_scale: float = 0.01
+    ) -> None:
+        super().__init__()
+        if visible not in VISIBLE_TYPES:
+            raise ValueError(f"visible must be one of {VISIBLE_TYPES}; got {visible!r}")
+        if n_visible < 1 or n_hidden < 1:
+            raise ValueError(f"need n_visible, n_hidden >= 1; got {n_visible}, {n_hidden}")
+        self.visible = visible
+        self.weight = nn.Parameter(init_scale * torch.randn(n_visible, n_hidden))
+        self.visible_bias = nn.Parameter(torch.zeros(n_visible))
+        self.hidden_bias = nn.Parameter(torch.zeros(n_hidden))
+        #: Mean of the visible data seen in training: the base-rate model of AIS.
+        self.register_buffer("data_mean", torch.full((n_visible,), 0.5 if self.binary else 0.0))
+
+    @property
+    def binary(self) -> bool:
+        return self.visible == "bernoulli"
+
+    @property
+    def n_visible(self) -> int:
+        return self.weight.shape[0]
+
+    @property
+    def n_hidden(self) -> int:
+        return self.weight.shape[1]
+
+    # -- the maths ---------------------------------------------------------------------------
+    def hidden_input(self, v: Tensor) -> Tensor:
+        """``c + v W``, ``(batch, n_visible) -> (batch, n_hidden)``."""
+        return self.hidden_bias + v @ self.weight
+
+    def free_energy(self, v: Tensor) -> Tensor:
+        """``F(v)``, ``(batch, n_visible) -> (batch,)``; ``p(v) = exp(-F(v)) / Z``."""
+        hidden = F.softplus(self.hidden_input(v)).sum(-1)
+        if self.binary:
+            return -(v @ self.visible_bias) - hidden
+        return 0.5 * (v - self.visible_bias).pow(2).sum(-1) - hidden
+
+    def energy(self, v: Tensor, h: Tensor) -> Tensor:
+        """``E(v, h)``, ``(batch, n_visible), (batch, n_hidden) -> (batch,)``."""
+        coupling = ((v @ self.weight) * h).sum(-1) + h @ self.hidden_bias
+        if self.binary:
+            return -(v @ self.visible_bias) - coupling
+        return 0.5 * (v - self.visible_bias).pow(2).sum(-1) - coupling
+
+    def p_hidden(self, v: Tensor) -> Tensor:
+        """``p(h = 1 | v)``, ``(batch, n_hidden)``."""
+        return torch.sigmoid(self.hidden_input(v))
+
+    def visible_mean(self, h: Tensor) -> Tensor:
+        """``E[v | h]``: ``sigmoid(b + W h)`` or ``b + W h``, ``(batch, n_visible)``."""
+        a = self.visible_bias + h @ self.weight.T
+        return torch.sigmoid(a) if self.binary else a
+
+    def sample_hidden(self, v: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        return _bernoulli(self.p_hidden(v), generator)
+
+    def sample_visible(self, h: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        mean = self.visible_mean(h)
+        if self.binary:
+            return _bernoulli(mean, generator)
+        noise = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
+        return mean + noise
+
+    @torch.no_grad()
+    def gibbs(self, v: Tensor, k: int, generator: torch.Generator | None = None) -> Tensor:
+        """``k`` block Gibbs steps ``v -> h -> v``; returns the last visible sample."""
+        for _ in range(k):
+            v = self.sample_visible(self.sample_hidden(v, generator), generator)
+        return v
+
+    def random_visible(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+        """Chain starts: Bernoulli(data mean) or N(data mean, I), ``(n, n_visible)``."""
+        mean = self.data_mean.expand(n, -1)
+        if self.binary:
+            return _bernoulli(mean.clamp(0, 1), generator)
+        return mean + torch.randn(
+            mean.shape, generator=generator, device=mean.device, dtype=mean.dtype
+        )
+
+    # -- the normaliser ----------------------------------------------------------------------
+    @torch.no_grad()
+    def exact_log_z(self, chunk: int = 4096) -> float:
+        """``log Z`` by summing over all ``2^n_hidden`` hidden states (``n_hidden <= 20``)."""
+        n_h = self.n_hidden
+        if n_h > MAX_ENUMERATED_HIDDEN:
+            raise ValueError(f"exact log Z enumerates 2^n_hidden states; n_hidden={n_h} > 20")
+        bits = 2 ** torch.arange(n_h, device=self.weight.device)
+        parts = []
+        for start in range(0, 2**n_h, chunk):
+            codes = torch.arange(start, min(start + chunk, 2**n_h), device=bits.device)
+            h = ((codes[:, None] & bits) > 0).to(self.weight.dtype).double()  # (chunk, n_h)
+            w, b, c = self.weight.double(), self.visible_bias.double(), self.hidden_bias.double()
+            a = b + h @ w.T  # (chunk, n_visible)
+            if self.binary:  # sum_v exp(-E) = exp(c.h) prod_i (1 + exp(a_i))
+                parts.append(h @ c + F.softplus(a).sum(-1))
+            else:  # integral over v: exp(c.h + (|b + W h|^2 - |b|^2) / 2) (2 pi)^(D/2)
+                parts.append(h @ c + 0.5 * (a.pow(2).sum(-1) - b.pow(2).sum()))
+        log_z = torch.logsumexp(torch.cat(parts), 0).item()
+        if not self.binary:
+            log_z += 0.5 * self.n_visible * math.log(2 * math.pi)
+        return log_z
+
+    @torch.no_grad()
+    def ais(
+        self, n_betas: int, n_runs: int, generator: torch.Generator | None = None
+    ) -> tuple[float, float]:
+        """AIS estimate of ``(log Z, stderr)`` from the base-rate model (Salakhutdinov & Murray).
+
+        The base ``p_0(v)`` has no weights: ``f_0(v) = exp(b_A . v)`` with ``b_A`` the logit of
+        the training data's mean (Bernoulli), or ``N(v; mean, I)`` (Gaussian), times the
+        ``2^n_hidden`` states of free hidden units. The intermediate joint scales the RBM's
+        energy, ``p_beta(v, h) ~ f_0(v)^(1 - beta) exp(-beta E(v, h))``, so (eq. 14 of the paper)
+        ``log f_beta(v) = (1 - beta) log f_0(v) + beta [visible term] + sum_j softplus(beta
+        (c + v W)_j)``; its Gibbs step samples ``h ~ sigmoid(beta (c + v W))`` and ``v`` from the
+        visible conditional with bias ``(1 - beta) b_A + beta b`` and weights ``beta W``.
+        """
+        log_free_hidden = self.n_hidden * math.log(2)
+        if self.binary:
+            base = torch.logit(self.data_mean.clamp(1e-3, 1 - 1e-3))
+            log_z0 = float(F.softplus(base).sum()) + log_free_hidden
+
+            def log_f(v: Tensor, beta: float) -> Tensor:
+                visible = (1 - beta) * (v @ base) + beta * (v @ self.visible_bias)
+                return visible + F.softplus(beta * self.hidden_input(v)).sum(-1)
+
+        else:
+            base = self.data_mean
+            log_z0 = 0.5 * self.n_visible * math.log(2 * math.pi) + log_free_hidden
+
+            def log_f(v: Tensor, beta: float) -> Tensor:
+                visible = (1 - beta) * (v - base).pow(2).sum(-1) + beta * (
+                    v - self.visible_bias
+                ).pow(2).sum(-1)
+                return -0.5 * visible + F.softplus(beta * self.hidden_input(v)).sum(-1)
+
+        def transition(v: Tensor, beta: float, gen: torch.Generator | None) -> Tensor:
+            h = _bernoulli(torch.sigmoid(beta * self.hidden_input(v)), gen)
+            a = (1 - beta) * base + beta * (self.visible_bias + h @ self.weight.T)
+            if self.binary:
+                return _bernoulli(torch.sigmoid(a), gen)
+            return a + torch.randn(a.shape, generator=gen, device=a.device, dtype=a.dtype)
+
+        start = self.random_visible(n_runs, generator)
+        if self.binary:
+            start = _bernoulli(torch.sigmoid(base).expand(n_runs, -1), generator)
+        return ais_log_z(log_f, transition, start, log_z0, sigmoid_betas(n_betas), generator)
+
+    # -- training ----------------------------------------------------------------------------
+    @torch.no_grad()
+    def track_data(self, v: Tensor, momentum: float = 0.99) -> None:
+        """Keep a running mean of the visible data (the AIS base rate)."""
+        self.data_mean.mul_(momentum).add_((1 - momentum) * v.mean(0))
+
+    def cd_loss(self, v_data: Tensor, v_model: Tensor, weight_decay: float) -> dict[str, Tensor]:
+        """``mean F(v_data) - mean F(v_model)`` (+ L2 on ``W``): its gradient is the CD update."""
+        terms = {"cd": self.free_energy(v_data).mean() - self.free_energy(v_model.detach()).mean()}
+        if weight_decay > 0:
+            terms["weight_decay"] = 0.5 * weight_decay * self.weight.pow(2).sum()
+        return terms
+
+
+class _RBM(LogZCache, GenerativeModel):
+    """Shared body of ``rbm`` and ``gb-rbm``: CD-k/PCD loss, Gibbs sampling, AIS ``log_prob``."""
+
+    visible_type: str = "bernoulli"
+    density = "estimate"
+
+    def __init__(
+        self,
+        data_shape: Sequence[int],
+        n_hidden: int = 64,
+        cd_k: int = 1,
+        persistent: bool = False,
+        n_chains: int = 100,
+        weight_decay: float = 2e-4,
+        momentum: float = 0.9,
+        optimizer: str = "sgd",
+        sample_steps: int = 1000,
+        ais_betas: int = 1000,
+        ais_runs: int = 100,
+        ais_seed: int = 0,
+        exact_log_z: bool = False,
+    ) -> None:
+        GenerativeModel.__init__(self, data_shape)
+        if cd_k < 1 or n_chains < 1 or sample_steps < 1:
+            raise ValueError(
+                f"need cd_k, n_chains, sample_steps >= 1; got {cd_k}, {n_chains}, {sample_steps}"
+            )
+        if optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {OPTIMIZERS}; got {optimizer!r}")
+        if weight_decay < 0 or not 0 <= momentum < 1:
+            raise ValueError(
+                f"need weight_decay >= 0, 0 <= momentum < 1; got {weight_decay}, {momentum}"
+            )
+        if exact_log_z and n_hidden > MAX_ENUMERATED_HIDDEN:
+            raise ValueError(
+                f"exact_log_z enumerates 2^n_hidden states: needs n_hidden <= 20, "
+                f"got {n_hidden}; use AIS (exact_log_z=False)"
+            )
+        self.rbm = RBMLayer(self.data_dim, n_hidden, self.visible_type)
+        self.cd_k, self.persistent, self.weight_decay = int(cd_k), bool(persistent), weight_decay
+        self.momentum, self.optimizer, self.sample_steps = momentum, optimizer, int(sample_steps)
+        self.use_exact_log_z = bool(exact_log_z)
+        if self.use_exact_log_z:
+            self.density = "exact"  # summed over every hidden state: no estimate involved
+        self._init_log_z_cache(ais_betas, ais_runs, ais_seed)
+        self.register_buffer("chains", self.rbm.random_visible(int(n_chains)))  # PCD chains
+        if not self.rbm.binary:  # fixed standardisation of real-valued data
+            self.register_buffer("shift", torch.zeros(self.data_dim))
+            self.register_buffer("scale", torch.ones(self.data_dim))
+
+    # -- data <-> visible units --------------------------------------------------------------
+    def _to_visible(self, x: Tensor) -> Tensor:
+        return x.reshape(x.shape[0], -1)
+
+    def _from_visible(self, v: Tensor) -> Tensor:
+        return v.reshape(v.shape[0], *self.data_shape)
+
+    def _log_det(self) -> Tensor:
+        return torch.zeros((), device=self.device, dtype=self.dtype)
+
+    # -- the protocol ------------------------------------------------------------------------
+    def initialize(self, data: Tensor) -> None:
+        v = self._to_visible(data.to(self.device, self.dtype))
+        self.rbm.data_mean.copy_(v.mean(0))
+        if self.rbm.binary:  # the guide's visible bias init: log p_i / (1 - p_i)
+            with torch.no_grad():
+                self.rbm.visible_bias.copy_(torch.logit(v.mean(0).clamp(0.01, 0.99)))
+        self.chains.copy_(self.rbm.random_visible(self.chains.shape[0]))
+
+    def loss(self, batch: Tensor | None, player: str = "model") -> dict[str, Tensor]:
+        v = self._to_visible(self.check_input(batch))
+        self.rbm.track_data(v)
+        if self.persistent:  # PCD: continue the persistent chains
+            v_model = self.rbm.gibbs(self.chains, self.cd_k)
+            self.chains.copy_(v_model)
+        else:  # CD-k: k Gibbs steps from the data
+            v_model = self.rbm.gibbs(v, self.cd_k)
+        terms = self.rbm.cd_loss(v, v_model, self.weight_decay)
+        with torch.no_grad():  # reconstruction error: the guide's (imperfect) progress signal
+            recon = self.rbm.visible_mean(self.rbm.p_hidden(v))
+            terms["diag/reconstruction"] = (v - recon).pow(2).sum(-1).mean()
+        return terms
+
+    def optimizer_settings(self, player: str) -> dict[str, Any]:
+        if self.optimizer == "sgd":
+            return {"optimizer": "sgd", "momentum": self.momentum}
+        return {}
+
+    def after_step(self, player: str, step: int) -> None:
+        self.invalidate_log_z()
+
+    @torch.no_grad()
+    def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+        """``sample_steps`` block Gibbs steps from random starts, ``(n, *data_shape)``."""
+        v = self.rbm.gibbs(self.rbm.random_visible(n, generator), self.sample_steps, generator)
+        return self._from_visible(v)
+
+    def free_energy(self, x: Tensor) -> Tensor:
+        """Unnormalised ``-log p(x) - log Z`` (free energy of the data), ``(batch,)``."""
+        return self.rbm.free_energy(self._to_visible(self.check_input(x))) - self._log_det()
+
+    def _ais(self, n_betas: int, n_runs: int, generator: torch.Generator) -> tuple[float, float]:
+        if self.use_exact_log_z:
+            return self.rbm.exact_log_z(), 0.0
+        return self.rbm.ais(n_betas, n_runs, generator)
+
+    @torch.no_grad()
+    def log_prob(self, x: Tensor) -> Tensor:
+        """``-F(x) - log Z`` with ``log Z`` from AIS (cached; ``exact_log_z`` sums it)."""
+        return -self.free_energy(x) - self.cached_log_z().to(self.dtype)
+
+
+@register_model("rbm", family="energy")
+class RBM(_RBM):
+    """Bernoulli-Bernoulli RBM (Hinton 2002) by CD-k or PCD; log-likelihood by AIS (estimate).
+
+    For 0/1 data (``digits-binary``). ``log_prob(x) = -F(x) - log Z`` where ``log Z`` is an AIS
+    estimate from a base-rate model (Salakhutdinov & Murray 2008), cached in the model and
+    re-estimated after training; ``estimate_log_z(n_betas, n_runs, generator)`` gives it with
+    its standard error, ``exact_log_z=True`` sums it over every hidden state instead (then the
+    density is exact; ``n_hidden <= 20``).
+
+    Arguments:
+        data_shape: shape of one example (flattened to the visible units).
+        n_hidden: number of binary hidden units.
+        cd_k: Gibbs steps per update (CD-k; for PCD, steps of the persistent chains).
+        persistent: persistent contrastive divergence (Tieleman 2008) with ``n_chains`` chains.
+        n_chains: number of persistent chains.
+        weight_decay: L2 penalty ``weight_decay / 2 |W|^2`` (the guide's 1e-4 .. 1e-2).
+        momentum: SGD momentum (the guide's 0.5 .. 0.9).
+        optimizer: ``"sgd"`` (with momentum, as in the guide; use lr about 0.05) or ``"adam"``.
+        sample_steps: block Gibbs steps per ``sample`` call.
+        ais_betas: intermediate distributions of AIS.
+        ais_runs: independent AIS runs (the error bar shrinks as ``1/sqrt(ais_runs)``).
+        ais_seed: seed of the AIS run behind ``log_prob`` (so it is reproducible).
+        exact_log_z: sum ``log Z`` over all ``2^n_hidden`` hidden states instead of AIS.
+
+    Example:
+        >>> import genzoo
+        >>> x = genzoo.load_dataset("digits-binary", n=500)
+        >>> rbm = genzoo.create("rbm", data=x, n_hidden=16, ais_betas=100, ais_runs=16)
+        >>> rbm.sample(4).shape, rbm.log_prob(x[:3]).shape
+        (torch.Size([4, 1, 8, 8]), torch.Size([3]))
+    """
+
+    visible_type = "bernoulli"
+    data_kind = "discrete"
+
+    def initialize(self, data: Tensor) -> None:
+        check_binary(data, "rbm")
+        super().initialize(data)
+
+    def check_input(self, x: Tensor) -> Tensor:
+        x = super().check_input(x)
+        check_binary(x, "rbm")
+        return x
+
+
+@register_model("gb-rbm", family="energy")
+class GaussianRBM(_RBM):
+    """Gaussian-Bernoulli RBM (Hinton 2010, section 13.2) by CD-k or PCD; AIS log-likelihood.
+
+    Real-valued data are standardised with the training data's mean and standard deviation
+    (fixed at ``initialize``, the guide's advice for unit-variance visibles); ``log_prob``
+    includes the Jacobian ``-sum log std``, so it is a density of the raw data. Everything
+    else, including the arguments, is as in ``rbm``; ``log Z`` sums the Gaussian integral in
+    closed form per hidden state when ``exact_log_z`` is set.
+
+    Example:
+        >>> import genzoo
+        >>> x = genzoo.load_dataset("moons", n=500)
+        >>> rbm = genzoo.create("gb-rbm", data=x, n_hidden=8, exact_log_z=True)
+        >>> rbm.log_prob(x[:3]).shape
+        torch.Size([3])
+    """
+
+    visible_type = "gaussian"
+    data_kind = "continuous"
+
+    def initialize(self, data: Tensor) -> None:
+        x = data.reshape(data.shape[0], -1).to(self.device, self.dtype)
+        self.shift.copy_(x.mean(0))
+        self.scale.copy_(x.std(0).clamp_min(1e-3) if x.shape[0] > 1 else torch.ones_like(x[0]))
+        super().initialize(data)
+
+    def _to_visible(self, x: Tensor) -> Tensor:
+        return (x.reshape(x.shape[0], -1) - self.shift) / self.scale
+
+    def _from_visible(self, v: Tensor) -> Tensor:
+        return (v * self.scale + self.shift).reshape(v.shape[0], *self.data_shape)
+
+    def _log_det(self) -> Tensor:
+        return -self.scale.log().sum()
