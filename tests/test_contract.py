@@ -20,23 +20,45 @@ SMALL = {
     "cyclegan": {"hidden": 16},
     "stylegan": {"channels": 8, "hidden": 16},
     "progan": {"channels": 8, "steps_per_phase": 4},
+    "glow": {"n_steps": 2, "hidden": 16},
+    "nsf": {"n_layers": 2, "hidden": 16, "bins": 4},
+    "planar": {"n_layers": 4},
+    "radial": {"n_layers": 4},
     "ncsn": {"hidden": 16, "depth": 1, "n_levels": 3, "n_steps_each": 5},
     "ddpm": {"hidden": 16, "depth": 1, "sampling_steps": 20, "ode_solver": "rk4"},
     "score-sde": {"hidden": 16, "depth": 1, "sampling_steps": 20, "ode_solver": "rk4"},
 }
-#: Models that cannot take 2-D points get data they can take (digits, dequantised).
-IMAGE_ONLY = {"progan"}
+SMALL.update({
+    "rbm": {"n_hidden": 16, "ais_betas": 50, "ais_runs": 10, "sample_steps": 20},
+    "gb-rbm": {"n_hidden": 8, "ais_betas": 50, "ais_runs": 10, "sample_steps": 20},
+    "dbn": {"hidden": [16, 8], "steps_per_layer": 2, "ais_betas": 50, "ais_runs": 10,
+            "sample_steps": 20},
+    "dbm": {"hidden": [16, 8], "steps_per_layer": 2, "ais_betas": 50, "ais_runs": 10,
+            "sample_steps": 20},
+    "ebm": {"hidden": 16, "langevin_steps": 5, "sample_steps": 10, "grid_size": 50},
+    "mdsm-ebm": {"hidden": 16, "sample_steps": 10, "grid_size": 50},
+})  # fmt: skip
+#: Models that cannot take 2-D points get data they can take.
+CONTRACT_DATA = {
+    "progan": "digits",
+    "rbm": "digits-binary",
+    "dbn": "digits-binary",
+    "dbm": "digits-binary",
+}
 
 
 @pytest.fixture(scope="module")
-def digits() -> torch.Tensor:
+def datasets() -> dict[str, torch.Tensor]:
     levels = genzoo.load_dataset("digits", split="train", n=256)
-    return genzoo.data.dequantize(levels, 17, torch.Generator().manual_seed(0))
+    return {
+        "digits": genzoo.data.dequantize(levels, 17, torch.Generator().manual_seed(0)),
+        "digits-binary": genzoo.load_dataset("digits-binary", split="train", n=256),
+    }
 
 
 @pytest.fixture
-def data_for(moons, digits):
-    return lambda name: digits if name in IMAGE_ONLY else moons
+def data_for(moons, datasets):
+    return lambda name: datasets[CONTRACT_DATA[name]] if name in CONTRACT_DATA else moons
 
 
 def _model(name: str, data: torch.Tensor) -> genzoo.models.base.GenerativeModel:

@@ -47,7 +47,35 @@ DEFAULT_BUDGET = Budget()
 BUDGETS: dict[str, Budget] = {
     # reg_covar 1e-3: full covariances on 1,000 digits overfit badly at 1e-6 (4.2 vs 2.9 bits/dim)
     "gmm": Budget(100, 300, hparams={"n_components": 8, "reg_covar": 1e-3}),
-    "realnvp": Budget(quick_steps=800, full_steps=6000, hparams={"n_layers": 6, "hidden": 64}),
+    # flows
+    "realnvp": Budget(800, 6000, lr=3e-3, hparams={"n_layers": 6, "hidden": 32}),
+    "glow": Budget(800, 6000, lr=3e-3, hparams={"n_steps": 2, "hidden": 32}),
+    "nsf": Budget(600, 4000, lr=3e-3, hparams={"n_layers": 4, "hidden": 32, "bins": 8}),
+    "planar": Budget(500, 3000, lr=1e-2, hparams={"n_layers": 16}),
+    "radial": Budget(500, 3000, lr=1e-2, hparams={"n_layers": 16}),
+    # score models: sampling cost set by the step counts
+    "ncsn": Budget(
+        1000,
+        5000,
+        lr=2e-3,
+        hparams={"hidden": 64, "depth": 3, "ema": 0.99, "n_steps_each": 20, "step_lr": 1e-4},
+    ),
+    "ddpm": Budget(
+        1000, 5000, lr=2e-3, hparams={"hidden": 64, "depth": 3, "ema": 0.99, "sampling_steps": 200}
+    ),
+    "score-sde": Budget(
+        1000,
+        5000,
+        lr=2e-3,
+        hparams={
+            "hidden": 64,
+            "depth": 3,
+            "ema": 0.99,
+            "sde": "vp",
+            "sampling_steps": 100,
+            "n_corrector_steps": 0,
+        },
+    ),
     # GANs (quick budgets measured at 5-20 s on 8gaussians, 2 cores)
     "gan": Budget(1000, 5000, hparams={"hidden": 64, "penalty": "r1", "penalty_weight": 1.0}),
     "lsgan": Budget(1000, 5000, hparams={"hidden": 64}),

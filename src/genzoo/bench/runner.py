@@ -63,7 +63,8 @@ def run_bench(
     data_names = list(datasets or preset.datasets)
     for name in data_names:
         dataset_info(name)
-    grid = cells(names, data_names, preset.seeds if seeds is None else seeds)
+    n_seeds = preset.seeds if seeds is None else seeds
+    grid = cells(names, data_names, n_seeds, explicit=bool(datasets))
     todo = [c for c in grid if not (cell_dir(out, *c) / RESULT_FILE).exists()]
     if len(todo) < len(grid):
         tqdm.write(f"resuming: {len(grid) - len(todo)} of {len(grid)} cells already done")
