@@ -103,12 +103,22 @@ def budget_for(model: str) -> Budget:
     return BUDGETS.get(model, DEFAULT_BUDGET)
 
 
-def cells(models: list[str], datasets: list[str], seeds: int) -> list[tuple[str, str, int]]:
-    """The (model, dataset, seed) grid, leaving out datasets a model cannot take."""
+def cells(
+    models: list[str], datasets: list[str], seeds: int, explicit: bool = False
+) -> list[tuple[str, str, int]]:
+    """The (model, dataset, seed) grid.
+
+    A model restricted to certain datasets (``Budget.datasets``) runs on those instead of the
+    preset's; with ``explicit`` datasets (the user named them) only on those it can take.
+    """
     grid = []
     for model in models:
         allowed = budget_for(model).datasets
-        for dataset in datasets:
-            if allowed is None or dataset in allowed:
-                grid.extend((model, dataset, seed) for seed in range(seeds))
+        if allowed is None:
+            chosen = datasets
+        elif explicit:
+            chosen = [d for d in datasets if d in allowed]
+        else:
+            chosen = list(allowed)
+        grid.extend((model, d, seed) for d in chosen for seed in range(seeds))
     return grid
