@@ -37,6 +37,10 @@ SMALL.update({
             "sample_steps": 20},
     "ebm": {"hidden": 16, "langevin_steps": 5, "sample_steps": 10, "grid_size": 50},
     "mdsm-ebm": {"hidden": 16, "sample_steps": 10, "grid_size": 50},
+    "made": {"hidden": [32]},
+    "pixelcnn": {"channels": 8, "n_layers": 1},
+    "lstm-lm": {"embedding": 8, "hidden": 16, "levels": 12},
+    "transformer-lm": {"width": 16, "n_layers": 1, "heads": 2, "levels": 12},
 })  # fmt: skip
 #: Models that cannot take 2-D points get data they can take.
 CONTRACT_DATA = {
@@ -44,6 +48,11 @@ CONTRACT_DATA = {
     "rbm": "digits-binary",
     "dbn": "digits-binary",
     "dbm": "digits-binary",
+    "categorical": "digits-binary",
+    "made": "digits-binary",
+    "pixelcnn": "digits-binary",
+    "lstm-lm": "grammar",
+    "transformer-lm": "grammar",
 }
 
 
@@ -53,6 +62,7 @@ def datasets() -> dict[str, torch.Tensor]:
     return {
         "digits": genzoo.data.dequantize(levels, 17, torch.Generator().manual_seed(0)),
         "digits-binary": genzoo.load_dataset("digits-binary", split="train", n=256),
+        "grammar": genzoo.load_dataset("grammar", split="train", n=256),
     }
 
 

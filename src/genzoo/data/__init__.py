@@ -1,6 +1,7 @@
 """Datasets, all offline: 2-D toys with true densities, digits, tabular tables, user files.
 
-``load_dataset(name_or_path, split, n, seed)`` returns a float tensor (torch's default dtype).
+``load_dataset(name_or_path, split, n, seed)`` returns a float tensor (torch's default dtype),
+except text datasets: int64 token ids.
 Splits are ``"train"``, ``"val"`` and ``"test"`` everywhere. All randomness goes through a
 ``numpy.random.Generator`` seeded from ``seed``, the dataset and (for the toys) the split, so the
 same arguments always give the same tensor and no global random state is touched.
@@ -11,6 +12,9 @@ same arguments always give the same tensor and no global random state is touched
 - ``digits`` / ``digits-binary`` (:mod:`genzoo.data.images`): fixed 1000/350/447 split.
 - ``wine``, ``iris``, ``breast-cancer`` (:mod:`genzoo.data.tabular`): seeded 70/10/20 split,
   standardised with the training split's statistics.
+- Text (:mod:`genzoo.data.text`): ``stdlib-chars``, ``stdlib-words``, ``stdlib-sentences`` and
+  the synthetic ``grammar``, as int64 token ids ``(n, seq_len)``; ``text.tokenizer_for(name)``
+  decodes them. ``grammar`` has an exact ``true_log_prob`` and ``true_entropy``.
 - A path to a ``.npy``, ``.npz`` or ``.csv`` file (:mod:`genzoo.data.files`): seeded 80/10/10.
 
 For the fixed-size datasets ``n`` takes the first ``min(n, size of the split)`` examples.
@@ -24,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from genzoo.data import files, images, tabular, toy2d
+from genzoo.data import files, images, tabular, text, toy2d
 from genzoo.data._common import SPLITS, check_n, check_split, make_rng
 from genzoo.errors import DataError, DensityUnavailable, unknown_name
 from genzoo.validation import check_finite, check_shape
@@ -77,14 +81,23 @@ def _build_infos() -> dict[str, DatasetInfo]:
         "sklearn 8x8 handwritten digits thresholded at 8 to {0, 1} (split 1000/350/447)",
     )
     tabular_cols = {"wine": 13, "iris": 4, "breast-cancer": 30}
-    for name, (_, text) in tabular.TABULAR_SOURCES.items():
+    for name, (_, about) in tabular.TABULAR_SOURCES.items():
         infos[name] = DatasetInfo(
             name,
             "tabular",
             (tabular_cols[name],),
             None,
             False,
-            text + "; standardised, split 70/10/20",
+            about + "; standardised, split 70/10/20",
+        )
+    for name, spec in text.TEXT_DATASETS.items():
+        infos[name] = DatasetInfo(
+            name,
+            "text",
+            (spec.seq_len,),
+            text.text_vocab_size(name),
+            spec.source == "grammar",
+            spec.description,
         )
     return infos
 
@@ -111,7 +124,7 @@ def _to_tensor(x: np.ndarray) -> torch.Tensor:
 def load_dataset(
     name_or_path: str | Path, split: str = "train", n: int | None = None, seed: int = 0
 ) -> torch.Tensor:
-    """Examples of a shipped dataset or of the user's file, as a float tensor.
+    """Examples of a shipped dataset or of the user's file, as a float tensor (text: int64 ids).
 
     Args:
         name_or_path: a name from ``list_datasets()`` or the path of a .npy/.npz/.csv file.
@@ -133,6 +146,8 @@ def load_dataset(
     if info.kind == "points":
         rng = make_rng(seed, name, split)
         return _to_tensor(toy2d.sample_toy(name, n or DEFAULT_TOY_N, rng))
+    if info.kind == "text":
+        return text.load_text_dataset(name, split, n, seed)
     if info.kind == "image":
         x = images.load_digits_split(split, binary=name == "digits-binary")
     else:
@@ -146,7 +161,7 @@ def _check_density(name: str) -> DatasetInfo:
         with_density = [i.name for i in _INFOS.values() if i.has_true_density]
         raise DensityUnavailable(
             f"dataset {name!r} has no known true density: it is a finite sample of real data. "
-            f"True densities exist for the 2-D toys: {', '.join(with_density)}"
+            f"True densities exist for: {', '.join(with_density)}"
         )
     return info
 
@@ -161,14 +176,19 @@ def true_log_prob(name: str, x: torch.Tensor) -> torch.Tensor:
     x = torch.as_tensor(x)
     check_shape(x, info.shape, what=f"points given to true_log_prob({name!r})")
     check_finite(x, what=f"points given to true_log_prob({name!r})")
+    if info.kind == "text":
+        return text.grammar_log_prob(x).to(dtype=torch.get_default_dtype(), device=x.device)
     out = toy2d.toy_log_prob(name, x)
     dtype = x.dtype if torch.is_floating_point(x) else torch.get_default_dtype()
     return out.to(dtype=dtype, device=x.device)
 
 
 def true_entropy(name: str) -> float:
-    """Entropy of the toy ``name`` in nats (reference values, computed by quadrature)."""
-    _check_density(name)
+    """Entropy of the toy ``name`` in nats (reference values, computed by quadrature); for the
+    synthetic ``grammar``, the exact entropy of one sequence."""
+    info = _check_density(name)
+    if info.kind == "text":
+        return text.GRAMMAR.sequence_entropy(info.shape[0])
     return toy2d.TOY_ENTROPY[name]
 
 

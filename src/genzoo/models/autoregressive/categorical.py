@@ -1,0 +1,121 @@
+"""The categorical distribution, fitted by cross-entropy: the simplest exact model.
+
+``Q(Y)`` over a finite set is a table of probabilities ``softmax(theta)``; minimising the
+cross-entropy ``-E_data log Q(y)`` (the survey's first section) gives the empirical frequencies.
+``Q(Y | X)`` replaces the table by a network of ``x``: a classifier is a conditional generative
+model of its label.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor, nn
+
+from genzoo.models.autoregressive.common import (
+    DiscreteModel,
+    check_sampling,
+    gather_log_softmax,
+    sample_logits,
+)
+from genzoo.models.nn import MLP
+from genzoo.registry import register_model
+
+#: Largest table a joint categorical may hold (levels ** D entries).
+MAX_JOINT = 2**20
+
+
+@register_model("categorical", family="autoregressive")
+class Categorical(DiscreteModel):
+    """Categorical distribution over discrete data, fitted by cross-entropy (the baseline).
+
+    With ``joint=True`` one table over all ``levels ** D`` values of an example (exact and fully
+    general, for small ``D``); otherwise independent categoricals, one per scalar,
+    ``Q(x) = prod_i softmax(theta_i)[x_i]``. Loss: ``-1/D log Q(x)``.
+
+    Arguments:
+        data_shape: shape of one example, e.g. ``[1, 8, 8]``.
+        levels: categories per scalar.
+        joint: one table over whole examples instead of one per scalar.
+    """
+
+    def __init__(self, data_shape: Sequence[int], levels: int, joint: bool = False) -> None:
+        super().__init__(data_shape, levels)
+        if joint and levels**self.data_dim > MAX_JOINT:
+            raise ValueError(
+                f"a joint table over {levels}^{self.data_dim} values is too large (limit "
+                f"{MAX_JOINT}); use joint=False or an autoregressive model (made, pixelcnn)"
+            )
+        self.joint = bool(joint)
+        shape = (levels**self.data_dim,) if joint else (self.data_dim, levels)
+        self.logits = nn.Parameter(torch.zeros(shape))
+        powers = levels ** torch.arange(self.data_dim - 1, -1, -1) if joint else torch.ones(1)
+        self.register_buffer("powers", powers.long(), persistent=False)
+
+    def log_prob_terms(self, x: Tensor) -> Tensor:
+        x = self.check_input(x).flatten(1)  # (n, D)
+        if self.joint:  # one term per example, the index of the whole configuration
+            index = (x * self.powers).sum(-1, keepdim=True)
+            return self.logits.log_softmax(0)[index]
+        return gather_log_softmax(self.logits.expand(len(x), -1, -1), x)
+
+    def loss(self, batch: Tensor | None, player: str = "model") -> dict[str, Tensor]:
+        ce = -self.log_prob(batch).mean() / self.data_dim  # cross-entropy per scalar
+        return {"cross_entropy": ce}
+
+    @torch.no_grad()
+    def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+        if self.joint:
+            index = sample_logits(self.logits.expand(n, -1), generator)
+            x = index[:, None] // self.powers % self.levels
+        else:
+            x = sample_logits(self.logits.repeat(n, 1), generator).view(n, -1)
+        return x.view(n, *self.data_shape).to(self.dtype)
+
+
+class ConditionalCategorical(nn.Module):
+    """``Q(y | x) = softmax(f(x))[y]``, fitted by cross-entropy ``-E log Q(y | x)``.
+
+    Arguments:
+        in_features: size of ``x``.
+        levels: number of values of ``y``.
+        hidden: widths of the network's hidden layers (``()``: multinomial logistic regression).
+
+    Example:
+        >>> q = ConditionalCategorical(3, 4, hidden=(8,))
+        >>> q.log_prob(torch.tensor([0, 3]), torch.randn(2, 3)).shape
+        torch.Size([2])
+    """
+
+    def __init__(self, in_features: int, levels: int, hidden: Sequence[int] = (64,)) -> None:
+        super().__init__()
+        if levels < 2:
+            raise ValueError(f"levels must be >= 2, got {levels}")
+        self.levels = levels
+        self.net = MLP(in_features, levels, hidden)
+
+    def logits(self, x: Tensor) -> Tensor:
+        """``(n, in_features) -> (n, levels)``."""
+        return self.net(x)
+
+    def log_prob(self, y: Tensor, x: Tensor) -> Tensor:
+        """``log Q(y | x)`` in nats, ``(n,), (n, in_features) -> (n,)``."""
+        return self.logits(x).log_softmax(-1).gather(-1, y.long()[:, None]).squeeze(-1)
+
+    def loss(self, x: Tensor, y: Tensor) -> Tensor:
+        """Mean cross-entropy ``-log Q(y | x)``."""
+        return -self.log_prob(y, x).mean()
+
+    @torch.no_grad()
+    def sample(
+        self,
+        x: Tensor,
+        generator: torch.Generator | None = None,
+        temperature: float = 1.0,
+        top_k: int = 0,
+        top_p: float = 1.0,
+    ) -> Tensor:
+        """One ``y ~ Q(y | x)`` per row of ``x``: ``(n, in_features) -> (n,)`` int64."""
+        check_sampling(temperature, top_k, top_p)
+        return sample_logits(self.logits(x), generator, temperature, top_k, top_p)

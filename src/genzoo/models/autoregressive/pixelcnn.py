@@ -1,0 +1,125 @@
+"""PixelCNN: masked convolutions give every pixel's conditional in one pass.
+
+Reference:
+    van den Oord, Kalchbrenner & Kavukcuoglu, "Pixel recurrent neural networks", ICML 2016
+    (section 3.5 and figure 4: PixelCNN, masks A and B).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor, nn
+
+from genzoo.models.autoregressive.common import (
+    DiscreteModel,
+    check_sampling,
+    gather_log_softmax,
+    sample_logits,
+)
+from genzoo.registry import register_model
+
+
+class MaskedConv2d(nn.Conv2d):
+    """Convolution seeing only pixels above, and left on the same row, in raster order.
+
+    Mask ``"A"`` (first layer) also hides the centre pixel; mask ``"B"`` lets it through, so a
+    stack ``A, B, B, ...`` never lets output ``(i, j)`` see input ``(i, j)`` or later pixels.
+    """
+
+    def __init__(self, mask: str, in_channels: int, out_channels: int, kernel: int) -> None:
+        super().__init__(in_channels, out_channels, kernel, padding=kernel // 2)
+        m = torch.ones_like(self.weight)
+        c = kernel // 2
+        m[:, :, c, c + (mask == "B") :] = 0
+        m[:, :, c + 1 :] = 0
+        self.register_buffer("mask", m)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self._conv_forward(x, self.weight * self.mask, self.bias)
+
+
+class ResidualBlock(nn.Module):
+    """``h + conv1x1(relu(maskedB(relu(conv1x1(relu(h))))))`` (the paper's residual block)."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.ReLU(),
+            nn.Conv2d(channels, channels // 2, 1),
+            nn.ReLU(),
+            MaskedConv2d("B", channels // 2, channels // 2, 3),
+            nn.ReLU(),
+            nn.Conv2d(channels // 2, channels, 1),
+        )
+
+    def forward(self, h: Tensor) -> Tensor:
+        return h + self.net(h)
+
+
+@register_model("pixelcnn", family="autoregressive")
+class PixelCNN(DiscreteModel):
+    """PixelCNN (van den Oord et al. 2016): ``P(x) = prod_{pixels} P(x_ij | pixels before)``.
+
+    A mask-A convolution, residual blocks of mask-B convolutions and 1x1 convolutions give a
+    softmax over ``levels`` values for each pixel (eq. 1-2); loss: cross-entropy per pixel.
+    Single-channel images only; sampling takes one pass per pixel.
+
+    Arguments:
+        data_shape: ``[1, H, W]``.
+        levels: grey levels (2 for binary images).
+        channels: feature maps (even).
+        n_layers: residual blocks.
+        kernel: size of the first, mask-A convolution (odd).
+        temperature: default sampling temperature.
+    """
+
+    def __init__(
+        self,
+        data_shape: Sequence[int],
+        levels: int,
+        channels: int = 64,
+        n_layers: int = 4,
+        kernel: int = 7,
+        temperature: float = 1.0,
+    ) -> None:
+        super().__init__(data_shape, levels)
+        if len(self.data_shape) != 3 or self.data_shape[0] != 1:
+            raise ValueError(
+                f"pixelcnn takes single-channel images shaped (n, 1, H, W); got examples shaped "
+                f"{self.data_shape}: use made for vectors"
+            )
+        if channels < 2 or channels % 2 or kernel < 3 or kernel % 2 == 0 or n_layers < 0:
+            raise ValueError("channels must be even >= 2, kernel odd >= 3, n_layers >= 0")
+        check_sampling(temperature, 0, 1.0)
+        self.temperature = float(temperature)
+        self.net = nn.Sequential(
+            MaskedConv2d("A", 1, channels, kernel),
+            *(ResidualBlock(channels) for _ in range(n_layers)),
+            nn.ReLU(),
+            nn.Conv2d(channels, channels, 1),
+            nn.ReLU(),
+            nn.Conv2d(channels, levels, 1),
+        )
+
+    def _logits(self, x: Tensor) -> Tensor:
+        """``(n, 1, H, W)`` levels -> ``(n, H * W, levels)`` logits, raster order."""
+        h = self.net(x.to(self.dtype) / (self.levels - 1) - 0.5)  # (n, levels, H, W)
+        return h.flatten(2).transpose(1, 2)
+
+    def log_prob_terms(self, x: Tensor) -> Tensor:
+        x = self.check_input(x)
+        return gather_log_softmax(self._logits(x), x.flatten(1))
+
+    @torch.no_grad()
+    def sample(
+        self, n: int, generator: torch.Generator | None = None, temperature: float | None = None
+    ) -> Tensor:
+        temperature = self.temperature if temperature is None else temperature
+        check_sampling(temperature, 0, 1.0)
+        x = torch.zeros(n, *self.data_shape, dtype=torch.long, device=self.device)
+        flat = x.view(n, -1)
+        for d in range(self.data_dim):  # pixel d needs the pixels before it
+            flat[:, d] = sample_logits(self._logits(x)[:, d], generator, temperature)
+        return x.to(self.dtype)
