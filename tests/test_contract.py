@@ -41,6 +41,9 @@ SMALL.update({
     "pixelcnn": {"channels": 8, "n_layers": 1},
     "lstm-lm": {"embedding": 8, "hidden": 16, "levels": 12},
     "transformer-lm": {"width": 16, "n_layers": 1, "heads": 2, "levels": 12},
+    "vae": {"hidden": 16, "iwae_samples": 50},
+    "beta-vae": {"hidden": 16, "iwae_samples": 50},
+    "sentence-vae": {"hidden": 16, "embed_dim": 8, "latent_dim": 4, "iwae_samples": 4},
 })  # fmt: skip
 #: Models that cannot take 2-D points get data they can take.
 CONTRACT_DATA = {
@@ -53,6 +56,7 @@ CONTRACT_DATA = {
     "pixelcnn": "digits-binary",
     "lstm-lm": "grammar",
     "transformer-lm": "grammar",
+    "sentence-vae": "stdlib-sentences",
 }
 
 
@@ -63,6 +67,7 @@ def datasets() -> dict[str, torch.Tensor]:
         "digits": genzoo.data.dequantize(levels, 17, torch.Generator().manual_seed(0)),
         "digits-binary": genzoo.load_dataset("digits-binary", split="train", n=256),
         "grammar": genzoo.load_dataset("grammar", split="train", n=256),
+        "stdlib-sentences": genzoo.load_dataset("stdlib-sentences", split="train", n=256),
     }
 
 

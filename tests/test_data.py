@@ -337,7 +337,7 @@ def test_registry_and_density_errors() -> None:
     for expected in (*TOY_NAMES, "digits", "digits-binary", "wine", "iris", "breast-cancer"):
         assert expected in names
     for info in list_datasets():
-        assert info.kind in {"points", "image", "tabular", "text"} and info.description
+        assert info.kind in {"points", "image", "tabular", "text", "pair"} and info.description
         assert info.has_true_density == (info.kind == "points" or info.name == "grammar")
     with pytest.raises(DensityUnavailable, match="no known true density"):
         true_log_prob("digits", torch.zeros(2, 1, 8, 8))

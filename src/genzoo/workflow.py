@@ -17,7 +17,7 @@ from genzoo import data as datasets
 from genzoo.io import load_model, read_json
 from genzoo.metrics import DENSITY_LABELS, kl_gap, negative_log_likelihood
 from genzoo.models.base import GenerativeModel
-from genzoo.registry import create, model_class
+from genzoo.registry import create, hyperparameters, model_class
 from genzoo.train import Trainer
 from genzoo.train.trainer import RUN_INFO_FILE
 
@@ -46,15 +46,21 @@ def train(
     info = datasets.dataset_info(dataset) if not Path(dataset).exists() else None
     levels = info.levels if info else None
     x = datasets.load_dataset(dataset, split="train", n=n, seed=data_seed)
-    kind = model_class(model_name).data_kind
-    transform = batch_transform(kind, levels)
+    cls = model_class(model_name)
+    hparams = dict(hparams or {})
+    transform = batch_transform(cls.data_kind_for(x, hparams), levels)
+    if levels is not None:  # discrete models size their outputs by the dataset's levels
+        accepted = hyperparameters(cls)
+        for key in ("levels", "vocab_size"):
+            if key in accepted and key not in hparams and transform is None:
+                hparams[key] = levels
     trainer = Trainer(out=out, transform=transform, **trainer_settings)
     if trainer.resume and out is not None and (Path(out) / "config.json").exists():
         model = load_model(out)
     else:
         seen = x if transform is None else transform(x, torch.Generator().manual_seed(data_seed))
         torch.manual_seed(trainer.seed)
-        model = create(model_name, data=seen, **(hparams or {}))
+        model = create(model_name, data=seen, **hparams)
     trainer.fit(model, x, run_info={"dataset": dataset, "n": n, "seed": data_seed})
     return model, trainer
 

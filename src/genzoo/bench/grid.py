@@ -53,6 +53,63 @@ BUDGETS: dict[str, Budget] = {
     "nsf": Budget(600, 4000, lr=3e-3, hparams={"n_layers": 4, "hidden": 32, "bins": 8}),
     "planar": Budget(500, 3000, lr=1e-2, hparams={"n_layers": 16}),
     "radial": Budget(500, 3000, lr=1e-2, hparams={"n_layers": 16}),
+    # autoregressive models: exact likelihoods on discrete data
+    "categorical": Budget(300, 1000, batch_size=128, lr=5e-2, datasets=("digits-binary",)),
+    "made": Budget(
+        600, 3000, batch_size=128, hparams={"hidden": [256, 256]}, datasets=("digits-binary",)
+    ),
+    "pixelcnn": Budget(
+        400,
+        3000,
+        batch_size=64,
+        hparams={"channels": 32, "n_layers": 3, "kernel": 5},
+        datasets=("digits-binary",),
+    ),
+    "lstm-lm": Budget(
+        400,
+        3000,
+        batch_size=64,
+        lr=3e-3,
+        hparams={"embedding": 16, "hidden": 64},
+        datasets=("grammar",),
+    ),
+    "transformer-lm": Budget(
+        300,
+        3000,
+        batch_size=64,
+        lr=3e-3,
+        hparams={"width": 64, "n_layers": 2, "heads": 4},
+        datasets=("grammar",),
+    ),
+    # VAEs: log_prob is IWAE-k
+    "vae": Budget(
+        2000,
+        6000,
+        batch_size=128,
+        lr=1e-3,
+        hparams={"latent_dim": 8, "hidden": 128, "iwae_samples": 200},
+    ),
+    "beta-vae": Budget(
+        2000,
+        6000,
+        batch_size=128,
+        lr=1e-3,
+        hparams={"latent_dim": 8, "hidden": 128, "iwae_samples": 200, "beta": 4.0},
+    ),
+    "sentence-vae": Budget(
+        250,
+        2000,
+        batch_size=32,
+        lr=3e-3,
+        hparams={
+            "hidden": 64,
+            "embed_dim": 32,
+            "latent_dim": 8,
+            "kl_warmup_steps": 200,
+            "iwae_samples": 20,
+        },
+        datasets=("stdlib-sentences",),
+    ),
     # score models: sampling cost set by the step counts
     "ncsn": Budget(
         1000,

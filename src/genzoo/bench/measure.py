@@ -66,6 +66,10 @@ def measure(model, dataset: str, seed: int, history: list[dict[str, float]]) -> 
     row: dict[str, Any] = {}
     row.update(evaluate(model, dataset, n=N_SAMPLES, seed=seed))
     samples, row["samples_per_second"] = sample_speed(model, min(N_SAMPLES, len(test)), seed)
+    row["loss_oscillation"] = loss_oscillation(history)
+    row["nfe_per_sample"] = getattr(model, "last_nfe", None) or ""
+    if info.kind == "text":  # distances between token-id vectors mean nothing
+        return _finite(row)
     reference = test
     if info.levels is not None:  # compare discrete data on one scale: levels / L in [0, 1)
         samples = on_levels(samples, model, info.levels) / info.levels
@@ -84,6 +88,8 @@ def measure(model, dataset: str, seed: int, history: list[dict[str, float]]) -> 
         row["modes_covered"] = coverage["modes_covered"]
         row["n_modes"] = coverage["n_modes"]
         row["high_quality_share"] = coverage["high_quality_share"]
-    row["loss_oscillation"] = loss_oscillation(history)
-    row["nfe_per_sample"] = getattr(model, "last_nfe", None) or ""
+    return _finite(row)
+
+
+def _finite(row: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in row.items() if not (isinstance(v, float) and math.isnan(v))}

@@ -148,6 +148,8 @@ def load_dataset(
         return _to_tensor(toy2d.sample_toy(name, n or DEFAULT_TOY_N, rng))
     if info.kind == "text":
         return text.load_text_dataset(name, split, n, seed)
+    if info.kind == "pair":
+        return domains.load_domain_pair(name, split, n, seed)
     if info.kind == "image":
         x = images.load_digits_split(split, binary=name == "digits-binary")
     else:
@@ -212,3 +214,12 @@ def dequantize(
     device = generator.device if generator is not None else x_levels.device
     u = torch.rand(x_levels.shape, generator=generator, dtype=dtype, device=device)
     return (x_levels.to(dtype) + u.to(x_levels.device)) / levels
+
+
+# Unpaired domain pairs (CycleGAN) are built from the datasets above, so they come last.
+from genzoo.data import domains  # noqa: E402
+
+for _pair in domains.list_domain_pairs():
+    _INFOS[_pair.name] = DatasetInfo(
+        _pair.name, "pair", _pair.shape, _pair.levels, False, _pair.description
+    )

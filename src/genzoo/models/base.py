@@ -73,6 +73,12 @@ class GenerativeModel(nn.Module):
         """Constructor arguments fixed by the data (its example shape, by default)."""
         return {"data_shape": list(data.shape[1:])}
 
+    @classmethod
+    def data_kind_for(cls, data: Tensor, hparams: Mapping[str, Any]) -> str:
+        """The ``data_kind`` a model built with ``hparams`` will have on ``data`` (a VAE's
+        decoder decides it); the class attribute by default."""
+        return cls.data_kind
+
     def initialize(self, data: Tensor) -> None:
         """Data-dependent initialisation (k-means++, ActNorm, ...); nothing by default."""
 

@@ -1,0 +1,383 @@
+"""Variational autoencoders: ``vae`` (Kingma & Welling 2014) and ``beta-vae`` (Higgins et al. 2017).
+
+The encoder gives ``q(z | x) = N(mu(x), diag(s(x)^2))`` (optionally followed by an amortised
+planar flow, Rezende & Mohamed 2015), the decoder ``p(x | z)`` (Bernoulli, Gaussian or
+categorical), the prior is ``N(0, I)``. Training maximises the ELBO (eq. 3 of Kingma & Welling)
+
+    ELBO(x) = E_q[log p(x | z)] - KL(q(z | x) || p(z))
+
+with the reparameterisation ``z = mu + s * eps`` and the analytic KL of appendix B. The ELBO is
+only a lower bound, so ``log_prob`` is the importance-weighted estimate of Burda et al. (2016),
+``IWAE-k = log 1/k sum_i p(x, z_i) / q(z_i | x)``, ``z_i ~ q``, which tightens with ``k``:
+``density = "estimate"``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from genzoo.errors import DataError
+from genzoo.models.base import GenerativeModel
+from genzoo.models.flows.base import standard_normal_log_prob
+from genzoo.models.nn import ACTIVATIONS
+from genzoo.models.vae.diagnostics import active_units
+from genzoo.models.vae.likelihoods import (
+    LIKELIHOODS,
+    VARIANCES,
+    diagonal_normal_log_prob,
+    gaussian_kl,
+    make_likelihood,
+    resolve_likelihood,
+)
+from genzoo.models.vae.networks import Decoder, Encoder, resolve_network
+from genzoo.models.vae.posterior import planar_flow, planar_parameter_count
+from genzoo.registry import register_model
+
+POSTERIORS = ("gaussian", "planar")
+#: Rows (samples x examples) decoded at once by ``iwae``; bounds its memory.
+IWAE_ROWS = 65_536
+#: Seed of the noise ``elbo`` and ``log_prob`` use when given no generator: the estimates of
+#: a model are then reproducible (the same weights give the same numbers).
+EVAL_SEED = 0
+
+
+class _VAEBase(GenerativeModel):
+    """Shared machinery of the VAEs: encoder, decoder, ELBO, IWAE, latent tools."""
+
+    density = "estimate"
+
+    def __init__(
+        self,
+        data_shape: Sequence[int],
+        latent_dim: int,
+        likelihood: str,
+        decoder_variance: str,
+        decoder_std: float,
+        levels: int,
+        network: str,
+        hidden: int,
+        depth: int,
+        channels: int,
+        activation: str,
+        posterior: str,
+        flow_layers: int,
+        kl_warmup_steps: int,
+        iwae_samples: int,
+        active_threshold: float,
+        beta: float,
+    ) -> None:
+        super().__init__(data_shape)
+        if likelihood == "auto":
+            raise ValueError(
+                "likelihood='auto' is resolved from the data: pass data=... to genzoo.create, "
+                f"or choose one of {LIKELIHOODS[1:]}"
+            )
+        _check_choice("likelihood", likelihood, LIKELIHOODS[1:])
+        _check_choice("decoder_variance", decoder_variance, VARIANCES)
+        _check_choice("posterior", posterior, POSTERIORS)
+        _check_choice("activation", activation, tuple(sorted(ACTIVATIONS)))
+        if likelihood == "categorical" and levels < 2:
+            raise ValueError(
+                "likelihood='categorical' needs levels >= 2 (data holding the integers "
+                f"0..levels-1, read from the data by genzoo.create); got levels={levels}"
+            )
+        positive = {"latent_dim": latent_dim, "hidden": hidden, "channels": channels}
+        positive |= {"iwae_samples": iwae_samples}
+        for key, value in positive.items():
+            if value < 1:
+                raise ValueError(f"{key} must be >= 1; got {value}")
+        if depth < 0 or kl_warmup_steps < 0 or flow_layers < 0:
+            raise ValueError(f"need depth, kl_warmup_steps, flow_layers >= 0; got {depth=}, "
+                             f"{kl_warmup_steps=}, {flow_layers=}")  # fmt: skip
+        if decoder_std <= 0 or beta < 0 or active_threshold < 0:
+            raise ValueError(f"need decoder_std > 0, beta >= 0, active_threshold >= 0; got "
+                             f"{decoder_std=}, {beta=}, {active_threshold=}")  # fmt: skip
+        self.latent_dim, self.likelihood_name, self.posterior = latent_dim, likelihood, posterior
+        self.flow_layers = flow_layers if posterior == "planar" else 0
+        self.beta, self.kl_warmup_steps = float(beta), kl_warmup_steps
+        self.iwae_samples, self.active_threshold = iwae_samples, active_threshold
+        #: Binary or integer-level data are scored as they are (no dequantisation).
+        self.data_kind = "continuous" if likelihood == "gaussian" else "discrete"
+        kind = resolve_network(network, self.data_shape)
+        n_flow = planar_parameter_count(latent_dim, self.flow_layers)
+        self.likelihood = make_likelihood(
+            likelihood, self.data_dim, decoder_variance, decoder_std, levels
+        )
+        nets = {"network": kind, "hidden": hidden, "depth": depth, "channels": channels,
+                "activation": activation}  # fmt: skip
+        self.encoder = Encoder(self.data_shape, 2 * latent_dim + n_flow, **nets)
+        self.decoder = Decoder(latent_dim, self.data_shape, self.likelihood.n_params, **nets)
+        self.register_buffer("steps_done", torch.zeros((), dtype=torch.long))
+
+    # -- construction -------------------------------------------------------------------------
+    @classmethod
+    def config_from_data(cls, data: Tensor) -> dict[str, Any]:
+        """The data shape, ``likelihood`` (Bernoulli for 0/1 data, else Gaussian) and, for
+        integer data, ``levels`` (the largest value + 1)."""
+        config = super().config_from_data(data)
+        config["likelihood"] = resolve_likelihood(data)
+        integer = bool((data == data.round()).all()) and float(data.min()) >= 0
+        config["levels"] = int(data.max()) + 1 if integer and float(data.max()) < 1024 else 0
+        return config
+
+    @classmethod
+    def data_kind_for(cls, data: Tensor, hparams: Mapping[str, Any]) -> str:
+        """``"discrete"`` when the model would score ``data`` (raw levels) as they are
+        (Bernoulli, categorical), ``"continuous"`` when it needs dequantised data."""
+        likelihood = hparams.get("likelihood", "auto")
+        if likelihood == "auto":
+            likelihood = resolve_likelihood(data)
+        return "continuous" if likelihood == "gaussian" else "discrete"
+
+    def initialize(self, data: Tensor) -> None:
+        """Check that the data suit the likelihood (0/1 for Bernoulli, levels for categorical)."""
+        if self.likelihood_name == "bernoulli" and (data.min() < 0 or data.max() > 1):
+            raise DataError(
+                "likelihood='bernoulli' needs data in [0, 1] (binary images); got values in "
+                f"[{float(data.min())}, {float(data.max())}]: use likelihood='gaussian'"
+            )
+        if self.likelihood_name == "categorical":
+            levels = self.likelihood.levels
+            if not bool((data == data.round()).all()) or data.min() < 0 or data.max() >= levels:
+                raise DataError(
+                    f"likelihood='categorical' needs integer levels 0..{levels - 1} (raw, not "
+                    "dequantised, data); use likelihood='gaussian' for continuous data"
+                )
+
+    # -- the posterior and the joint ----------------------------------------------------------
+    def posterior_parameters(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """``mu``, ``logvar`` ``(batch, latent_dim)`` of ``q_0(z | x)`` and the flow's
+        parameters ``(batch, n)`` (``n = 0`` for the Gaussian posterior)."""
+        h = self.encoder(x)
+        d = self.latent_dim
+        return h[:, :d], h[:, d : 2 * d].clamp(-30.0, 20.0), h[:, 2 * d :]
+
+    def log_weights(
+        self, x: Tensor, samples: int, generator: torch.Generator | None = None
+    ) -> dict[str, Tensor]:
+        """``samples`` draws ``z ~ q(z | x)`` per example and their log densities.
+
+        Returns ``log_px`` = ``log p(x | z)``, ``log_pz`` = ``log p(z)``, ``log_qz`` =
+        ``log q(z | x)``, each ``(samples, batch)``, and ``mu``, ``logvar`` ``(batch, d)``.
+        """
+        mu, logvar, flow = self.posterior_parameters(x)
+        eps = torch.randn(
+            (samples, *mu.shape), generator=generator, device=mu.device, dtype=mu.dtype
+        )
+        z = mu + (0.5 * logvar).exp() * eps  # the reparameterisation trick, eq. (10)
+        log_qz = diagonal_normal_log_prob(z, mu, logvar)
+        if self.flow_layers:
+            z, log_det = planar_flow(z, flow, self.flow_layers)
+            log_qz = log_qz - log_det  # eq. (13) of Rezende & Mohamed
+        params = self.decoder(z.reshape(-1, self.latent_dim))
+        flat = x.flatten(1).expand(samples, -1, -1).reshape(samples * x.shape[0], -1)
+        log_px = self.likelihood.log_prob(flat, params).reshape(samples, -1)
+        return {"log_px": log_px, "log_pz": standard_normal_log_prob(z), "log_qz": log_qz,
+                "mu": mu, "logvar": logvar}  # fmt: skip
+
+    def kl_weight(self) -> float:
+        """``beta`` times the linear warm-up ``min(1, t / kl_warmup_steps)`` (Bowman et al.
+        2016; Sonderby et al. 2016); ``beta`` is 1 for ``vae``."""
+        if self.kl_warmup_steps == 0:
+            return self.beta
+        return self.beta * min(1.0, int(self.steps_done) / self.kl_warmup_steps)
+
+    # -- training -----------------------------------------------------------------------------
+    def loss(self, batch: Tensor, player: str = "model") -> dict[str, Tensor]:
+        """``-ELBO`` as ``reconstruction + kl_weight * kl``; the ELBO itself, the KL per latent
+        dimension and the active units are logged as ``diag/...``."""
+        x = batch.to(device=self.device, dtype=self.dtype)
+        w = self.log_weights(x, samples=1)
+        reconstruction = -w["log_px"].mean()  # -E_q[log p(x|z)], one sample
+        kl_dims = gaussian_kl(w["mu"], w["logvar"])  # (batch, d), appendix B
+        # a flow posterior has no closed form: the Monte-Carlo E_q[log q(z|x) - log p(z)]
+        kl = (w["log_qz"] - w["log_pz"]).mean() if self.flow_layers else kl_dims.sum(1).mean()
+        weight = self.kl_weight()
+        terms = {
+            "reconstruction": reconstruction,
+            "kl": weight * kl,
+            "diag/elbo": -(reconstruction + kl).detach(),
+            "diag/kl_unweighted": kl.detach(),
+            "diag/kl_weight": x.new_tensor(weight),
+            "diag/active_units": x.new_tensor(
+                float(active_units(w["mu"].detach(), self.active_threshold))
+            ),
+        }
+        for j, value in enumerate(kl_dims.detach().mean(0)):
+            terms[f"diag/kl_dim{j}"] = value
+        return terms
+
+    def after_step(self, player: str, step: int) -> None:
+        """Count the steps taken, for the KL warm-up (saved with the model)."""
+        self.steps_done += 1
+
+    # -- densities ----------------------------------------------------------------------------
+    def _generator(self, generator: torch.Generator | None) -> torch.Generator:
+        if generator is not None:
+            return generator
+        return torch.Generator(device=self.device).manual_seed(EVAL_SEED)
+
+    @torch.no_grad()
+    def elbo(self, x: Tensor, samples: int = 1, generator: torch.Generator | None = None) -> Tensor:
+        """Per-example ELBO ``(batch,)`` in nats, ``E_q[log p(x|z)]`` averaged over
+        ``samples`` draws minus the analytic KL (Monte-Carlo KL for a flow posterior)."""
+        x = self.check_input(x)
+        w = self.log_weights(x, samples, self._generator(generator))
+        if self.flow_layers:
+            return (w["log_px"] + w["log_pz"] - w["log_qz"]).mean(0)
+        return w["log_px"].mean(0) - gaussian_kl(w["mu"], w["logvar"]).sum(1)
+
+    @torch.no_grad()
+    def iwae(self, x: Tensor, k: int, generator: torch.Generator | None = None) -> Tensor:
+        """IWAE-k, ``log 1/k sum_i p(x, z_i) / q(z_i | x)`` ``(batch,)`` (Burda et al. 2016,
+        eq. 8): a lower bound on ``log p(x)`` that rises to it as ``k`` grows."""
+        x = self.check_input(x)
+        generator = self._generator(generator)
+        chunk = max(1, IWAE_ROWS // max(1, x.shape[0]))
+        parts = []
+        for start in range(0, k, chunk):
+            w = self.log_weights(x, min(chunk, k - start), generator)
+            parts.append(w["log_px"] + w["log_pz"] - w["log_qz"])  # (samples, batch)
+        return torch.logsumexp(torch.cat(parts), dim=0) - math.log(k)
+
+    def log_prob(self, x: Tensor) -> Tensor:
+        """IWAE-``iwae_samples`` estimate of ``log p(x)`` per example (nats), reproducible:
+        the importance samples come from a generator seeded with ``EVAL_SEED``."""
+        return self.iwae(x, self.iwae_samples)
+
+    # -- sampling and the latent space --------------------------------------------------------
+    def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+        """``x ~ p(x | z)``, ``z ~ N(0, I)``: ``(n, *data_shape)``."""
+        with torch.no_grad():
+            z = torch.randn(
+                n, self.latent_dim, generator=generator, device=self.device, dtype=self.dtype
+            )
+            x = self.likelihood.sample(self.decoder(z), generator)
+        return x.reshape(n, *self.data_shape)
+
+    @torch.no_grad()
+    def encode(self, x: Tensor) -> Tensor:
+        """The posterior mean ``mu(x)`` ``(batch, latent_dim)`` (for a flow posterior, the
+        flow's image of ``mu``)."""
+        mu, _, flow = self.posterior_parameters(self.check_input(x))
+        if self.flow_layers:
+            mu = planar_flow(mu.unsqueeze(0), flow, self.flow_layers)[0][0]
+        return mu
+
+    @torch.no_grad()
+    def decode(self, z: Tensor) -> Tensor:
+        """The mean of ``p(x | z)`` ``(batch, *data_shape)`` for ``z`` ``(batch, latent_dim)``."""
+        z = z.to(device=self.device, dtype=self.dtype)
+        return self.likelihood.mean(self.decoder(z)).reshape(z.shape[0], *self.data_shape)
+
+
+def _check_choice(key: str, value: str, choices: Sequence[str]) -> None:
+    if value not in choices:
+        raise ValueError(f"{key} must be one of {tuple(choices)}; got {value!r}")
+
+
+@register_model("vae", family="vae")
+class VAE(_VAEBase):
+    """Variational autoencoder (Kingma & Welling 2014): Gaussian encoder, ELBO, IWAE log_prob.
+
+    Arguments:
+        data_shape: shape of one example (read from the data).
+        latent_dim: dimensions of ``z``.
+        likelihood: ``"bernoulli"`` (0/1 data), ``"gaussian"``, ``"categorical"`` (integer
+            levels) or ``"auto"``, which ``genzoo.create`` resolves from the data.
+        decoder_variance: Gaussian std ``"learned"`` by the decoder, ``"shared"`` (one
+            parameter per data dimension) or ``"fixed"`` to ``decoder_std``.
+        decoder_std: the fixed Gaussian std.
+        levels: number of levels of the categorical likelihood (read from integer data).
+        network: ``"mlp"``, ``"conv"`` (images with sides divisible by 4) or ``"auto"``
+            (conv for images with sides >= 16, MLP otherwise, 8x8 digits included).
+        hidden, depth: MLP width and number of hidden layers (``depth=0``: linear maps).
+        channels: width of the convolutional networks.
+        activation: activation name (``genzoo.models.nn.ACTIVATIONS``).
+        posterior: ``"gaussian"`` or ``"planar"`` (amortised planar flow on top of it).
+        flow_layers: planar maps of the flow posterior.
+        kl_warmup_steps: steps over which the KL weight rises linearly from 0 (0 = none).
+        iwae_samples: importance samples ``k`` of ``log_prob`` (IWAE-k).
+        active_threshold: a latent unit is active when ``Var_x(E_q[z_j]) > threshold``
+            (Burda et al. 2016, section 5.2).
+
+    Example:
+        >>> import torch, genzoo
+        >>> x = (torch.rand(64, 1, 8, 8) > 0.5).float()
+        >>> vae = genzoo.create("vae", data=x, latent_dim=4, hidden=32, iwae_samples=10)
+        >>> vae.likelihood_name, vae.density, vae.log_prob(x[:3]).shape
+        ('bernoulli', 'estimate', torch.Size([3]))
+    """
+
+    def __init__(
+        self,
+        data_shape: Sequence[int],
+        latent_dim: int = 8,
+        likelihood: str = "auto",
+        decoder_variance: str = "learned",
+        decoder_std: float = 0.1,
+        levels: int = 0,
+        network: str = "auto",
+        hidden: int = 128,
+        depth: int = 2,
+        channels: int = 32,
+        activation: str = "relu",
+        posterior: str = "gaussian",
+        flow_layers: int = 4,
+        kl_warmup_steps: int = 0,
+        iwae_samples: int = 1000,
+        active_threshold: float = 0.01,
+    ) -> None:
+        super().__init__(
+            data_shape, latent_dim, likelihood, decoder_variance, decoder_std, levels, network,
+            hidden, depth, channels, activation, posterior, flow_layers, kl_warmup_steps,
+            iwae_samples, active_threshold, beta=1.0,
+        )  # fmt: skip
+
+
+@register_model("beta-vae", family="vae")
+class BetaVAE(_VAEBase):
+    """beta-VAE (Higgins et al. 2017): the ELBO with the KL term weighted by ``beta``.
+
+    Maximises ``E_q[log p(x|z)] - beta KL(q(z|x) || p(z))`` (eq. 4 of the paper); ``beta > 1``
+    presses the posterior towards the factorised prior, for disentangled latents at the cost
+    of reconstructions. ``log_prob`` is still the IWAE estimate of ``log p(x)`` and ``elbo`` the
+    true (``beta = 1``) ELBO. The other arguments are those of ``vae``.
+
+    Example:
+        >>> import torch, genzoo
+        >>> model = genzoo.create("beta-vae", data=torch.randn(64, 2), beta=4.0, hidden=16)
+        >>> model.kl_weight()
+        4.0
+    """
+
+    def __init__(
+        self,
+        data_shape: Sequence[int],
+        beta: float = 4.0,
+        latent_dim: int = 8,
+        likelihood: str = "auto",
+        decoder_variance: str = "learned",
+        decoder_std: float = 0.1,
+        levels: int = 0,
+        network: str = "auto",
+        hidden: int = 128,
+        depth: int = 2,
+        channels: int = 32,
+        activation: str = "relu",
+        posterior: str = "gaussian",
+        flow_layers: int = 4,
+        kl_warmup_steps: int = 0,
+        iwae_samples: int = 1000,
+        active_threshold: float = 0.01,
+    ) -> None:
+        super().__init__(
+            data_shape, latent_dim, likelihood, decoder_variance, decoder_std, levels, network,
+            hidden, depth, channels, activation, posterior, flow_layers, kl_warmup_steps,
+            iwae_samples, active_threshold, beta=beta,
+        )  # fmt: skip
