@@ -88,3 +88,15 @@ def test_train_to_a_target_density_and_eval(tmp_path, capsys):
 def test_train_needs_data_or_target(tmp_path):
     with pytest.raises(SystemExit, match="exactly one of --data"):
         main(["train", "planar", "--out", str(tmp_path / "x")])
+
+
+def test_language_model_continues_a_prompt(tmp_path, capsys):
+    out = tmp_path / "lm"
+    args = ["train", "lstm-lm", "--data", "stdlib-chars", "--steps", "5", "--n", "64",
+            "--batch-size", "16", "--set", "hidden=16", "--set", "embedding=8",
+            "--out", str(out)]  # fmt: skip
+    assert main(args) == 0
+    capsys.readouterr()
+    assert main(["sample", str(out), "-n", "2", "--prompt", "Return the", "--top-k", "5"]) == 0
+    lines = capsys.readouterr().out
+    assert lines.count("Return the") == 2

@@ -83,7 +83,15 @@ def cmd_train(args: argparse.Namespace) -> None:
 
 def cmd_sample(args: argparse.Namespace) -> None:
     from genzoo.plotting import plot_samples
-    from genzoo.workflow import sample
+    from genzoo.workflow import generate_text, sample
+
+    text_options = {"temperature": args.temperature, "top_k": args.top_k,
+                    "top_p": args.top_p, "length": args.length}  # fmt: skip
+    if args.prompt is not None or any(v is not None for v in text_options.values()):
+        options = {k: v for k, v in text_options.items() if v is not None}
+        for line in generate_text(args.run, args.n, args.prompt, args.seed, **options):
+            print(line)
+        return
 
     x = sample(args.run, args.n, seed=args.seed)
     out = Path(args.out or Path(args.run) / "samples.npy")
@@ -173,6 +181,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--plot", help="also write a picture (.png)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--force", action="store_true", help="overwrite an existing --out")
+    p.add_argument("--prompt", help="language models: text to continue (prints text)")
+    p.add_argument("--temperature", type=float, help="language models: softmax temperature")
+    p.add_argument("--top-k", type=int, help="language models: keep the k likeliest tokens")
+    p.add_argument("--top-p", type=float, help="language models: nucleus probability mass")
+    p.add_argument("--length", type=int, help="language models: tokens per sample")
     p.set_defaults(func=cmd_sample)
 
     p = sub.add_parser("eval", help="test metrics of a trained run, as JSON")

@@ -107,3 +107,27 @@ def sample(run: str | Path, n: int, seed: int = 0) -> Tensor:
     generator = torch.Generator(device=model.device).manual_seed(seed)
     with torch.no_grad():
         return model.sample(n, generator=generator).cpu()
+
+
+def generate_text(
+    run: str | Path,
+    n: int = 5,
+    prompt: str | None = None,
+    seed: int = 0,
+    **sampling: Any,
+) -> list[str]:
+    """Decoded samples of a language model trained on a text dataset, optionally continuing
+    ``prompt``; ``sampling`` takes ``temperature``, ``top_k``, ``top_p`` and ``length``."""
+    from genzoo.data import text
+
+    model = load_model(run)
+    dataset = read_json(Path(run) / RUN_INFO_FILE)["dataset"]
+    if datasets.dataset_info(dataset).kind != "text" or not hasattr(model, "generate"):
+        raise ValueError(f"{run} is not a language model trained on a text dataset")
+    tokenizer = text.tokenizer_for(dataset)
+    generator = torch.Generator(device=model.device).manual_seed(seed)
+    ids = tokenizer.encode(prompt or "", bos=True)
+    prompts = torch.tensor([ids] * n, dtype=torch.long, device=model.device)
+    with torch.no_grad():
+        out = model.generate(prompts, generator=generator, **sampling)
+    return tokenizer.decode_batch(out.cpu())
