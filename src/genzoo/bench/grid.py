@@ -5,7 +5,7 @@ A model missing from ``BUDGETS`` gets ``DEFAULT_BUDGET``; a new family adds its 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 
@@ -23,9 +23,19 @@ class Budget:
     lr: float = 1e-3
     hparams: dict[str, Any] = field(default_factory=dict)
     datasets: tuple[str, ...] | None = None
+    #: Per-dataset changes of the fields above (``hparams`` are merged, not replaced).
+    on: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def steps(self, quick: bool) -> int:
         return self.quick_steps if quick else self.full_steps
+
+    def for_dataset(self, dataset: str) -> Budget:
+        """This budget with the changes for ``dataset`` applied."""
+        changes = dict(self.on.get(dataset, {}))
+        if not changes:
+            return self
+        changes["hparams"] = {**self.hparams, **changes.get("hparams", {})}
+        return replace(self, **changes, on={})
 
 
 @dataclass(frozen=True)
@@ -48,10 +58,30 @@ BUDGETS: dict[str, Budget] = {
     # reg_covar 1e-3: full covariances on 1,000 digits overfit badly at 1e-6 (4.2 vs 2.9 bits/dim)
     "gmm": Budget(100, 300, hparams={"n_components": 8, "reg_covar": 1e-3}),
     # flows
-    "realnvp": Budget(800, 6000, lr=3e-3, hparams={"n_layers": 6, "hidden": 32}),
-    "glow": Budget(800, 6000, lr=3e-3, hparams={"n_steps": 2, "hidden": 32}),
-    "nsf": Budget(600, 4000, lr=3e-3, hparams={"n_layers": 4, "hidden": 32, "bins": 8}),
-    "planar": Budget(500, 3000, lr=1e-2, hparams={"n_layers": 16}),
+    "realnvp": Budget(
+        800,
+        6000,
+        lr=3e-3,
+        hparams={"n_layers": 6, "hidden": 32},
+        on={"digits": {"quick_steps": 150, "batch_size": 64}},
+    ),
+    "glow": Budget(
+        800,
+        6000,
+        lr=3e-3,
+        hparams={"n_steps": 2, "hidden": 32},
+        on={"digits": {"quick_steps": 300, "batch_size": 64}},
+    ),
+    "nsf": Budget(
+        600,
+        4000,
+        lr=3e-3,
+        hparams={"n_layers": 4, "hidden": 32, "bins": 8},
+        on={"digits": {"quick_steps": 150, "batch_size": 64}},
+    ),
+    "planar": Budget(
+        300, 3000, lr=1e-2, hparams={"n_layers": 16}, on={"digits": {"quick_steps": 200}}
+    ),
     "radial": Budget(500, 3000, lr=1e-2, hparams={"n_layers": 16}),
     # autoregressive models: exact likelihoods on discrete data
     "categorical": Budget(300, 1000, batch_size=128, lr=5e-2, datasets=("digits-binary",)),
@@ -110,6 +140,38 @@ BUDGETS: dict[str, Budget] = {
         },
         datasets=("stdlib-sentences",),
     ),
+    # energy-based models (Boltzmann machines take 0/1 data; SGD with momentum)
+    "rbm": Budget(
+        1000, 5000, batch_size=100, lr=0.05, hparams={"n_hidden": 64}, datasets=("digits-binary",)
+    ),
+    "dbn": Budget(
+        1000,
+        5000,
+        batch_size=100,
+        lr=0.05,
+        hparams={"hidden": [64, 64], "steps_per_layer": 500},
+        datasets=("digits-binary",),
+    ),
+    "dbm": Budget(
+        1000,
+        5000,
+        batch_size=100,
+        lr=0.02,
+        hparams={"hidden": [64, 32], "steps_per_layer": 300},
+        datasets=("digits-binary",),
+    ),
+    "gb-rbm": Budget(1000, 5000, lr=0.05, hparams={"n_hidden": 16}, datasets=("8gaussians",)),
+    "ebm": Budget(
+        500,
+        5000,
+        batch_size=128,
+        lr=3e-3,
+        hparams={"hidden": 32, "depth": 2, "grid_size": 100},
+        on={"digits": {"quick_steps": 300}},
+    ),
+    "mdsm-ebm": Budget(
+        1000, 5000, batch_size=128, lr=3e-3, hparams={"hidden": 32, "depth": 2, "grid_size": 100}
+    ),
     # score models: sampling cost set by the step counts
     "ncsn": Budget(
         1000,
@@ -134,14 +196,55 @@ BUDGETS: dict[str, Budget] = {
         },
     ),
     # GANs (quick budgets measured at 5-20 s on 8gaussians, 2 cores)
-    "gan": Budget(1000, 5000, hparams={"hidden": 64, "penalty": "r1", "penalty_weight": 1.0}),
-    "lsgan": Budget(1000, 5000, hparams={"hidden": 64}),
-    "wgan": Budget(400, 3000, hparams={"hidden": 64}),
-    "wgan-gp": Budget(400, 3000, hparams={"hidden": 64}),
-    "infogan": Budget(
-        600, 4000, batch_size=128, hparams={"hidden": 64, "n_continuous": 1, "info_weight": 2.0}
+    "gan": Budget(
+        1000,
+        5000,
+        hparams={"hidden": 64, "penalty": "r1", "penalty_weight": 1.0},
+        on={
+            "digits": {"quick_steps": 400, "batch_size": 64, "lr": 2e-4, "hparams": {"hidden": 16}}
+        },
     ),
-    "stylegan": Budget(400, 3000, hparams={"channels": 16, "hidden": 32, "penalty_weight": 1.0}),
+    "lsgan": Budget(
+        1000,
+        5000,
+        hparams={"hidden": 64},
+        on={
+            "digits": {"quick_steps": 400, "batch_size": 64, "lr": 2e-4, "hparams": {"hidden": 16}}
+        },
+    ),
+    "wgan": Budget(
+        400,
+        3000,
+        hparams={"hidden": 64},
+        on={"digits": {"quick_steps": 150, "batch_size": 64, "hparams": {"hidden": 16}}},
+    ),
+    "wgan-gp": Budget(
+        400,
+        3000,
+        hparams={"hidden": 64},
+        on={"digits": {"quick_steps": 150, "batch_size": 64, "hparams": {"hidden": 16}}},
+    ),
+    "infogan": Budget(
+        600,
+        4000,
+        batch_size=128,
+        hparams={"hidden": 64, "n_continuous": 1, "info_weight": 2.0},
+        on={
+            "digits": {"quick_steps": 300, "batch_size": 64, "lr": 2e-4, "hparams": {"hidden": 16}}
+        },
+    ),
+    "stylegan": Budget(
+        400,
+        3000,
+        hparams={"channels": 16, "hidden": 32, "penalty_weight": 1.0},
+        on={
+            "digits": {
+                "quick_steps": 150,
+                "batch_size": 64,
+                "hparams": {"channels": 8, "hidden": 16},
+            }
+        },
+    ),
     "progan": Budget(
         600,
         4000,
@@ -155,9 +258,11 @@ BUDGETS: dict[str, Budget] = {
 }
 
 
-def budget_for(model: str) -> Budget:
-    """The budget of ``model`` (the default one when it has none of its own)."""
-    return BUDGETS.get(model, DEFAULT_BUDGET)
+def budget_for(model: str, dataset: str | None = None) -> Budget:
+    """The budget of ``model`` (the default one when it has none of its own), with its
+    changes for ``dataset``."""
+    budget = BUDGETS.get(model, DEFAULT_BUDGET)
+    return budget if dataset is None else budget.for_dataset(dataset)
 
 
 def cells(

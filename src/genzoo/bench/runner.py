@@ -69,7 +69,8 @@ def run_bench(
     if len(todo) < len(grid):
         tqdm.write(f"resuming: {len(grid) - len(todo)} of {len(grid)} cells already done")
     jobs = max(1, min(jobs or os.cpu_count() or 1, len(todo) or 1))
-    bar = tqdm(total=len(grid), initial=len(grid) - len(todo), desc="bench", unit="cell")
+    bar = tqdm(total=len(grid), initial=len(grid) - len(todo), desc="bench", unit="cell",
+               disable=None)  # fmt: skip
     if jobs == 1:
         for cell in todo:
             _report_cell(run_cell(str(out), *cell, quick, device), bar)
@@ -101,7 +102,7 @@ def run_cell(
     from genzoo.workflow import train
 
     torch.set_num_threads(1)  # one process per core
-    budget = budget_for(model)
+    budget = budget_for(model, dataset)
     run_dir = cell_dir(Path(out), model, dataset, seed)
     row: dict[str, Any] = {
         "model": model, "family": model_class(model).family, "dataset": dataset,
