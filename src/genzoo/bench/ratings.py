@@ -61,10 +61,11 @@ class Rule:
 
 
 def _density(rows: list[Row]) -> tuple[int, str]:
-    kind = rows[0].get("density", "none")
+    kinds = {r.get("density", "none") for r in rows}  # EBMs: exact in 2-D, else unnormalised
+    kind = min(kinds, key=lambda k: DENSITY_STARS.get(k, 1))
     gaps = [g for r in rows if (g := _num(r, "gap_to_entropy")) is not None]
     bpd = [b for r in rows if (b := _num(r, "bits_per_dim")) is not None]
-    parts = [kind]
+    parts = [" / ".join(sorted(kinds, key=lambda k: -DENSITY_STARS.get(k, 1)))]
     if gaps:
         parts.append(f"gap to entropy {_mean(gaps):.3f} nats")
     if bpd:

@@ -68,7 +68,7 @@ def write_report(bench_dir: str | Path) -> list[Path]:
 
 def _fmt(value: Any) -> str:
     if isinstance(value, float):
-        if abs(value) >= 1e4:
+        if abs(value) >= 100:
             return f"{value:,.0f}"
         return f"{value:.3f}"
     return "" if value is None else str(value)

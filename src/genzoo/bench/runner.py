@@ -106,7 +106,7 @@ def run_cell(
     run_dir = cell_dir(Path(out), model, dataset, seed)
     row: dict[str, Any] = {
         "model": model, "family": model_class(model).family, "dataset": dataset,
-        "seed": seed, "steps": budget.steps(quick),
+        "seed": seed, "steps": budget.steps(quick), "density": model_class(model).density,
     }  # fmt: skip
     tic = time.perf_counter()
     try:
