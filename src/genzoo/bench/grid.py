@@ -178,9 +178,26 @@ BUDGETS: dict[str, Budget] = {
         5000,
         lr=2e-3,
         hparams={"hidden": 64, "depth": 3, "ema": 0.99, "n_steps_each": 20, "step_lr": 1e-4},
+        on={
+            "digits": {
+                "quick_steps": 200,
+                "batch_size": 64,
+                "hparams": {"channels": 16, "n_steps_each": 5},
+            }
+        },
     ),
     "ddpm": Budget(
-        1000, 5000, lr=2e-3, hparams={"hidden": 64, "depth": 3, "ema": 0.99, "sampling_steps": 200}
+        1000,
+        5000,
+        lr=2e-3,
+        hparams={"hidden": 64, "depth": 3, "ema": 0.99, "sampling_steps": 200},
+        on={
+            "digits": {
+                "quick_steps": 200,
+                "batch_size": 64,
+                "hparams": {"channels": 16, "sampling_steps": 50},
+            }
+        },
     ),
     "score-sde": Budget(
         1000,
@@ -193,6 +210,13 @@ BUDGETS: dict[str, Budget] = {
             "sde": "vp",
             "sampling_steps": 100,
             "n_corrector_steps": 0,
+        },
+        on={
+            "digits": {
+                "quick_steps": 200,
+                "batch_size": 64,
+                "hparams": {"channels": 16, "sampling_steps": 50},
+            }
         },
     ),
     # GANs (quick budgets measured at 5-20 s on 8gaussians, 2 cores)
