@@ -130,3 +130,13 @@ def test_html_report_opens_in_headless_chromium_with_its_images(tiny_budgets, tm
     assert result.returncode == 0, result.stderr[-2000:]
     assert 'data-images-ok="true"' in result.stdout
     assert result.stdout.count("<img") >= 3
+
+
+def test_text_cells_put_decoded_samples_in_the_report(monkeypatch, tmp_path):
+    monkeypatch.setattr(grid, "BUDGETS", {"lstm-lm": grid.Budget(
+        quick_steps=3, batch_size=16, hparams={"hidden": 16, "embedding": 8},
+        datasets=("grammar",))})  # fmt: skip
+    run_bench(tmp_path, quick=True, models=["lstm-lm"], jobs=1)
+    text = (cell_dir(tmp_path, "lstm-lm", "grammar", 0) / "samples.txt").read_text()
+    assert len(text.splitlines()) == 8
+    assert text.splitlines()[0] in (tmp_path / "report.md").read_text()

@@ -116,11 +116,15 @@ def _sections(bench_dir: Path, rows, figures) -> list[tuple[str, Any]]:
     if figures:
         blocks.append(("h2", "Quality against training time"))
         blocks.append(("images", figures))
-    blocks.append(("h2", "Samples, densities and loss curves"))
+    blocks.append(("h2", "Samples (text samples as decoded), densities and loss curves"))
     for row in rows:
         pictures = _cell_pictures(bench_dir, row)
-        if pictures:
+        run = bench_dir / "runs" / f"{row['model']}__{row['dataset']}__{row['seed']}"
+        if pictures or (run / "samples.txt").exists():
             blocks.append(("h3", f"{row['model']} on {row['dataset']} (seed {row['seed']})"))
+        if (run / "samples.txt").exists():
+            blocks.append(("pre", (run / "samples.txt").read_text(encoding="utf-8")))
+        if pictures:
             blocks.append(("images", pictures))
     return blocks
 
@@ -142,6 +146,8 @@ def _markdown(blocks) -> str:
             out.append("")
         elif kind == "images":
             out += [" ".join(f"![{Path(p).stem}]({p})" for p in content), ""]
+        elif kind == "pre":
+            out += ["```", content.rstrip("\n"), "```", ""]
     return "\n".join(out)
 
 
@@ -165,6 +171,8 @@ def _html(bench_dir: Path, blocks) -> str:
             th = "".join(f"<th>{esc(h)}</th>" for h in head)
             trs = "".join("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in r) + "</tr>" for r in body)
             parts.append(f"<table><tr>{th}</tr>{trs}</table>")
+        elif kind == "pre":
+            parts.append(f"<pre>{esc(content)}</pre>")
         elif kind == "images":
             parts.append("<div>" + "".join(
                 f'<img alt="{esc(p)}" src="{_data_uri(bench_dir / p)}">' for p in content

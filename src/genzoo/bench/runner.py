@@ -25,12 +25,13 @@ from tqdm.auto import tqdm
 
 from genzoo.bench.grid import PRESETS, budget_for, cells
 from genzoo.bench.report import write_report
-from genzoo.data import dataset_info, load_dataset
+from genzoo.data import dataset_info, load_dataset, text
 from genzoo.io import atomic_write, read_json, write_json
 from genzoo.plotting import plot_density, plot_losses, plot_samples
 from genzoo.registry import list_models, model_class
 
 RESULT_FILE = "result.json"
+SAMPLES_TEXT = "samples.txt"
 FIRST_COLUMNS = ["model", "family", "dataset", "seed", "status", "density", "measure", "steps"]
 
 
@@ -134,14 +135,19 @@ def run_cell(
 def _pictures(run_dir: Path, model, history, dataset: str, seed: int) -> None:
     generator = torch.Generator(device=model.device).manual_seed(seed)
     info = dataset_info(dataset)
+    if history:
+        plot_losses(history, run_dir / "loss.png", title=f"{model.name} on {dataset}")
+    if info.kind == "text":  # text is read, not plotted
+        tokenizer = text.tokenizer_for(dataset)
+        lines = tokenizer.decode_batch(model.sample(8, generator=generator).cpu().long())
+        (run_dir / SAMPLES_TEXT).write_text("\n".join(lines) + "\n", encoding="utf-8")
+        return
     n = 64 if info.kind == "image" else 2000
     samples = model.sample(n, generator=generator).cpu().float()
     reference = load_dataset(dataset, split="test", n=2000) if info.kind != "image" else None
     plot_samples(samples, run_dir / "samples.png", reference=reference, title=model.name)
     if info.shape == (2,) and model.density in ("exact", "estimate", "unnormalized"):
         plot_density(model, run_dir / "density.png", title=f"{model.name} ({model.density})")
-    if history:
-        plot_losses(history, run_dir / "loss.png", title=f"{model.name} on {dataset}")
 
 
 def collect(out: Path, grid: list[tuple[str, str, int]]) -> list[dict[str, Any]]:
