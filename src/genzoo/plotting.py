@@ -15,7 +15,8 @@ import torch  # noqa: E402
 from torch import Tensor  # noqa: E402
 
 
-def _save(fig, path: str | Path) -> Path:
+def save_figure(fig, path: str | Path) -> Path:
+    """Write ``fig`` as a PNG at ``path`` (folders made as needed) and close it."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110, bbox_inches="tight")
@@ -43,7 +44,7 @@ def plot_samples(
     ax.set_aspect("equal", adjustable="datalim")
     if reference is not None:
         ax.legend(loc="upper right", markerscale=6, fontsize=7)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_image_grid(images: np.ndarray, path: str | Path, title: str = "") -> Path:
@@ -61,7 +62,7 @@ def plot_image_grid(images: np.ndarray, path: str | Path, title: str = "") -> Pa
     ax.imshow(canvas, cmap="gray_r", interpolation="nearest")
     ax.set_axis_off()
     ax.set_title(title)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 @torch.no_grad()
@@ -81,7 +82,7 @@ def plot_density(
     ax.imshow(density, origin="lower", extent=(*bounds, *bounds), cmap="magma")
     ax.set_title(title)
     ax.set_axis_off()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_losses(history: Sequence[dict[str, float]], path: str | Path, title: str = "") -> Path:
@@ -95,7 +96,7 @@ def plot_losses(history: Sequence[dict[str, float]], path: str | Path, title: st
     ax.set_title(title)
     if keys:
         ax.legend(fontsize=7)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_quality_vs_time(rows: Sequence[dict], path: str | Path) -> Path:
@@ -112,4 +113,4 @@ def plot_quality_vs_time(rows: Sequence[dict], path: str | Path) -> Path:
         ax.set_ylabel("coverage (higher is better)")
         ax.set_ylim(-0.02, 1.02)
         ax.set_title(dataset)
-    return _save(fig, path)
+    return save_figure(fig, path)

@@ -18,6 +18,7 @@ import torch  # noqa: E402
 
 from genzoo.data.text import Tokenizer  # noqa: E402
 from genzoo.models.autoregressive.common import DiscreteModel  # noqa: E402
+from genzoo.plotting import save_figure  # noqa: E402
 
 
 @torch.no_grad()
@@ -62,11 +63,7 @@ def plot_surprisal(
         ax.set_ylabel("example")
         fig.colorbar(heat, ax=ax, label="bits")
     fig.suptitle(f"{model.name}: -log2 P(x_i | x_<i)")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120, bbox_inches="tight")
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def plot_image_samples(
@@ -85,8 +82,4 @@ def plot_image_samples(
             axes[r][i].axis("off")
     axes[0][0].set_title("data", fontsize=8, loc="left")
     axes[1][0].set_title(f"{model.name} samples", fontsize=8, loc="left")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120, bbox_inches="tight")
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)

@@ -16,15 +16,7 @@ import torch  # noqa: E402
 from torch import Tensor  # noqa: E402
 
 from genzoo.models.energy.langevin import grid  # noqa: E402
-
-
-def _save(fig, path: str | Path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+from genzoo.plotting import save_figure  # noqa: E402
 
 
 def plot_chains(states: Sequence[Tensor], path: str | Path, titles: Sequence[str] = ()) -> Path:
@@ -42,7 +34,7 @@ def plot_chains(states: Sequence[Tensor], path: str | Path, titles: Sequence[str
                 axes[r][c].imshow(s[c, 0].cpu().numpy(), cmap="gray", vmin=0, vmax=1)
                 axes[r][c].axis("off")
             axes[r][0].set_title(titles[r] if r < len(titles) else f"t{r}", fontsize=7, loc="left")
-        return _save(fig, path)
+        return save_figure(fig, path)
     fig, axes = plt.subplots(1, k, figsize=(2.2 * k, 2.4), squeeze=False)
     for c, s in enumerate(states):
         s = s.detach().cpu()
@@ -50,7 +42,7 @@ def plot_chains(states: Sequence[Tensor], path: str | Path, titles: Sequence[str
         axes[0][c].set_title(titles[c] if c < len(titles) else f"step {c}", fontsize=8)
         axes[0][c].set_xticks([])
         axes[0][c].set_yticks([])
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 @torch.no_grad()
@@ -66,7 +58,7 @@ def plot_energy_landscape(model, path: str | Path, resolution: int = 200) -> Pat
     for ax, image, title in ((axes[0], energy, "energy E(x)"), (axes[1], density, "exp(-E)/Z")):
         ax.imshow(image.numpy(), origin="lower", extent=extent, cmap="viridis")
         ax.set_title(title, fontsize=9)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_rbm_filters(weight: Tensor, path: str | Path, image_shape: Sequence[int] = (8, 8)) -> Path:
@@ -82,4 +74,4 @@ def plot_rbm_filters(weight: Tensor, path: str | Path, image_shape: Sequence[int
         if j < n:
             f = w[:, j].reshape(*image_shape)
             ax.imshow(f.numpy(), cmap="RdBu_r", vmin=-f.abs().max(), vmax=f.abs().max())
-    return _save(fig, path)
+    return save_figure(fig, path)

@@ -18,6 +18,7 @@ import torch  # noqa: E402
 
 from genzoo.data import targets  # noqa: E402
 from genzoo.models.base import GenerativeModel  # noqa: E402
+from genzoo.plotting import save_figure  # noqa: E402
 
 #: The window of the paper's figure.
 LIMIT = targets.WINDOW
@@ -68,12 +69,7 @@ def plot_target_fits(
             ax.set_title(label, fontsize=8)
             if col == 0:
                 ax.set_ylabel(target.upper())
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def plot_targets(path: str | Path, resolution: int = 200) -> Path:

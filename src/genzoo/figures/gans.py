@@ -14,14 +14,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from genzoo.metrics.modes import mode_coverage  # noqa: E402
-
-
-def _save(fig, path: str | Path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110, bbox_inches="tight")
-    plt.close(fig)
-    return path
+from genzoo.plotting import save_figure  # noqa: E402
 
 
 def _grid(images: np.ndarray, rows: int, cols: int) -> np.ndarray:
@@ -73,7 +66,7 @@ def plot_infogan_codes(
             ax.plot(pts[i, :, 0], pts[i, :, 1], "-o", ms=3, label=str(i))
         ax.set_title(title, fontsize=8)
         ax.legend(fontsize=6, ncol=2)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 @torch.no_grad()
@@ -89,7 +82,7 @@ def plot_translations(model, data: torch.Tensor, path: str | Path, n: int = 8) -
         fig, ax = plt.subplots(figsize=(0.6 * n + 1, 0.6 * len(rows) + 1))
         _show(ax, _grid(images, len(rows), a.shape[0]),
               "rows: a, G(a), F(G(a)), b, F(b), G(F(b))")  # fmt: skip
-        return _save(fig, path)
+        return save_figure(fig, path)
     fig, axes = plt.subplots(1, 2, figsize=(8, 4))
     for ax, src, fake, tgt, title in (
         (axes[0], a, fake_b, b, "A (grey) -> G(A) (blue), B (orange)"),
@@ -101,7 +94,7 @@ def plot_translations(model, data: torch.Tensor, path: str | Path, n: int = 8) -
         ax.scatter(fake[:, 0], fake[:, 1], s=1, c="C0", alpha=0.6)
         ax.set_title(title, fontsize=8)
         ax.set_aspect("equal", adjustable="datalim")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 @torch.no_grad()
@@ -130,7 +123,7 @@ def plot_style_mixing(
     fig, ax = plt.subplots(figsize=(0.6 * (n + 1) + 1, 0.6 * (n + 1) + 1))
     _show(ax, _grid(np.concatenate(tiles), n + 1, n + 1),
           f"style mixing: rows give styles 0..{crossover - 1}, columns the rest")  # fmt: skip
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_mode_coverage(
@@ -152,4 +145,4 @@ def plot_mode_coverage(
         fontsize=8,
     )
     ax.set_aspect("equal", adjustable="datalim")
-    return _save(fig, path)
+    return save_figure(fig, path)

@@ -20,14 +20,7 @@ import torch  # noqa: E402
 from torch import Tensor  # noqa: E402
 
 from genzoo.models.score.common import ScoreModel  # noqa: E402
-
-
-def _save(fig, path: str | Path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110, bbox_inches="tight")
-    plt.close(fig)
-    return path
+from genzoo.plotting import save_figure  # noqa: E402
 
 
 def _limits(data: Tensor | None, pad: float = 0.5) -> tuple[float, float, float, float]:
@@ -61,7 +54,7 @@ def plot_score_field(
     ax.quiver(xs.ravel(), ys.ravel(), s[:, 0] / norm, s[:, 1] / norm, np.log(norm), cmap="viridis")
     ax.set_title(f"{model.name} score field, level {level:.3g}")
     ax.set_aspect("equal")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_langevin_trajectories(
@@ -91,7 +84,7 @@ def plot_langevin_trajectories(
     ax.set_ylim(y0, y1)
     ax.set_title(f"{model.name}: sampling trajectories ({model.last_nfe} evaluations)")
     ax.set_aspect("equal")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_denoising_sequence(
@@ -107,7 +100,7 @@ def plot_denoising_sequence(
             axes[i, j].imshow(frames[j, i].reshape(-1, h, w)[0], cmap="gray_r", vmin=0, vmax=1)
             axes[i, j].axis("off")
     fig.suptitle(f"{model.name}: noise to digits")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def quality_vs_steps(
@@ -162,4 +155,4 @@ def plot_quality_vs_steps(
     ax.set_xlabel("network evaluations per sample")
     ax.set_ylabel(metric_name)
     ax.legend(fontsize=8)
-    return _save(fig, path)
+    return save_figure(fig, path)

@@ -20,6 +20,7 @@ from sklearn.decomposition import PCA  # noqa: E402
 
 from genzoo.data.images import DIGITS_SPLIT_SIZES  # noqa: E402
 from genzoo.models.vae.latent import interpolate, traverse  # noqa: E402
+from genzoo.plotting import save_figure  # noqa: E402
 
 
 def digits_labels(split: str = "test") -> np.ndarray:
@@ -39,14 +40,6 @@ def _image(x: torch.Tensor) -> np.ndarray:
     return x[0].numpy() if x.shape[0] == 1 else x.permute(1, 2, 0).clamp(0, 1).numpy()
 
 
-def _save(fig, path: str | Path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
-
-
 def plot_interpolation(
     model, pairs: Sequence[tuple[torch.Tensor, torch.Tensor]], path: str | Path, steps: int = 8
 ) -> Path:
@@ -63,7 +56,7 @@ def plot_interpolation(
         axes[row][0].set_title("x_a" if row == 0 else "", fontsize=7)
         axes[row][-1].set_title("x_b" if row == 0 else "", fontsize=7)
     fig.suptitle("latent interpolation (inputs at the ends)", fontsize=8)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_traversal(
@@ -88,7 +81,7 @@ def plot_traversal(
             if r == 0:
                 ax.set_title(f"{v:g}", fontsize=7)
         axes[r][0].set_ylabel(f"z{j}", fontsize=7)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_latent_scatter(
@@ -110,4 +103,4 @@ def plot_latent_scatter(
     ax.set_ylabel(axes_names[1])
     ax.set_title("posterior means E_q[z | x]", fontsize=9)
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)
