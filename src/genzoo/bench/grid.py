@@ -237,13 +237,13 @@ BUDGETS: dict[str, Budget] = {
         },
     ),
     "wgan": Budget(
-        400,
+        250,
         3000,
         hparams={"hidden": 64},
         on={"digits": {"quick_steps": 150, "batch_size": 64, "hparams": {"hidden": 16}}},
     ),
     "wgan-gp": Budget(
-        400,
+        250,
         3000,
         hparams={"hidden": 64},
         on={"digits": {"quick_steps": 150, "batch_size": 64, "hparams": {"hidden": 16}}},
@@ -258,7 +258,7 @@ BUDGETS: dict[str, Budget] = {
         },
     ),
     "stylegan": Budget(
-        400,
+        200,
         3000,
         hparams={"channels": 16, "hidden": 32, "penalty_weight": 1.0},
         on={
@@ -270,10 +270,10 @@ BUDGETS: dict[str, Budget] = {
         },
     ),
     "progan": Budget(
-        600,
+        300,
         4000,
         batch_size=64,
-        hparams={"channels": 16, "steps_per_phase": 150},
+        hparams={"channels": 16, "steps_per_phase": 75},
         datasets=("digits",),
     ),
     "cyclegan": Budget(
