@@ -1,0 +1,285 @@
+"""Time genzoo's Bernoulli RBM against scikit-learn's BernoulliRBM; score both the same way.
+
+Two cases:
+
+- ``digits``: ``genzoo.load_dataset("digits-binary")`` flattened to 64 visible units; fitted on
+  the train split (1000 rows), scored on the test split (447 rows).
+- ``mnist-scale``: 784 visible units, 60,000 synthetic binary training rows (and held-out
+  rows for scoring) made from the 1797 scikit-learn digits: upsampled to 28x28, randomly
+  shifted, blurred/noised and thresholded. Nothing is downloaded.
+
+Both libraries get the same hidden units, learning rate, batch size and number of epochs, and
+the same training algorithm as far as genzoo's hyper-parameters allow: PCD-1 with
+``batch_size`` persistent chains, plain SGD (genzoo: ``optimizer="sgd", momentum=0``), no weight
+decay, initial weights N(0, 0.01^2). Remaining differences, stated rather than hidden:
+
+- genzoo is trained with ``genzoo.Trainer(steps=epochs * n / batch_size)``, which draws each
+  mini-batch *with replacement*; scikit-learn sweeps fixed, unshuffled slices of the data.
+- genzoo initialises the visible bias to ``logit(data mean)`` and its chains from
+  Bernoulli(data mean); scikit-learn starts both biases at 0 and its chains' hiddens at 0.
+- genzoo's loss also logs a reconstruction error (two extra matrix products per step).
+- both compute in float32 (scikit-learn keeps the float32 it is given).
+
+Both run on one thread: ``torch.set_num_threads(1)`` for genzoo, ``threadpoolctl`` limiting
+numpy's BLAS/OpenMP to one thread for scikit-learn. ``--repeats`` runs each fit several times
+and reports the fastest wall-clock and the fastest process CPU time (``time.process_time``);
+on a shared machine the CPU time is the steadier of the two, since one thread's CPU time does
+not grow while it waits for a core.
+
+Pseudo-likelihood. scikit-learn's ``score_samples`` flips one random bit per row, so it is a
+stochastic estimate. Here both models are scored by one exact, deterministic function,
+:func:`pseudo_log_likelihood`: for each held-out row ``v`` the *sum over all D visible units*
+``sum_i log p(v_i | v_-i) = sum_i log sigmoid(F(v with bit i flipped) - F(v))`` with
+``F(v) = -b.v - sum_j softplus(c_j + (v W)_j)``, computed in float64 and averaged over rows
+(not divided by D; this is the quantity whose unbiased estimate scikit-learn's score is).
+Higher is better.
+
+Run by hand (not by pytest):
+    python benchmarks/rbm_vs_sklearn.py
+    python benchmarks/rbm_vs_sklearn.py --cases digits --epochs 50 --lr 0.05 --repeats 5
+    python benchmarks/rbm_vs_sklearn.py --cases mnist-scale --mnist-epochs 2 --profile
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from sklearn.datasets import load_digits
+from sklearn.neural_network import BernoulliRBM
+from threadpoolctl import threadpool_limits
+
+import genzoo
+
+
+@dataclass
+class Params:
+    """An RBM's parameters as float64 arrays: W (D, H), visible bias b (D,), hidden bias c (H,)."""
+
+    weight: np.ndarray
+    visible_bias: np.ndarray
+    hidden_bias: np.ndarray
+
+
+@dataclass
+class Result:
+    case: str
+    library: str
+    seconds_per_epoch: float
+    cpu_per_epoch: float
+    pseudo_ll: float
+
+
+# -- the shared score -------------------------------------------------------------------------
+@torch.no_grad()
+def pseudo_log_likelihood(params: Params, v: np.ndarray, chunk: int = 64) -> float:
+    """Mean over rows of the exact ``sum_i log p(v_i | v_-i)`` (summed over all D units).
+
+    Flipping bit ``i`` changes the hidden input by ``(1 - 2 v_i) W_i`` and the visible term by
+    ``(1 - 2 v_i) b_i``, so ``F(flip_i v) - F(v)`` is computed for every ``i`` at once per chunk.
+    """
+    w = torch.from_numpy(np.asarray(params.weight, dtype=np.float64))
+    b = torch.from_numpy(np.asarray(params.visible_bias, dtype=np.float64))
+    c = torch.from_numpy(np.asarray(params.hidden_bias, dtype=np.float64))
+    x = torch.from_numpy(np.asarray(v, dtype=np.float64))
+    total = 0.0
+    for start in range(0, x.shape[0], chunk):
+        rows = x[start : start + chunk]  # (n, D)
+        pre = c + rows @ w  # (n, H)
+        sign = 1.0 - 2.0 * rows  # +1 where the bit turns on, -1 where it turns off
+        hidden = F.softplus(pre).sum(-1)  # (n,)
+        flipped = pre[:, None, :] + sign[:, :, None] * w[None, :, :]  # (n, D, H)
+        hidden_flipped = F.softplus(flipped).sum(-1)  # (n, D)
+        # F(flip) - F(v) = -(b . flip - b . v) - (hidden_flipped - hidden)
+        delta = -sign * b - (hidden_flipped - hidden[:, None])
+        total += F.logsigmoid(delta).sum().item()
+    return total / x.shape[0]
+
+
+# -- data -------------------------------------------------------------------------------------
+def digits_data() -> tuple[np.ndarray, np.ndarray]:
+    train = genzoo.load_dataset("digits-binary", split="train")
+    test = genzoo.load_dataset("digits-binary", split="test")
+    flat = [t.reshape(t.shape[0], -1).numpy().astype(np.float32) for t in (train, test)]
+    return flat[0], flat[1]
+
+
+def mnist_like(n: int, seed: int) -> np.ndarray:
+    """``n`` binary 28x28 images (flattened to 784) grown from the 8x8 scikit-learn digits.
+
+    Each row: a random digit, bilinearly upsampled to 24x24, placed at a random offset in a
+    28x28 frame, plus Gaussian noise (sd 0.15), thresholded at 0.5 after scaling to [0, 1].
+    """
+    gen = torch.Generator().manual_seed(seed)
+    digits = torch.from_numpy(load_digits().images.astype(np.float32) / 16.0)[:, None]
+    index = torch.randint(digits.shape[0], (n,), generator=gen)
+    small = F.interpolate(digits, size=(24, 24), mode="bilinear", align_corners=False)
+    out = torch.zeros(n, 28, 28)
+    dx = torch.randint(0, 5, (n,), generator=gen)
+    dy = torch.randint(0, 5, (n,), generator=gen)
+    for ox in range(5):
+        for oy in range(5):
+            rows = ((dx == ox) & (dy == oy)).nonzero().flatten()
+            out[rows, oy : oy + 24, ox : ox + 24] = small[index[rows], 0]
+    out += 0.15 * torch.randn(out.shape, generator=gen)
+    return (out > 0.5).reshape(n, 784).numpy().astype(np.float32)
+
+
+def mnist_data(n_train: int, n_test: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    data = mnist_like(n_train + n_test, seed)
+    return data[:n_train], data[n_train:]
+
+
+# -- the two fits -----------------------------------------------------------------------------
+def settle() -> None:
+    """Let idle BLAS/OpenMP worker threads of the previous library stop spinning."""
+    time.sleep(0.5)
+
+
+def fit_genzoo(train: np.ndarray, args, epochs: int, n_hidden: int, seed: int):
+    """Fit genzoo's ``rbm`` configured like scikit-learn's; return ((wall, CPU) s, Params)."""
+    x = torch.from_numpy(train)
+    torch.manual_seed(seed)
+    model = genzoo.create(
+        "rbm",
+        data=x,
+        n_hidden=n_hidden,
+        cd_k=1,
+        persistent=True,
+        n_chains=args.batch_size,
+        weight_decay=0.0,
+        momentum=0.0,
+        optimizer="sgd",
+    )
+    steps = max(1, round(epochs * train.shape[0] / args.batch_size))
+    trainer = genzoo.Trainer(
+        steps=steps, batch_size=args.batch_size, lr=args.lr, seed=seed, progress=False
+    )
+    tic, cpu = time.perf_counter(), time.process_time()
+    trainer.fit(model, x)
+    seconds = (time.perf_counter() - tic, time.process_time() - cpu)
+    layer = model.rbm
+    params = Params(
+        layer.weight.detach().double().numpy(),
+        layer.visible_bias.detach().double().numpy(),
+        layer.hidden_bias.detach().double().numpy(),
+    )
+    return seconds, params
+
+
+def fit_sklearn(train: np.ndarray, args, epochs: int, n_hidden: int, seed: int):
+    """Fit scikit-learn's BernoulliRBM; return ((wall, CPU) seconds, Params)."""
+    model = BernoulliRBM(
+        n_components=n_hidden,
+        learning_rate=args.lr,
+        batch_size=args.batch_size,
+        n_iter=epochs,
+        random_state=seed,
+    )
+    tic, cpu = time.perf_counter(), time.process_time()
+    model.fit(train)
+    seconds = (time.perf_counter() - tic, time.process_time() - cpu)
+    params = Params(
+        model.components_.T.astype(np.float64),
+        model.intercept_visible_.astype(np.float64),
+        model.intercept_hidden_.astype(np.float64),
+    )
+    return seconds, params
+
+
+def run_case(case, train, test, args, epochs, n_hidden) -> list[Result]:
+    results = []
+    for library, fit in (("genzoo", fit_genzoo), ("scikit-learn", fit_sklearn)):
+        best, best_cpu, params = float("inf"), float("inf"), None
+        for r in range(args.repeats):
+            settle()
+            (seconds, cpu), fitted = fit(train, args, epochs, n_hidden, args.seed)
+            best, best_cpu = min(best, seconds), min(best_cpu, cpu)
+            params = params if r else fitted  # same seed every repeat: keep the first
+        pll = pseudo_log_likelihood(params, test)
+        results.append(Result(case, library, best / epochs, best_cpu / epochs, pll))
+        print(
+            f"  {case:12s} {library:13s} {best / epochs:.4f} s/epoch "
+            f"({best_cpu / epochs:.4f} CPU s/epoch)  PLL {pll:.3f}",
+            flush=True,
+        )
+    return results
+
+
+def profile_genzoo(train: np.ndarray, args, epochs: int, n_hidden: int) -> None:
+    """Print where genzoo's training time goes (torch.profiler, CPU, top operators)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        fit_genzoo(train, args, epochs, n_hidden, args.seed)
+    print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=20))
+
+
+def table(results: list[Result]) -> str:
+    lines = [
+        "| case | library | s/epoch (wall) | CPU s/epoch | held-out PLL (sum over D) "
+        "| sklearn/genzoo wall (CPU) |",
+        "|---|---|---:|---:|---:|---:|",
+    ]
+    for case in dict.fromkeys(r.case for r in results):
+        rows = {r.library: r for r in results if r.case == case}
+        sk, gz = rows["scikit-learn"], rows["genzoo"]
+        ratio = sk.seconds_per_epoch / gz.seconds_per_epoch
+        cpu_ratio = sk.cpu_per_epoch / gz.cpu_per_epoch
+        for r in rows.values():
+            shown = f"{ratio:.2f} ({cpu_ratio:.2f})" if r.library == "genzoo" else ""
+            lines.append(
+                f"| {case} | {r.library} | {r.seconds_per_epoch:.4f} | {r.cpu_per_epoch:.4f} "
+                f"| {r.pseudo_ll:.3f} | {shown} |"
+            )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--cases", default="digits,mnist-scale")
+    parser.add_argument("--lr", type=float, default=0.1, help="SGD step (sklearn's default)")
+    parser.add_argument("--batch-size", type=int, default=100)
+    parser.add_argument("--epochs", type=int, default=20, help="epochs for the digits case")
+    parser.add_argument("--hidden", type=int, default=64, help="hidden units, digits case")
+    parser.add_argument("--mnist-epochs", type=int, default=1)
+    parser.add_argument("--mnist-hidden", type=int, default=500)
+    parser.add_argument("--mnist-train", type=int, default=60_000)
+    parser.add_argument("--mnist-test", type=int, default=1_000, help="rows scored")
+    parser.add_argument("--repeats", type=int, default=3, help="fits per library; fastest kept")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--profile", action="store_true", help="profile genzoo's fit too")
+    args = parser.parse_args()
+
+    torch.set_num_threads(args.threads)
+    results: list[Result] = []
+    with threadpool_limits(limits=args.threads):
+        for case in args.cases.split(","):
+            if case == "digits":
+                train, test = digits_data()
+                epochs, hidden = args.epochs, args.hidden
+            elif case == "mnist-scale":
+                train, test = mnist_data(args.mnist_train, args.mnist_test, args.seed)
+                epochs, hidden = args.mnist_epochs, args.mnist_hidden
+            else:
+                raise SystemExit(f"unknown case {case!r}: choose digits, mnist-scale")
+            print(
+                f"{case}: train {train.shape}, test {test.shape}, density {train.mean():.3f}, "
+                f"{epochs} epochs, {hidden} hidden, batch {args.batch_size}, lr {args.lr}, "
+                f"{args.threads} thread(s)",
+                flush=True,
+            )
+            results += run_case(case, train, test, args, epochs, hidden)
+            if args.profile:
+                profile_genzoo(train, args, epochs, hidden)
+    print()
+    print(table(results))
+
+
+if __name__ == "__main__":
+    main()
