@@ -9,6 +9,7 @@ from typing import Any
 import torch
 
 from genzoo.data import dataset_info, load_dataset
+from genzoo.metrics.frechet import digits_to_unit, frechet_digits_distance
 from genzoo.metrics.modes import mode_centres, mode_coverage
 from genzoo.metrics.samples import energy_distance, mmd_rbf, precision_recall
 from genzoo.workflow import evaluate
@@ -74,6 +75,10 @@ def measure(model, dataset: str, seed: int, history: list[dict[str, float]]) -> 
     if info.levels is not None:  # compare discrete data on one scale: levels / L in [0, 1)
         samples = on_levels(samples, model, info.levels) / info.levels
         reference = test / info.levels
+    if dataset == "digits":  # features of genzoo's own digits classifier (not FID)
+        row["frechet_digits"] = frechet_digits_distance(
+            digits_to_unit(samples * info.levels), digits_to_unit(test)
+        )
     row["mmd"] = mmd_rbf(samples, reference)
     row["energy_distance"] = energy_distance(samples, reference)
     row.update(precision_recall(reference, samples))

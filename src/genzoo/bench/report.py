@@ -19,6 +19,7 @@ DATASET_COLUMNS = [
     ("nll", "test NLL (nats)"),
     ("bits_per_dim", "bits/dim"),
     ("gap_to_entropy", "NLL - entropy"),
+    ("frechet_digits", "Fréchet (digits classifier)"),
     ("mmd", "MMD²"),
     ("precision", "precision"),
     ("coverage", "coverage"),
@@ -41,7 +42,10 @@ INTRO = (
     "bits/dim are on the discrete 17-level scale for digits. MMD² (RBF kernel, median "
     "heuristic, unbiased), precision (Kynkäänniemi et al. 2019) and coverage (Naeem et al. "
     "2020) compare 2,000 samples with 2,000 test examples. 'modes' and 'HQ share' count the "
-    "mixture modes reached and the share of samples within 3 standard deviations of one."
+    "mixture modes reached and the share of samples within 3 standard deviations of one. "
+    "On digits, 'Fréchet' is the Fréchet distance between Gaussians fitted to the features "
+    "of a small classifier genzoo trains itself (not FID: no Inception network; test against "
+    "train digits scores about 3.5, uniform noise about 113)."
 )
 
 

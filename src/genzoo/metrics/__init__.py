@@ -1,5 +1,27 @@
 """Metrics: likelihoods, sample quality, mode coverage, speed."""
 
+from genzoo.metrics.frechet import frechet_digits_distance, frechet_distance
 from genzoo.metrics.likelihood import DENSITY_LABELS, kl_gap, negative_log_likelihood
+from genzoo.metrics.modes import mode_centres, mode_coverage
+from genzoo.metrics.samples import (
+    energy_distance,
+    median_bandwidth,
+    mmd_rbf,
+    precision_recall,
+    sliced_wasserstein,
+)
 
-__all__ = ["DENSITY_LABELS", "kl_gap", "negative_log_likelihood"]
+__all__ = [
+    "DENSITY_LABELS",
+    "energy_distance",
+    "frechet_digits_distance",
+    "frechet_distance",
+    "kl_gap",
+    "median_bandwidth",
+    "mmd_rbf",
+    "mode_centres",
+    "mode_coverage",
+    "negative_log_likelihood",
+    "precision_recall",
+    "sliced_wasserstein",
+]
