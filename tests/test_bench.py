@@ -140,3 +140,15 @@ def test_text_cells_put_decoded_samples_in_the_report(monkeypatch, tmp_path):
     text = (cell_dir(tmp_path, "lstm-lm", "grammar", 0) / "samples.txt").read_text()
     assert len(text.splitlines()) == 8
     assert text.splitlines()[0] in (tmp_path / "report.md").read_text()
+
+
+def test_learning_rate_sweep_feeds_stability_only(tiny_budgets, tmp_path):
+    run_bench(tmp_path, quick=True, models=["gmm"], datasets=["8gaussians"], jobs=1,
+              lr_factors=[1.0, 10.0])  # fmt: skip
+    rows = [json.loads(line) for line in (tmp_path / "results.jsonl").open()]
+    assert sorted(r["lr_factor"] for r in rows) == [1.0, 10.0]
+    assert cell_dir(tmp_path, "gmm", "8gaussians", 0, 10.0).name.endswith("__lr10")
+    md = (tmp_path / "report.md").read_text()
+    assert "## Learning-rate sweep (stability)" in md
+    assert "0/2 runs diverged or failed (learning rate x1, x10)" in md
+    assert md.count("| gmm | NLL |") == 1  # the dataset table shows the x1 run only

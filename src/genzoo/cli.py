@@ -129,6 +129,7 @@ def cmd_bench(args: argparse.Namespace) -> None:
         device=args.device,
         force=args.force,
         jobs=args.jobs,
+        lr_factors=args.lr_factors,
     )
     print(f"report: {Path(args.out) / 'report.html'} and {Path(args.out) / 'report.md'}")
 
@@ -200,6 +201,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--datasets", nargs="+")
     p.add_argument("--seeds", type=int, help="seeds per cell (preset: quick 1, full 3)")
     p.add_argument("--jobs", type=int, help="cells trained at once (default: CPU cores)")
+    p.add_argument("--lr-factors", type=float, nargs="+",
+                   help="learning-rate multipliers for the stability sweep "
+                        "(preset: quick 1, full 1 10)")  # fmt: skip
     p.add_argument("--out", default="runs/bench")
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     p.add_argument(

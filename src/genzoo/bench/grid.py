@@ -44,12 +44,16 @@ class Preset:
 
     datasets: tuple[str, ...]
     seeds: int
+    #: Learning-rate multipliers: cells at factors other than 1 measure stability only.
+    lr_factors: tuple[float, ...] = (1.0,)
 
 
 PRESETS = {
     "quick": Preset(datasets=("8gaussians", "digits"), seeds=1),
     "full": Preset(
-        datasets=("moons", "8gaussians", "25gaussians", "checkerboard", "digits"), seeds=3
+        datasets=("moons", "8gaussians", "25gaussians", "checkerboard", "digits"),
+        seeds=3,
+        lr_factors=(1.0, 10.0),
     ),
 }
 
@@ -289,10 +293,17 @@ def budget_for(model: str, dataset: str | None = None) -> Budget:
     return budget if dataset is None else budget.for_dataset(dataset)
 
 
+Cell = tuple[str, str, int, float]
+
+
 def cells(
-    models: list[str], datasets: list[str], seeds: int, explicit: bool = False
-) -> list[tuple[str, str, int]]:
-    """The (model, dataset, seed) grid.
+    models: list[str],
+    datasets: list[str],
+    seeds: int,
+    explicit: bool = False,
+    lr_factors: tuple[float, ...] = (1.0,),
+) -> list[Cell]:
+    """The (model, dataset, seed, learning-rate factor) grid.
 
     A model restricted to certain datasets (``Budget.datasets``) runs on those instead of the
     preset's; with ``explicit`` datasets (the user named them) only on those it can take.
@@ -306,5 +317,10 @@ def cells(
             chosen = [d for d in datasets if d in allowed]
         else:
             chosen = list(allowed)
-        grid.extend((model, d, seed) for d in chosen for seed in range(seeds))
+        grid.extend(
+            (model, d, seed, factor)
+            for factor in lr_factors
+            for d in chosen
+            for seed in range(seeds)
+        )
     return grid

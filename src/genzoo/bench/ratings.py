@@ -60,7 +60,13 @@ class Rule:
     rate: Callable[[list[Row]], tuple[int, str]]
 
 
+def _base(rows: list[Row]) -> list[Row]:
+    """The runs at the budget's own learning rate (not the stability sweep)."""
+    return [r for r in rows if float(r.get("lr_factor", 1.0)) == 1.0]
+
+
 def _density(rows: list[Row]) -> tuple[int, str]:
+    rows = _base(rows)
     kinds = {r.get("density", "none") for r in rows}  # EBMs: exact in 2-D, else unnormalised
     kind = min(kinds, key=lambda k: DENSITY_STARS.get(k, 1))
     gaps = [g for r in rows if (g := _num(r, "gap_to_entropy")) is not None]
@@ -74,6 +80,7 @@ def _density(rows: list[Row]) -> tuple[int, str]:
 
 
 def _capacity(rows: list[Row]) -> tuple[int, str]:
+    rows = _base(rows)
     cover = [c for r in rows if (c := _num(r, "coverage")) is not None]
     prec = [p for r in rows if (p := _num(r, "precision")) is not None]
     value = _mean(cover)
@@ -85,10 +92,13 @@ def _capacity(rows: list[Row]) -> tuple[int, str]:
 
 
 def _stability(rows: list[Row]) -> tuple[int, str]:
-    failed = sum(r.get("status") != "ok" for r in rows)
+    failed, total = sum(r.get("status") != "ok" for r in rows), len(rows)
+    factors = sorted({float(r.get("lr_factor", 1.0)) for r in rows} - {1.0})
+    sweep = f" (learning rate x1, {', '.join(f'x{f:g}' for f in factors)})" if factors else ""
+    rows = _base(rows)
     osc = [o for r in rows if (o := _num(r, "loss_oscillation")) is not None]
     stars = 5 - 2 * (failed > 0)
-    notes = [f"{failed}/{len(rows)} runs diverged or failed"]
+    notes = [f"{failed}/{total} runs diverged or failed{sweep}"]
     if osc:
         mean_osc = _mean(osc)
         stars -= (mean_osc > 0.05) + (mean_osc > 0.3)
@@ -106,6 +116,7 @@ def _stability(rows: list[Row]) -> tuple[int, str]:
 
 
 def _speed(rows: list[Row]) -> tuple[int, str]:
+    rows = _base(rows)
     rates = [s for r in rows if (s := _num(r, "samples_per_second")) is not None]
     train = [t for r in rows if (t := _num(r, "train_seconds")) is not None]
     if not rates:
@@ -117,12 +128,14 @@ def _speed(rows: list[Row]) -> tuple[int, str]:
 
 
 def _architecture(rows: list[Row]) -> tuple[int, str]:
+    rows = _base(rows)
     stars, text = ARCHITECTURE.get(rows[0].get("family", ""), (0, "unknown family"))
     return stars, f"declared: {text}"
 
 
 RULES = (
-    Rule("stability", "5 stars, minus 2 if any run diverged or failed, minus 1 if the mean loss "
+    Rule("stability", "5 stars, minus 2 if any run diverged or failed (the full preset also "
+         "trains every cell at 10x the learning rate), minus 1 if the mean loss "
          "oscillation (relative step-to-step change over the second half) exceeds 0.05 and 1 "
          "more above 0.3, minus 1 if sample coverage varies over seeds by more than 0.05 (std)",
          _stability),

@@ -78,8 +78,15 @@ def _fmt(value: Any) -> str:
     return "" if value is None else str(value)
 
 
+def _run_path(row: dict[str, Any]) -> Path:
+    from genzoo.bench.runner import cell_name
+
+    factor = float(row.get("lr_factor", 1.0))
+    return Path("runs") / cell_name(row["model"], row["dataset"], row["seed"], factor)
+
+
 def _cell_pictures(bench_dir: Path, row: dict[str, Any]) -> list[str]:
-    run = Path("runs") / f"{row['model']}__{row['dataset']}__{row['seed']}"
+    run = _run_path(row)
     return [str(run / name) for name in PICTURES if (bench_dir / run / name).exists()]
 
 
@@ -106,12 +113,20 @@ def _sections(bench_dir: Path, rows, figures) -> list[tuple[str, Any]]:
     ]
     blocks.append(("table", (head, body)))
     blocks.append(("list", [f"**{rule.name}**: {rule.text}" for rule in RULES]))
+    swept = [r for r in rows if float(r.get("lr_factor", 1.0)) != 1.0]
+    rows = [r for r in rows if float(r.get("lr_factor", 1.0)) == 1.0]
     for dataset in dict.fromkeys(r["dataset"] for r in rows):
         blocks.append(("h2", f"Dataset: {dataset}"))
         subset = [r for r in rows if r["dataset"] == dataset]
         columns = [(k, t) for k, t in DATASET_COLUMNS if any(k in r for r in subset)]
         body = [[_fmt(r.get(k)) for k, _ in columns] for r in subset]
         blocks.append(("table", ([t for _, t in columns], body)))
+    if swept:
+        blocks.append(("h2", "Learning-rate sweep (stability)"))
+        head = ["model", "dataset", "seed", "lr factor", "status", "error"]
+        body = [[r["model"], r["dataset"], str(r["seed"]), _fmt(float(r["lr_factor"])),
+                 r.get("status", ""), r.get("error", "")[:120]] for r in swept]  # fmt: skip
+        blocks.append(("table", (head, body)))
     failed = [r for r in rows if r.get("status") != "ok"]
     if failed:
         blocks.append(("h2", "Runs that failed or diverged"))
@@ -123,7 +138,7 @@ def _sections(bench_dir: Path, rows, figures) -> list[tuple[str, Any]]:
     blocks.append(("h2", "Samples (text samples as decoded), densities and loss curves"))
     for row in rows:
         pictures = _cell_pictures(bench_dir, row)
-        run = bench_dir / "runs" / f"{row['model']}__{row['dataset']}__{row['seed']}"
+        run = bench_dir / _run_path(row)
         if pictures or (run / "samples.txt").exists():
             blocks.append(("h3", f"{row['model']} on {row['dataset']} (seed {row['seed']})"))
         if (run / "samples.txt").exists():

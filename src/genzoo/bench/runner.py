@@ -23,7 +23,7 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from genzoo.bench.grid import PRESETS, budget_for, cells
+from genzoo.bench.grid import PRESETS, Cell, budget_for, cells
 from genzoo.bench.report import write_report
 from genzoo.data import dataset_info, load_dataset, text
 from genzoo.io import atomic_write, read_json, write_json
@@ -32,12 +32,20 @@ from genzoo.registry import list_models, model_class
 
 RESULT_FILE = "result.json"
 SAMPLES_TEXT = "samples.txt"
-FIRST_COLUMNS = ["model", "family", "dataset", "seed", "status", "density", "measure", "steps"]
+FIRST_COLUMNS = [
+    "model", "family", "dataset", "seed", "lr_factor", "status", "density", "measure", "steps",
+]  # fmt: skip
 
 
-def cell_dir(out: Path, model: str, dataset: str, seed: int) -> Path:
+def cell_name(model: str, dataset: str, seed: int, lr_factor: float = 1.0) -> str:
+    """The folder name of one cell (a learning-rate factor other than 1 is appended)."""
+    suffix = "" if lr_factor == 1.0 else f"__lr{lr_factor:g}"
+    return f"{model}__{dataset}__{seed}{suffix}"
+
+
+def cell_dir(out: Path, model: str, dataset: str, seed: int, lr_factor: float = 1.0) -> Path:
     """The folder of one cell."""
-    return out / "runs" / f"{model}__{dataset}__{seed}"
+    return out / "runs" / cell_name(model, dataset, seed, lr_factor)
 
 
 def run_bench(
@@ -49,6 +57,7 @@ def run_bench(
     device: str = "cpu",
     force: bool = False,
     jobs: int | None = None,
+    lr_factors: Sequence[float] | None = None,
 ) -> list[Path]:
     """Run the grid (resuming finished cells), write the results, then the report."""
     out = Path(out)
@@ -65,7 +74,8 @@ def run_bench(
     for name in data_names:
         dataset_info(name)
     n_seeds = preset.seeds if seeds is None else seeds
-    grid = cells(names, data_names, n_seeds, explicit=bool(datasets))
+    factors = tuple(lr_factors) if lr_factors else preset.lr_factors
+    grid = cells(names, data_names, n_seeds, explicit=bool(datasets), lr_factors=factors)
     todo = [c for c in grid if not (cell_dir(out, *c) / RESULT_FILE).exists()]
     if len(todo) < len(grid):
         tqdm.write(f"resuming: {len(grid) - len(todo)} of {len(grid)} cells already done")
@@ -91,35 +101,40 @@ def run_bench(
 def _report_cell(row: dict[str, Any], bar) -> None:
     bar.update(1)
     shown = row.get("nll", row.get("mmd", ""))
-    tqdm.write(f"{row['model']:>12} on {row['dataset']:<11} seed {row['seed']}: "
+    lr = "" if row["lr_factor"] == 1.0 else f" lr x{row['lr_factor']:g}"
+    tqdm.write(f"{row['model']:>12} on {row['dataset']:<11} seed {row['seed']}{lr}: "
                f"{row['status']:<6} {row['train_seconds']:>7.1f} s  {shown}")  # fmt: skip
 
 
 def run_cell(
-    out: str, model: str, dataset: str, seed: int, quick: bool, device: str
+    out: str, model: str, dataset: str, seed: int, lr_factor: float, quick: bool, device: str
 ) -> dict[str, Any]:
-    """Train, measure and picture one (model, dataset, seed); a failure becomes a row."""
+    """Train, measure and picture one cell; a failure becomes a row. Cells of a
+    learning-rate sweep (``lr_factor`` other than 1) are measured but not pictured."""
     from genzoo.bench.measure import measure
     from genzoo.workflow import train
 
     torch.set_num_threads(1)  # one process per core
     budget = budget_for(model, dataset)
-    run_dir = cell_dir(Path(out), model, dataset, seed)
+    run_dir = cell_dir(Path(out), model, dataset, seed, lr_factor)
     row: dict[str, Any] = {
         "model": model, "family": model_class(model).family, "dataset": dataset,
-        "seed": seed, "steps": budget.steps(quick), "density": model_class(model).density,
+        "seed": seed, "lr_factor": lr_factor, "steps": budget.steps(quick),
+        "density": model_class(model).density,
     }  # fmt: skip
     tic = time.perf_counter()
     try:
         trained, trainer = train(
             model, dataset, out=run_dir, hparams=budget.hparams, data_seed=seed,
-            steps=budget.steps(quick), batch_size=budget.batch_size, lr=budget.lr, seed=seed,
+            steps=budget.steps(quick), batch_size=budget.batch_size, lr=budget.lr * lr_factor,
+            seed=seed,
             device=device, progress=False, force=True, checkpoint_every=10**9,
         )  # fmt: skip
         row["train_seconds"] = time.perf_counter() - tic
         trained.eval()
         row.update(measure(trained, dataset, seed, trainer.history))
-        _pictures(run_dir, trained, trainer.history, dataset, seed)
+        if lr_factor == 1.0:
+            _pictures(run_dir, trained, trainer.history, dataset, seed)
         row["status"] = "ok"
     except Exception as err:  # a failed cell is a result, not a crash of the benchmark
         row["train_seconds"] = time.perf_counter() - tic
@@ -150,7 +165,7 @@ def _pictures(run_dir: Path, model, history, dataset: str, seed: int) -> None:
         plot_density(model, run_dir / "density.png", title=f"{model.name} ({model.density})")
 
 
-def collect(out: Path, grid: list[tuple[str, str, int]]) -> list[dict[str, Any]]:
+def collect(out: Path, grid: list[Cell]) -> list[dict[str, Any]]:
     """Gather the finished cells into ``results.jsonl`` and ``results.csv``."""
     rows = [
         read_json(cell_dir(out, *c) / RESULT_FILE)
