@@ -11,13 +11,26 @@ Run by hand (not by pytest):
     python benchmarks/bench_gmm.py
     python benchmarks/bench_gmm.py --iters 20 --cases 200000x2x8,50000x16x10 --device cuda
     python benchmarks/bench_gmm.py --threads 1
+    python benchmarks/bench_gmm.py --memmap            # EM over a 10-million-row .npy file
+    python benchmarks/bench_gmm.py --memmap --memmap-rows 100000000 --memmap-dir /big/disk
+
+--memmap writes N x 2 float32 points to a .npy file (chunk by chunk, with plain writes so
+the writer's memory stays small), then times ``fit_gmm_memmap`` on it and reports the peak
+resident memory during the fit (Linux: VmHWM after resetting it through clear_refs;
+elsewhere resource.getrusage's peak for the whole process, imports included) next to the
+file size: the fit's extra memory should not grow with N.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import resource
+import sys
+import tempfile
 import time
 import warnings
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -25,6 +38,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.mixture import GaussianMixture as SkGaussianMixture
 from threadpoolctl import threadpool_limits
 
+from genzoo.models.gmm_files import fit_gmm_memmap
 from genzoo.models.mixtures import GaussianMixture
 
 
@@ -101,6 +115,97 @@ def run_case(n, d, k, cov, iters, dtypes, device, seed):
     return rows
 
 
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process so far, in MB (ru_maxrss: KiB on Linux)."""
+    scale = 1 if sys.platform == "darwin" else 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale / 2**20
+
+
+def current_rss_mb() -> float:
+    """Resident memory now, in MB (Linux /proc; NaN elsewhere)."""
+    try:
+        pages = int(Path("/proc/self/statm").read_text().split()[1])
+    except (OSError, IndexError, ValueError):
+        return float("nan")
+    return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def reset_peak() -> bool:
+    """Reset the kernel's peak-RSS mark VmHWM (Linux: write 5 to clear_refs); True if done."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        return False
+    return True
+
+
+def vm_hwm_mb() -> float:
+    """Peak resident memory since the last ``reset_peak``, in MB (Linux /proc; else NaN)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return float("nan")
+
+
+def write_npy(path: Path, n: int, d: int, k: int, seed: int, chunk: int = 1_000_000) -> None:
+    """n x d float32 points from a random K-component mixture, written chunk by chunk."""
+    rng = np.random.default_rng(seed)
+    means = rng.normal(scale=4.0, size=(k, d))
+    factors = rng.normal(scale=0.6, size=(k, d, d)) / np.sqrt(d) + 0.3 * np.eye(d)
+    header = {"descr": np.lib.format.dtype_to_descr(np.dtype("<f4")), "fortran_order": False}
+    with open(path, "wb") as f:
+        np.lib.format.write_array_header_1_0(f, {**header, "shape": (n, d)})
+        for start in range(0, n, chunk):
+            m = min(chunk, n - start)
+            labels = rng.integers(k, size=m)
+            noise = rng.normal(size=(m, d))
+            rows = means[labels] + np.einsum("nij,nj->ni", factors[labels], noise)
+            rows.astype("<f4").tofile(f)
+
+
+def run_memmap(args) -> None:
+    """Time EM over a .npy file read in chunks, and report peak memory."""
+    n, d, k = args.memmap_rows, 2, 8
+    with tempfile.TemporaryDirectory(dir=args.memmap_dir) as tmp:
+        path = Path(tmp) / "points.npy"
+        t0 = time.perf_counter()
+        write_npy(path, n, d, k, args.seed)
+        write_s = time.perf_counter() - t0
+        size_mb = os.path.getsize(path) / 2**20
+        now = current_rss_mb()
+        reset = reset_peak()  # else the peak below is the whole process's (imports too)
+        t0 = time.perf_counter()
+        model = fit_gmm_memmap(
+            path,
+            k,
+            max_iter=args.memmap_iters,
+            chunk_rows=args.chunk_rows,
+            tol=0.0,
+            seed=args.seed,
+            device=args.device,
+        )
+        sync(args.device)
+        fit_s = time.perf_counter() - t0
+        peak = vm_hwm_mb() if reset else peak_rss_mb()
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {args.device}")
+    print(
+        f"memmap EM: n={n} d={d} K={k} full float32, file {size_mb:.0f} MB "
+        f"(written in {write_s:.1f} s), chunk_rows={args.chunk_rows}"
+    )
+    print(
+        f"  init + {int(model.n_iter_)} EM iterations: {fit_s:.2f} s, "
+        f"train ll {float(model.log_likelihood_):.5f}"
+    )
+    what = "during the fit" if reset else "of the process (could not reset the mark)"
+    print(
+        f"  RSS at fit start {now:.0f} MB; peak RSS {what} {peak:.0f} MB "
+        f"(+{peak - now:.0f} MB, for a {size_mb:.0f} MB file)"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument(
@@ -119,10 +224,20 @@ def main() -> None:
         default=None,
         help="CPU threads for torch and scikit-learn's BLAS (default: torch's default)",
     )
+    parser.add_argument(
+        "--memmap", action="store_true", help="only the out-of-memory case (see above)"
+    )
+    parser.add_argument("--memmap-rows", type=int, default=10_000_000)
+    parser.add_argument("--memmap-iters", type=int, default=5)
+    parser.add_argument("--memmap-dir", default=None, help="where the .npy file is written")
+    parser.add_argument("--chunk-rows", type=int, default=65_536)
     args = parser.parse_args()
     if args.threads is not None:
         torch.set_num_threads(args.threads)
         threadpool_limits(args.threads)
+    if args.memmap:
+        run_memmap(args)
+        return
 
     dtypes = [getattr(torch, name) for name in args.dtypes.split(",")]
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {args.device}")

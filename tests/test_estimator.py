@@ -215,3 +215,24 @@ def test_any_registered_model_fits_and_samples_but_no_density_means_no_score(mon
     assert est.sample(10, random_state=0).shape == (10, 2)
     with pytest.raises(DensityUnavailable):
         est.score(X)
+
+
+def test_partial_fit_on_a_stream_nears_fit():
+    X = mixture_data(4000)
+    stream = Estimator("gmm", n_components=4, seed=0)
+    for part in np.array_split(X, 20):
+        assert stream.partial_fit(part) is stream
+    assert stream.n_iter_ == 20 and len(stream.history_) == 20
+    batch = Estimator("gmm", n_components=4, steps=100).fit(X)
+    X_test = mixture_data(1000, seed=1)
+    assert stream.score(X_test) > batch.score(X_test) - 0.02
+    with pytest.raises(ValueError, match="features"):
+        stream.partial_fit(np.ones((10, 3)))
+
+
+def test_partial_fit_is_absent_for_models_without_online_updates():
+    est = Estimator("realnvp", steps=5)
+    assert not hasattr(est, "partial_fit")
+    with pytest.raises(AttributeError) as info:
+        est.partial_fit(mixture_data(50))
+    assert "cannot learn from a stream" in str(info.value.__cause__)

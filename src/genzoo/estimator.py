@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator, DensityMixin
+from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted
 from sklearn.utils.validation import validate_data as _validate_data
 
@@ -168,6 +169,46 @@ class Estimator(DensityMixin, BaseEstimator):
         self.model_ = model.eval()
         self.history_ = list(trainer.history)
         self.n_iter_ = int(self.history_[-1]["step"]) if self.history_ else 0
+        return self
+
+    def _supports_stream(self) -> bool:
+        """True when the model learns from mini-batches (has ``online_step``); else a clear
+        AttributeError, so ``hasattr(est, "partial_fit")`` is False for such models."""
+        if not callable(getattr(model_class(self.model), "online_step", None)):
+            raise AttributeError(
+                f"Estimator({self.model!r}) has no partial_fit: the {self.model} model cannot "
+                "learn from a stream (it has no online_step); use fit on the whole data, or a "
+                "model that supports online updates such as 'gmm'"
+            )
+        return True
+
+    @available_if(_supports_stream)
+    def partial_fit(self, X: Any, y: Any = None) -> Estimator:
+        """Update the density with one mini-batch ``X`` of a stream; ``y`` is ignored.
+
+        The first call builds and initialises the model from ``X`` (so it needs at least as
+        many rows as, say, mixture components); each call is then one online update of the
+        model (for ``"gmm"``: online EM, Cappe & Moulines 2009, step size (t+2)^-kappa).
+        Only models with an ``online_step`` have this method.
+        """
+        first = not hasattr(self, "model_")
+        X = _validate_data(self, X, dtype=(np.float64, np.float32), reset=first)
+        data = torch.tensor(X, dtype=torch.float32)
+        if first:
+            hparams = {name: _plain(getattr(self, name)) for name in self._hparam_names}
+            if "seed" in hyperparameters(model_class(self.model)):
+                hparams["seed"] = self.seed
+            with _forked_rng(self.device):
+                torch.manual_seed(self.seed)
+                model = create(self.model, data=data, **hparams).to(self.device)
+            self.history_, self.n_iter_ = [], 0
+        else:
+            model = self.model_
+        with torch.no_grad():
+            terms = model.online_step(data.to(device=model.device, dtype=model.dtype))
+        self.model_ = model.eval()
+        self.n_iter_ += 1
+        self.history_.append({"step": self.n_iter_, **terms})
         return self
 
     # -- pickling ----------------------------------------------------------------------------

@@ -2,8 +2,9 @@
 
 Every function is a small torch function with the shapes in its docstring; nothing here holds
 state. ``k`` is the number of components, ``d`` the dimension of an example, ``n`` a number of
-examples. Covariance types are described by a ``CovarianceForm`` (one per type, in ``FORMS``),
-so adding a type (tied, spherical) means adding one entry, not editing the EM loop.
+examples. Covariance types are described by a ``CovarianceForm`` (one per type, in ``FORMS``:
+full, diag, tied (one d x d matrix shared by all components) and spherical (var_k I)), so
+adding a type means adding one entry, not editing the EM loop.
 
 Statistics are accumulated around a per-component *shift* c_k (the current means during
 EM): ``N_k = sum_n r_nk``, ``S1_k = sum_n r_nk (x_n - c_k)`` and
@@ -163,6 +164,65 @@ def precision_cholesky_diag(var: Tensor) -> Tensor:
     return var.rsqrt()
 
 
+def _statistics_tied(x: Tensor, resp: Tensor, shift: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """N (k,), S1 (k,d), S2 (d,d) = sum_k S2_k (one pooled matrix): x (n,d), resp (n,k)."""
+    nk, s1, s2 = _statistics_full(x, resp, shift)
+    return nk, s1, s2.sum(0)
+
+
+def _statistics_spherical(x: Tensor, resp: Tensor, shift: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """N (k,), S1 (k,d), S2_k = sum_n r_nk ||x_n - c_k||^2 (k,): x (n,d), resp (n,k)."""
+    nk, s1, s2 = _statistics_diag(x, resp, shift)
+    return nk, s1, s2.sum(1)
+
+
+def _covariance_tied(nk: Tensor, delta: Tensor, s2: Tensor, reg_covar: float) -> Tensor:
+    """Sigma = (S2 - sum_k N_k delta_k delta_k^T) / sum_k N_k + reg I: s2 (d,d) -> (d,d)."""
+    cov = (s2 - (nk[:, None] * delta).T @ delta) / nk.sum()
+    cov = 0.5 * (cov + cov.T)
+    cov.diagonal().add_(reg_covar)
+    return cov
+
+
+def _covariance_spherical(nk: Tensor, delta: Tensor, s2: Tensor, reg_covar: float) -> Tensor:
+    """var_k = (S2_k / N_k - ||delta_k||^2) / d + reg: s2 (k,) -> (k,)."""
+    d = delta.shape[1]
+    return ((s2 / nk - delta.square().sum(1)) / d).clamp_min(0.0) + reg_covar
+
+
+def _log_prob_tied(x: Tensor, means: Tensor, prec_chol: Tensor) -> Tensor:
+    """x (n,d), means (k,d), one shared prec_chol (d,d) -> (n,k)."""
+    return gaussian_log_prob_full(x, means, prec_chol.expand(means.shape[0], -1, -1))
+
+
+def _log_prob_spherical(x: Tensor, means: Tensor, prec_chol: Tensor) -> Tensor:
+    """x (n,d), means (k,d), prec_chol (k,) = 1/std -> (n,k)."""
+    return gaussian_log_prob_diag(x, means, prec_chol.unsqueeze(1).expand_as(means))
+
+
+def _second_moment(kind: str):
+    """S2 of the statistics centred on the means whose M-step gives ``cov`` (minus reg).
+
+    (nk (k,), cov, reg_covar, d) -> S2: the inverse of ``covariance`` at delta = 0, used by
+    online EM to turn the current parameters back into (averaged) sufficient statistics.
+    """
+
+    def full(nk: Tensor, cov: Tensor, reg: float, d: int) -> Tensor:
+        eye = torch.eye(d, dtype=cov.dtype, device=cov.device)
+        return nk[:, None, None] * (cov - reg * eye)
+
+    def tied(nk: Tensor, cov: Tensor, reg: float, d: int) -> Tensor:
+        return nk.sum() * (cov - reg * torch.eye(d, dtype=cov.dtype, device=cov.device))
+
+    def diag(nk: Tensor, cov: Tensor, reg: float, d: int) -> Tensor:
+        return nk[:, None] * (cov - reg)
+
+    def spherical(nk: Tensor, cov: Tensor, reg: float, d: int) -> Tensor:
+        return nk * d * (cov - reg)
+
+    return {"full": full, "tied": tied, "diag": diag, "spherical": spherical}[kind]
+
+
 def _noise_full(z: Tensor, scale: Tensor) -> Tensor:
     """L z for one component: z (n,d), scale (d,d) lower Cholesky factor -> (n,d)."""
     return z @ scale.T
@@ -184,7 +244,9 @@ class CovarianceForm:
         covariance: nk (k,), delta (k,d), S2, reg_covar -> covariances.
         precision_cholesky: covariances -> precision Cholesky factors.
         precisions: precision Cholesky factors -> precisions (scikit-learn's precisions_init).
-        scale: covariances -> per-component sampling scale (Cholesky factor or std).
+        identity: (k, d) -> unit covariances (the placeholder before initialisation).
+        second_moment: nk (k,), covariances, reg_covar, d -> S2 centred on the means.
+        scale: (covariances, k) -> per-component sampling scales, indexed by component.
         noise: z (n,d), scale of one component -> scaled noise (n,d).
         n_cov_parameters: (k, d) -> free parameters in the covariances.
         row_size: (k, d) -> numbers per row in the largest chunk intermediate.
@@ -196,7 +258,9 @@ class CovarianceForm:
     covariance: Callable[[Tensor, Tensor, Tensor, float], Tensor]
     precision_cholesky: Callable[[Tensor], Tensor]
     precisions: Callable[[Tensor], Tensor]
-    scale: Callable[[Tensor], Tensor]
+    identity: Callable[[int, int], Tensor]
+    second_moment: Callable[[Tensor, Tensor, float, int], Tensor]
+    scale: Callable[[Tensor, int], Tensor]
     noise: Callable[[Tensor, Tensor], Tensor]
     n_cov_parameters: Callable[[int, int], int]
     row_size: Callable[[int, int], int]
@@ -210,7 +274,9 @@ FORMS: dict[str, CovarianceForm] = {
         covariance=_covariance_full,
         precision_cholesky=precision_cholesky_full,
         precisions=lambda u: u @ u.transpose(1, 2),
-        scale=torch.linalg.cholesky,
+        identity=lambda k, d: torch.eye(d).expand(k, d, d).clone(),
+        second_moment=_second_moment("full"),
+        scale=lambda cov, k: torch.linalg.cholesky(cov),
         noise=_noise_full,
         n_cov_parameters=lambda k, d: k * d * (d + 1) // 2,
         row_size=lambda k, d: k * d,
@@ -222,9 +288,39 @@ FORMS: dict[str, CovarianceForm] = {
         covariance=_covariance_diag,
         precision_cholesky=precision_cholesky_diag,
         precisions=lambda prec_chol: prec_chol.square(),
-        scale=torch.sqrt,
+        identity=lambda k, d: torch.ones(k, d),
+        second_moment=_second_moment("diag"),
+        scale=lambda cov, k: cov.sqrt(),
         noise=_noise_diag,
         n_cov_parameters=lambda k, d: k * d,
+        row_size=lambda k, d: max(k, d),
+    ),
+    "tied": CovarianceForm(
+        shape=lambda k, d: (d, d),
+        log_prob=_log_prob_tied,
+        statistics=_statistics_tied,
+        covariance=_covariance_tied,
+        precision_cholesky=lambda cov: precision_cholesky_full(cov.unsqueeze(0))[0],
+        precisions=lambda u: u @ u.T,
+        identity=lambda k, d: torch.eye(d),
+        second_moment=_second_moment("tied"),
+        scale=lambda cov, k: torch.linalg.cholesky(cov).expand(k, -1, -1),
+        noise=_noise_full,
+        n_cov_parameters=lambda k, d: d * (d + 1) // 2,
+        row_size=lambda k, d: k * d,
+    ),
+    "spherical": CovarianceForm(
+        shape=lambda k, d: (k,),
+        log_prob=_log_prob_spherical,
+        statistics=_statistics_spherical,
+        covariance=_covariance_spherical,
+        precision_cholesky=precision_cholesky_diag,
+        precisions=lambda prec_chol: prec_chol.square(),
+        identity=lambda k, d: torch.ones(k),
+        second_moment=_second_moment("spherical"),
+        scale=lambda cov, k: cov.sqrt(),
+        noise=_noise_diag,
+        n_cov_parameters=lambda k, d: k,
         row_size=lambda k, d: max(k, d),
     ),
 }
@@ -238,7 +334,7 @@ def chunk_statistics(
 
     x (n,d), resp (n,k), shift (k,d) one point per component (the current means in EM)
     -> N (k,), S1_k = sum_n r_nk (x_n - c_k) (k,d), S2_k = sum_n r_nk (x_n - c_k)(..)^T
-    (k,d,d) or its diagonal (k,d).
+    (k,d,d), its diagonal (k,d), their sum over k (d,d, tied) or trace (k,, spherical).
     """
     return form.statistics(x, resp, shift)
 

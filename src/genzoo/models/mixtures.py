@@ -8,7 +8,7 @@ calls, and the protocol methods (``log_prob``, ``sample``, ``loss``).
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import torch
 from torch import Tensor
@@ -24,6 +24,8 @@ COVARIANCE_TYPES = tuple(gm.FORMS)
 INITS = ("kmeans++", "random")
 #: Lloyd iterations after k-means++ seeding.
 LLOYD_STEPS = 10
+#: Most EM steps for each candidate K when ``n_components="auto"``.
+AUTO_MAX_ITER = 100
 #: Cap on the numbers held by one intermediate of the chunked E-step (rows x K x d): small
 #: on CPU so that a chunk stays in cache (measured fastest), large on accelerators.
 CHUNK_ELEMENTS = {"cpu": 2**18}
@@ -48,8 +50,14 @@ class GaussianMixture(GenerativeModel):
     Arguments:
         data_shape: shape of one example; examples are treated as flat vectors of
             ``prod(data_shape)`` numbers.
-        n_components: number of mixture components K.
-        covariance_type: ``"full"`` (one d x d matrix per component) or ``"diag"``.
+        n_components: number of mixture components K, or ``"auto"``: ``initialize`` then
+            fits every K in ``k_range`` by EM and keeps the one of lowest BIC (Schwarz
+            1978) on the data. The chosen K replaces ``"auto"`` in ``config`` (and
+            ``n_components``), so a saved model records it and ``genzoo.load`` rebuilds
+            buffers of that size; ``bic_scores_`` (K -> BIC) is kept in memory only.
+        covariance_type: ``"full"`` (one d x d matrix per component), ``"diag"`` (diagonal
+            ones), ``"tied"`` (one d x d matrix shared by all components) or
+            ``"spherical"`` (var_k times the identity), as in scikit-learn.
         tol: ``converged`` becomes True once the mean log-likelihood improves by less.
         reg_covar: added to the diagonal of every covariance (keeps them invertible).
         init: ``"kmeans++"`` (k-means++ seeding, Arthur & Vassilvitskii 2007, then Lloyd
@@ -60,11 +68,21 @@ class GaussianMixture(GenerativeModel):
         seed: seed of the initialisation.
         chunk_size: most rows per E-step chunk (also capped so that a (rows, K, d)
             intermediate holds at most 2**18 numbers on CPU, 2**24 on GPU).
+        k_range: ``[low, high]``, the Ks tried when ``n_components="auto"``.
+        online: if True, each ``fit_step`` is one shuffled pass of online EM over the data
+            in mini-batches of ``online_batch`` rows instead of one batch EM step (its
+            ``improvement`` is then between passes, and noisy). ``online_step(batch)``
+            performs one online update whatever this flag (for streams).
+        kappa: online EM step size (t + 2)^-kappa, in (0.5, 1] (Cappe & Moulines 2009).
+        online_batch: rows per online-EM mini-batch when ``online=True``.
 
     References:
         Dempster, Laird & Rubin (1977). Maximum likelihood from incomplete data via the EM
         algorithm. Journal of the Royal Statistical Society B 39(1).
         Arthur & Vassilvitskii (2007). k-means++: the advantages of careful seeding. SODA.
+        Cappe & Moulines (2009). On-line expectation-maximization algorithm for latent
+        data models. Journal of the Royal Statistical Society B 71(3).
+        Schwarz (1978). Estimating the dimension of a model. Annals of Statistics 6(2).
 
     Example:
         >>> import torch, genzoo
@@ -82,7 +100,7 @@ class GaussianMixture(GenerativeModel):
     def __init__(
         self,
         data_shape: Sequence[int],
-        n_components: int = 8,
+        n_components: int | str = 8,
         covariance_type: str = "full",
         tol: float = 1e-3,
         reg_covar: float = 1e-6,
@@ -90,6 +108,10 @@ class GaussianMixture(GenerativeModel):
         n_init: int = 1,
         seed: int = 0,
         chunk_size: int = 65_536,
+        k_range: Sequence[int] = (1, 10),
+        online: bool = False,
+        kappa: float = 0.6,
+        online_batch: int = 1024,
     ) -> None:
         super().__init__(data_shape)
         if covariance_type not in gm.FORMS:
@@ -98,11 +120,25 @@ class GaussianMixture(GenerativeModel):
             )
         if init not in INITS:
             raise ValueError(f"init must be one of {INITS}, got {init!r}")
-        for name, value in (("n_components", n_components), ("n_init", n_init)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
-        if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
-            raise ValueError(f"chunk_size must be an integer >= 1, got {chunk_size!r}")
+        k_range = tuple(k_range)
+        if len(k_range) != 2 or not all(_is_count(v) for v in k_range) or k_range[0] > k_range[1]:
+            raise ValueError(f"k_range must be [low, high] with 1 <= low <= high, got {k_range!r}")
+        if n_components == "auto":
+            n_components = k_range[1]  # placeholder shapes until initialize chooses K
+            self.auto = True
+        else:
+            self.auto = False
+        for name, value in (
+            ("n_components", n_components),
+            ("n_init", n_init),
+            ("chunk_size", chunk_size),
+            ("online_batch", online_batch),
+        ):
+            if not _is_count(value):
+                extra = " or 'auto'" if name == "n_components" else ""
+                raise ValueError(f"{name} must be an integer >= 1{extra}, got {value!r}")
+        if not 0.5 < kappa <= 1:
+            raise ValueError(f"kappa must be in (0.5, 1] (Cappe & Moulines 2009), got {kappa!r}")
         if not (tol >= 0 and math.isfinite(tol)):
             raise ValueError(f"tol must be a finite number >= 0, got {tol!r}")
         if not (reg_covar >= 0 and math.isfinite(reg_covar)):
@@ -115,10 +151,13 @@ class GaussianMixture(GenerativeModel):
         self.n_init = n_init
         self.seed = int(seed)
         self.chunk_size = chunk_size
+        self.k_range = k_range
+        self.online = bool(online)
+        self.kappa = float(kappa)
+        self.online_batch = online_batch
 
         k, d = n_components, self.data_dim
-        cov = torch.eye(d).expand(k, d, d) if covariance_type == "full" else torch.ones(k, d)
-        cov = cov.reshape(self.form.shape(k, d)).clone()
+        cov = self.form.identity(k, d)
         self.register_buffer("weights_", torch.full((k,), 1.0 / k))
         self.register_buffer("means_", torch.zeros(k, d))
         self.register_buffer("covariances_", cov)
@@ -128,6 +167,8 @@ class GaussianMixture(GenerativeModel):
         self.register_buffer("n_iter_", torch.tensor(0))
         self.register_buffer("converged_", torch.tensor(False))
         self.register_buffer("initialized_", torch.tensor(False))
+        # Online EM updates taken so far: t in the step size (t + 2)^-kappa.
+        self.register_buffer("n_updates_", torch.tensor(0))
         # The last log-likelihood at full precision (the buffer has the model's dtype).
         self._last_ll: float | None = None
         self.register_load_state_dict_post_hook(_forget_last_ll)
@@ -167,10 +208,14 @@ class GaussianMixture(GenerativeModel):
         """Initial weights, means and covariances from k-means++ (or random responsibilities).
 
         With ``n_init > 1`` the initialisation giving ``data`` the highest mean
-        log-likelihood is kept. Resets the EM progress (``n_iter_``, ``converged_``).
+        log-likelihood is kept. Resets the EM progress (``n_iter_``, ``converged_``), except
+        with ``n_components="auto"``, which keeps the chosen K's fit (see ``_choose_k``).
         """
         check_shape(data, self.data_shape, "data")
         check_finite(data, "data")
+        if self.auto:
+            self._choose_k(data)
+            return
         x = self._flat(data)
         if x.shape[0] < self.n_components:
             raise DataError(
@@ -189,8 +234,47 @@ class GaussianMixture(GenerativeModel):
         self.log_likelihood_.fill_(-math.inf)
         self._last_ll = None
         self.n_iter_.zero_()
+        self.n_updates_.zero_()
         self.converged_.fill_(False)
         self.initialized_.fill_(True)
+
+    def _choose_k(self, data: Tensor) -> None:
+        """``n_components="auto"``: fit every K in ``k_range`` by EM, keep the lowest BIC.
+
+        Each candidate is initialised as a fixed-K model would be and run to convergence (at
+        most ``AUTO_MAX_ITER`` EM steps); K larger than the number of examples, or whose fit
+        breaks down (a collapsed component), is skipped. The chosen model's parameters and
+        EM progress are kept, and its K becomes ``n_components`` in ``config``, so that
+        ``save``/``load`` rebuild a model of that size (buffers have fixed shapes).
+        """
+        n = data.shape[0]
+        low, high = self.k_range
+        best, best_bic, tried = None, math.inf, {}
+        for k in range(low, min(high, n) + 1):
+            config = {**self.config, "n_components": k, "online": False}
+            candidate = type(self)(**config).to(device=self.device, dtype=self.dtype)
+            try:
+                candidate.initialize(data)
+                candidate.fit(data, max_iter=AUTO_MAX_ITER)
+                bic = candidate.bic(self._flat(data))
+            except (ValueError, TrainingDiverged):
+                continue
+            tried[k] = bic
+            if bic < best_bic:
+                best, best_bic = candidate, bic
+        if best is None:
+            raise DataError(
+                f"n_components='auto' found no K in {list(self.k_range)} that fits "
+                f"{n} examples: widen k_range or increase reg_covar"
+            )
+        k = best.n_components
+        self.auto = False
+        self.n_components = k
+        self._config["n_components"] = k
+        self.bic_scores_ = tried  # K -> BIC on the data (not saved: a diagnostic)
+        for name, value in best.named_buffers():
+            setattr(self, name, value.clone())
+        self._last_ll = best._last_ll
 
     def _initial_parameters(self, x: Tensor, generator: torch.Generator):
         """One initialisation: x (n,d) -> weights (k,), means (k,d), covariances (float64)."""
@@ -256,6 +340,9 @@ class GaussianMixture(GenerativeModel):
             self.initialize(data)
         x = self._flat(data)
         n = x.shape[0]
+        if self.online:  # one pass of mini-batch online EM instead of one batch EM step
+            ll = self._online_pass(x)
+            return self._record_step(ll)
         # 1. E-step: responsibilities chunk by chunk, folded into sufficient statistics.
         ll, stats = self._e_step(x)
         if not math.isfinite(ll):
@@ -267,6 +354,39 @@ class GaussianMixture(GenerativeModel):
         # 2. M-step: closed-form maximiser of the expected complete-data log-likelihood.
         means = self.means_.to(STATS_DTYPE)
         self._set_parameters(*gm.m_step(*stats, means, n, self.reg_covar, self.form))
+        return self._record_step(ll)
+
+    @torch.no_grad()
+    def fit_step_chunks(self, chunks: Iterable[Tensor]) -> dict[str, float]:
+        """One batch EM iteration over data given as chunks (n_i, *data_shape), in one pass.
+
+        For data that do not fit in memory (see ``fit_gmm_memmap``): the sufficient
+        statistics are summed over the chunks, so memory depends on the chunk size, not on
+        the number of examples. The model must be initialised. Same result as ``fit_step``
+        on the concatenated chunks (up to rounding); returns the same metrics.
+        """
+        if not bool(self.initialized_):
+            raise RuntimeError("initialize the model (on a sample of the data) first")
+        total, n, stats = 0.0, 0, None
+        for chunk in chunks:
+            check_shape(chunk, self.data_shape, "chunk")
+            x = self._flat(chunk)
+            ll, part = self._e_step(x)
+            if not math.isfinite(ll):
+                check_finite(chunk, "chunk")
+                raise TrainingDiverged(
+                    f"EM step {int(self.n_iter_) + 1}: the log-likelihood is {ll}; "
+                    "increase reg_covar or scale the data"
+                )
+            total += ll * x.shape[0]
+            n += x.shape[0]
+            stats = _add(stats, part)
+        means = self.means_.to(STATS_DTYPE)
+        self._set_parameters(*gm.m_step(*stats, means, n, self.reg_covar, self.form))
+        return self._record_step(total / n)
+
+    def _record_step(self, ll: float) -> dict[str, float]:
+        """Log-likelihood bookkeeping after one ``fit_step``; its returned metrics."""
         prev = self._last_ll if self._last_ll is not None else float(self.log_likelihood_)
         improvement = ll - prev
         self._last_ll = ll
@@ -279,6 +399,54 @@ class GaussianMixture(GenerativeModel):
             "improvement": improvement if math.isfinite(improvement) else 0.0,
             "converged": float(self.converged),
         }
+
+    @torch.no_grad()
+    def online_step(self, batch: Tensor) -> dict[str, float]:
+        """One online-EM update from a mini-batch (Cappe & Moulines 2009).
+
+        The averaged sufficient statistics s are a stochastic approximation,
+        s_{t+1} = (1 - g_t) s_t + g_t s(batch) with step size g_t = (t + 2)^-kappa, each
+        normalised per example; the M-step maps them to parameters. s_t is not stored: it is
+        recovered exactly from the current parameters (at the means, S1 = 0, N_k = pi_k and
+        S2 follows from the covariances), so the state is the parameters plus ``n_updates_``.
+        A fresh model is initialised from the first batch. Returns ``log_likelihood`` (mean
+        over the batch, before the update) and ``step_size``.
+        """
+        check_shape(batch, self.data_shape, "batch")
+        if not bool(self.initialized_):
+            self.initialize(batch)
+        x = self._flat(batch)
+        ll, stats = self._e_step(x)
+        if not math.isfinite(ll):
+            check_finite(batch, "batch")
+            raise TrainingDiverged(
+                f"online EM update {int(self.n_updates_) + 1}: the log-likelihood is {ll}; "
+                "increase reg_covar or scale the data"
+            )
+        gamma = (int(self.n_updates_) + 2) ** -self.kappa
+        nk, s1, s2 = (s / x.shape[0] for s in stats)
+        weights = self.weights_.to(STATS_DTYPE)
+        old_s2 = self.form.second_moment(
+            weights, self.covariances_.to(STATS_DTYPE), self.reg_covar, self.data_dim
+        )
+        nk = (1 - gamma) * weights + gamma * nk
+        s2 = (1 - gamma) * old_s2 + gamma * s2
+        means = self.means_.to(STATS_DTYPE)
+        self._set_parameters(*gm.m_step(nk, gamma * s1, s2, means, 1, self.reg_covar, self.form))
+        self.n_updates_.add_(1)
+        return {"log_likelihood": ll, "step_size": gamma}
+
+    def _online_pass(self, x: Tensor) -> float:
+        """One shuffled pass of online EM over x (n,d) in mini-batches; mean log-likelihood."""
+        generator = torch.Generator().manual_seed(self.seed + int(self.n_iter_))
+        order = torch.randperm(x.shape[0], generator=generator).to(x.device)
+        total = 0.0
+        for idx in order.split(self.online_batch):
+            part = x[idx]
+            total += self.online_step(part.reshape(len(part), *self.data_shape))[
+                "log_likelihood"
+            ] * len(part)
+        return total / x.shape[0]
 
     @torch.no_grad()
     def fit(self, data: Tensor, max_iter: int = 100) -> GaussianMixture:
@@ -324,7 +492,7 @@ class GaussianMixture(GenerativeModel):
         comp = torch.multinomial(weights, n, replacement=True, generator=generator)
         z = torch.randn(n, self.data_dim, generator=generator, device=where, dtype=self.dtype)
         comp, z = comp.to(self.device), z.to(self.device)
-        scale = self.form.scale(self.covariances_)
+        scale = self.form.scale(self.covariances_, self.n_components)
         order = torch.argsort(comp, stable=True)
         counts = torch.bincount(comp, minlength=self.n_components).tolist()
         parts = [
@@ -367,11 +535,21 @@ class GaussianMixture(GenerativeModel):
         }
 
 
+def _is_count(value) -> bool:
+    """True for an integer >= 1 (not a bool)."""
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
 def _add(acc: tuple[Tensor, ...] | None, new: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
     """Element-wise sum of two tuples of statistics (``acc`` may be None)."""
     return new if acc is None else tuple(a + b for a, b in zip(acc, new, strict=True))
 
 
 def _forget_last_ll(module: GaussianMixture, incompatible_keys) -> None:
-    """After loading a state, read the previous log-likelihood from the loaded buffer."""
+    """After loading a state, read the previous log-likelihood from the loaded buffer.
+
+    States saved before online EM existed lack ``n_updates_``; it then stays 0.
+    """
     module._last_ll = None
+    missing = incompatible_keys.missing_keys
+    missing[:] = [key for key in missing if not key.endswith("n_updates_")]
