@@ -17,7 +17,8 @@ decay, initial weights N(0, 0.01^2). Remaining differences, stated rather than h
   mini-batch *with replacement*; scikit-learn sweeps fixed, unshuffled slices of the data.
 - genzoo initialises the visible bias to ``logit(data mean)`` and its chains from
   Bernoulli(data mean); scikit-learn starts both biases at 0 and its chains' hiddens at 0.
-- genzoo's loss also logs a reconstruction error (two extra matrix products per step).
+- genzoo logs the CD-k reconstruction error from quantities it already computes
+  (no extra products); PCD logs none.
 - both compute in float32 (scikit-learn keeps the float32 it is given).
 
 Both run on one thread: ``torch.set_num_threads(1)`` for genzoo, ``threadpoolctl`` limiting

@@ -43,6 +43,23 @@ def test_free_energy_matches_brute_force_marginalisation():
     assert layer.exact_log_z() == pytest.approx(brute, abs=1e-5)
 
 
+@pytest.mark.parametrize("visible", ["bernoulli", "gaussian"])
+def test_closed_form_cd_gradient_equals_autograd_through_the_free_energy(visible):
+    torch.manual_seed(0)
+    layer = _random_layer(6, 4, visible).double()
+    v_data, v_model = torch.randn(7, 6).double(), torch.randn(5, 6).double()
+    if visible == "bernoulli":
+        v_data, v_model = (v_data > 0).double(), (v_model > 0).double()
+    terms = layer.cd_loss(v_data, v_model, weight_decay=0.3)
+    fast = torch.autograd.grad(sum(terms.values()), list(layer.parameters()))
+    reference = layer.free_energy(v_data).mean() - layer.free_energy(v_model).mean()
+    reference = reference + 0.15 * layer.weight.pow(2).sum()
+    slow = torch.autograd.grad(reference, list(layer.parameters()))
+    torch.testing.assert_close(terms["cd"] + terms["weight_decay"], reference.detach())
+    for got, want in zip(fast, slow, strict=True):
+        torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
+
+
 def test_gaussian_rbm_free_energy_and_log_z_by_quadrature():
     layer = _random_layer(2, 3, "gaussian")
     v = torch.randn(7, 2)

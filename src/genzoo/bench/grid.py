@@ -161,7 +161,7 @@ BUDGETS: dict[str, Budget] = {
         5000,
         batch_size=100,
         lr=0.02,
-        hparams={"hidden": [64, 32], "steps_per_layer": 300},
+        hparams={"hidden": [64, 32], "steps_per_layer": 300, "momentum": 0.5, "n_chains": 300},
         datasets=("digits-binary",),
     ),
     "gb-rbm": Budget(1000, 5000, lr=0.05, hparams={"n_hidden": 16}, datasets=("8gaussians",)),

@@ -37,12 +37,8 @@ from torch import Tensor, nn
 from genzoo.models.base import GenerativeModel
 from genzoo.models.energy.ais import LogZCache, ais_log_z, log_mean_exp, sigmoid_betas
 from genzoo.models.energy.dbn import bernoulli_log_prob, check_boltzmann_settings
-from genzoo.models.energy.rbm import RBMLayer, check_binary
+from genzoo.models.energy.rbm import RBMLayer, _bernoulli, check_binary
 from genzoo.registry import register_model
-
-
-def _bernoulli(p: Tensor, generator: torch.Generator | None = None) -> Tensor:
-    return torch.bernoulli(p, generator=generator)
 
 
 @register_model("dbm", family="energy")

@@ -49,8 +49,30 @@ OPTIMIZERS = ("sgd", "adam")
 MAX_ENUMERATED_HIDDEN = 20
 
 
-def _bernoulli(p: Tensor, generator: torch.Generator | None) -> Tensor:
-    return torch.bernoulli(p, generator=generator)
+def _bernoulli(p: Tensor, generator: torch.Generator | None = None) -> Tensor:
+    """Bernoulli samples as ``U < p`` with ``U ~ Uniform[0, 1)`` (faster than ``torch.bernoulli``
+    on CPU), same shape, device and dtype as ``p``."""
+    u = torch.rand(p.shape, generator=generator, device=p.device, dtype=p.dtype)
+    return (u < p).to(p.dtype)
+
+
+class _ClosedFormGradient(torch.autograd.Function):
+    """Return ``value``; backpropagate precomputed gradients into the given parameters.
+
+    ``forward(value, params, grads)`` with ``params`` and ``grads`` as flat argument lists of
+    equal length: the backward pass sends ``upstream * grads[i]`` to ``params[i]``, so a loss
+    whose gradient is known in closed form costs no autograd graph.
+    """
+
+    @staticmethod
+    def forward(ctx, value: Tensor, *args: Tensor) -> Tensor:  # type: ignore[override]
+        ctx.save_for_backward(*args[len(args) // 2 :])
+        return value.detach().clone()
+
+    @staticmethod
+    def backward(ctx, upstream: Tensor):  # type: ignore[override]
+        grads = ctx.saved_tensors
+        return (None, *(upstream * g for g in grads), *(None for _ in grads))
 
 
 def check_binary(x: Tensor, who: str) -> None:
@@ -107,9 +129,13 @@ class RBMLayer(nn.Module):
         """``c + v W``, ``(batch, n_visible) -> (batch, n_hidden)``."""
         return self.hidden_bias + v @ self.weight
 
-    def free_energy(self, v: Tensor) -> Tensor:
-        """``F(v)``, ``(batch, n_visible) -> (batch,)``; ``p(v) = exp(-F(v)) / Z``."""
-        hidden = F.softplus(self.hidden_input(v)).sum(-1)
+    def free_energy(self, v: Tensor, hidden_input: Tensor | None = None) -> Tensor:
+        """``F(v)``, ``(batch, n_visible) -> (batch,)``; ``p(v) = exp(-F(v)) / Z``.
+
+        ``hidden_input``, if given, is ``c + v W`` already computed (saves a product).
+        """
+        a = self.hidden_input(v) if hidden_input is None else hidden_input
+        hidden = F.softplus(a).sum(-1)
         if self.binary:
             return -(v @ self.visible_bias) - hidden
         return 0.5 * (v - self.visible_bias).pow(2).sum(-1) - hidden
@@ -134,7 +160,10 @@ class RBMLayer(nn.Module):
         return _bernoulli(self.p_hidden(v), generator)
 
     def sample_visible(self, h: Tensor, generator: torch.Generator | None = None) -> Tensor:
-        mean = self.visible_mean(h)
+        return self.visible_given_mean(self.visible_mean(h), generator)
+
+    def visible_given_mean(self, mean: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        """Sample ``v`` given ``E[v | h]``: Bernoulli, or Gaussian with unit variance."""
         if self.binary:
             return _bernoulli(mean, generator)
         noise = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
@@ -230,9 +259,39 @@ class RBMLayer(nn.Module):
         """Keep a running mean of the visible data (the AIS base rate)."""
         self.data_mean.mul_(momentum).add_((1 - momentum) * v.mean(0))
 
-    def cd_loss(self, v_data: Tensor, v_model: Tensor, weight_decay: float) -> dict[str, Tensor]:
-        """``mean F(v_data) - mean F(v_model)`` (+ L2 on ``W``): its gradient is the CD update."""
-        terms = {"cd": self.free_energy(v_data).mean() - self.free_energy(v_model.detach()).mean()}
+    def cd_loss(
+        self,
+        v_data: Tensor,
+        v_model: Tensor,
+        weight_decay: float,
+        data_input: Tensor | None = None,
+        model_input: Tensor | None = None,
+    ) -> dict[str, Tensor]:
+        """``mean F(v_data) - mean F(v_model)`` (+ L2 on ``W``): its gradient is the CD update.
+
+        The gradient is written in closed form rather than by autograd through ``F``: with
+        ``dF(v)/dW = -v^T sigmoid(c + v W)``, ``dF/dc = -sigmoid(c + v W)`` and ``dF/db = -v``
+        (Bernoulli) or ``-(v - b)`` (Gaussian; ``b`` cancels in the difference),
+
+            dL/dW = -[v_data; v_model]^T [p_data / n; -p_model / m],   p = sigmoid(c + v W),
+
+        one product for both phases. Both ``v`` are treated as constants (no gradient flows
+        into them). ``data_input``/``model_input``: ``c + v W`` of either, if already computed.
+        """
+        with torch.no_grad():
+            a_data = self.hidden_input(v_data) if data_input is None else data_input
+            a_model = self.hidden_input(v_model) if model_input is None else model_input
+            value = (
+                self.free_energy(v_data, a_data).mean() - self.free_energy(v_model, a_model).mean()
+            )
+            n, m = v_data.shape[0], v_model.shape[0]
+            p = torch.cat([torch.sigmoid(a_data) / n, torch.sigmoid(a_model) / -m])  # (n + m, H)
+            grad_w = torch.cat([v_data, v_model]).T @ p  # (n_visible, n_hidden), negated below
+            grad_w.neg_()
+            grad_c = -p.sum(0)
+            grad_b = v_model.mean(0) - v_data.mean(0)
+        params = (self.weight, self.visible_bias, self.hidden_bias)
+        terms = {"cd": _ClosedFormGradient.apply(value, *params, grad_w, grad_b, grad_c)}
         if weight_decay > 0:
             terms["weight_decay"] = 0.5 * weight_decay * self.weight.pow(2).sum()
         return terms
@@ -308,17 +367,21 @@ class _RBM(LogZCache, GenerativeModel):
         self.chains.copy_(self.rbm.random_visible(self.chains.shape[0]))
 
     def loss(self, batch: Tensor | None, player: str = "model") -> dict[str, Tensor]:
-        v = self._to_visible(self.check_input(batch))
-        self.rbm.track_data(v)
-        if self.persistent:  # PCD: continue the persistent chains
-            v_model = self.rbm.gibbs(self.chains, self.cd_k)
-            self.chains.copy_(v_model)
-        else:  # CD-k: k Gibbs steps from the data
-            v_model = self.rbm.gibbs(v, self.cd_k)
-        terms = self.rbm.cd_loss(v, v_model, self.weight_decay)
-        with torch.no_grad():  # reconstruction error: the guide's (imperfect) progress signal
-            recon = self.rbm.visible_mean(self.rbm.p_hidden(v))
-            terms["diag/reconstruction"] = (v - recon).pow(2).sum(-1).mean()
+        # The Trainer validated the training data once; batches are not re-scanned here.
+        rbm = self.rbm
+        v = self._to_visible(batch.to(self.device, self.dtype))
+        rbm.track_data(v)
+        with torch.no_grad():
+            a_data = rbm.hidden_input(v)  # (batch, n_hidden), shared by both phases below
+            if self.persistent:  # PCD: continue the persistent chains
+                v_model = rbm.gibbs(self.chains, self.cd_k)
+                self.chains.copy_(v_model)
+            else:  # CD-k: k Gibbs steps from the data, the first from a_data
+                mean = rbm.visible_mean(_bernoulli(torch.sigmoid(a_data)))
+                v_model = rbm.gibbs(rbm.visible_given_mean(mean), self.cd_k - 1)
+        terms = rbm.cd_loss(v, v_model, self.weight_decay, data_input=a_data)
+        if not self.persistent:  # the guide's (imperfect) progress signal, from step 1's mean
+            terms["diag/reconstruction"] = (v - mean).pow(2).sum(-1).mean()
         return terms
 
     def optimizer_settings(self, player: str) -> dict[str, Any]:
