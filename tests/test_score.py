@@ -174,6 +174,40 @@ def test_sde_samplers_with_exact_score_sample_the_gaussian(name):
     assert (x.std(0) - s).abs().max() < 0.05
 
 
+def vp_mixture_score(sde):
+    """Exact score of the mixture's VP marginal ``sum_k w_k N(m mu_k, (m^2 STD^2 + sigma^2) I)``."""
+
+    def score(x, t):
+        m, sigma = sde.marginal(t)
+        var = (m**2 * STD**2 + sigma**2)[:, None, None]  # (n, 1, 1)
+        diff = m[:, None, None] * MEANS.to(x)[None] - x[:, None]  # (n, K, 2)
+        logits = WEIGHTS.to(x).log()[None] - diff.square().sum(-1) / (2 * var[..., 0])
+        return (logits.softmax(-1)[..., None] * diff / var).sum(1)
+
+    return score
+
+
+def test_pc_sampler_does_not_get_worse_with_more_steps_on_an_exact_mixture_score():
+    # Issue 8: the VP predictor-corrector sampler must converge as steps grow, not drift.
+    sde = VPSDE()
+    score = vp_mixture_score(sde)
+    reference = mixture_sample(2000, seed=1).double()
+    results = {}
+    for steps in (50, 400):
+        g = torch.Generator().manual_seed(0)
+        prior = torch.randn(2000, 2, dtype=torch.float64, generator=g)
+        x = PredictorCorrector(sde, n_steps=steps, n_corrector=1, snr=0.01)(score, prior, g)
+        results[steps] = mmd(x, reference)
+    floor = abs(mmd(mixture_sample(2000, seed=2), mixture_sample(2000, seed=3)))
+    assert results[400] <= results[50] + 3 * floor + 1e-3, results
+    assert results[400] < 5 * floor + 2e-3, (results, floor)
+
+
+def test_score_sde_vp_defaults_to_a_small_corrector_snr():
+    assert ScoreSDE([2], sde="vp").snr == 0.01
+    assert ScoreSDE([2], sde="ve").snr == 0.16
+
+
 def test_ddpm_ancestral_with_exact_noise_samples_the_gaussian_even_when_respaced():
     betas = torch.linspace(1e-4, 0.02, 1000, dtype=torch.float64)
     alphas_bar = torch.cumprod(1 - betas, 0)
