@@ -156,3 +156,12 @@ def test_wrong_dimensionality_is_refused(name, data_for):
         model.log_prob(torch.zeros(4, 3))
     if model.density != "none":
         assert isinstance(err.value, genzoo.DataError) and "shape" in str(err.value)
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_estimated_densities_name_their_estimator(name, data_for):
+    model = _model(name, data_for(name))
+    if model.density in ("estimate", "bound"):
+        assert model.density_method, f"{name} must say how its log_prob is estimated"
+    if model.density == "exact":
+        assert model.density_method == ""

@@ -84,7 +84,8 @@ def evaluate(
         "model": model.name,
         "dataset": dataset,
         "density": model.density,
-        "measure": DENSITY_LABELS[model.density],
+        "measure": DENSITY_LABELS[model.density]
+        + (f" ({model.density_method})" if model.density_method else ""),
         "n_test": int(x.shape[0]),
     }
     if model.density == "none":

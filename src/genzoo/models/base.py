@@ -140,6 +140,12 @@ class GenerativeModel(nn.Module):
         raise NotImplementedError(f"{type(self).__name__} is trained by gradient descent")
 
     @property
+    def density_method(self) -> str:
+        """How ``log_prob`` is obtained when it is not exact ("IWAE-1000", "AIS", ...), so
+        reports can name the estimator; empty for exact densities."""
+        return ""
+
+    @property
     def converged(self) -> bool:
         """Whether a self-fitting model has met its stopping rule."""
         return False

@@ -81,6 +81,10 @@ class LogZCache:
     examples identically before and after a save/load round trip.
     """
 
+    @property
+    def density_method(self) -> str:
+        return f"AIS log Z ({self.ais_betas} temperatures, {self.ais_runs} runs)"
+
     def _init_log_z_cache(self, n_betas: int, n_runs: int, seed: int) -> None:
         if n_betas < 2 or n_runs < 2:
             raise ValueError(f"need ais_betas >= 2 and ais_runs >= 2; got {n_betas}, {n_runs}")

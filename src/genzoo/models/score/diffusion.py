@@ -39,6 +39,10 @@ class DiffusionModel(ScoreModel):
     (seeded by ``hutchinson_seed``) above.
     """
 
+    @property
+    def density_method(self) -> str:
+        return "probability-flow ODE"
+
     density = "estimate"
 
     def _configure_ode(

@@ -114,6 +114,10 @@ class _VAEBase(GenerativeModel):
         self.decoder = Decoder(latent_dim, self.data_shape, self.likelihood.n_params, **nets)
         self.register_buffer("steps_done", torch.zeros((), dtype=torch.long))
 
+    @property
+    def density_method(self) -> str:
+        return f"IWAE-{self.iwae_samples}"
+
     # -- construction -------------------------------------------------------------------------
     @classmethod
     def config_from_data(cls, data: Tensor) -> dict[str, Any]:

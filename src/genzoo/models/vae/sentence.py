@@ -60,6 +60,10 @@ class SentenceVAE(GenerativeModel):
     density = "estimate"
     data_kind = "discrete"
 
+    @property
+    def density_method(self) -> str:
+        return f"IWAE-{self.iwae_samples}"
+
     def __init__(
         self,
         data_shape: Sequence[int],
