@@ -194,7 +194,8 @@ class Trainer:
             batch = self._batch(data, batches)
             output = model.loss(batch, player)
             terms = dict(output) if isinstance(output, Mapping) else {"loss": output}
-            self._check_terms(terms, step, player, last_good)
+            values = {k: float(v.detach()) for k, v in terms.items()}  # one read per term
+            self._check_terms(values, step, player, last_good)
             total = sum(v for k, v in terms.items() if not k.startswith(DIAGNOSTIC_PREFIX))
             optimizer = optimizers[player]
             optimizer.zero_grad(set_to_none=True)
@@ -205,7 +206,7 @@ class Trainer:
             optimizer.step()
             model.after_step(player, step)
             prefix = "" if len(model.players) == 1 else f"{player}/"
-            logged.update({prefix + k: float(v.detach()) for k, v in terms.items()})
+            logged.update({prefix + k: v for k, v in values.items()})
         return logged
 
     def _batch(self, data: Tensor | None, batches: torch.Generator) -> Tensor | None:
