@@ -286,6 +286,12 @@ BUDGETS: dict[str, Budget] = {
 }
 
 
+def cell_name(model: str, dataset: str, seed: int, lr_factor: float = 1.0) -> str:
+    """The folder name of one cell (a learning-rate factor other than 1 is appended)."""
+    suffix = "" if lr_factor == 1.0 else f"__lr{lr_factor:g}"
+    return f"{model}__{dataset}__{seed}{suffix}"
+
+
 def budget_for(model: str, dataset: str | None = None) -> Budget:
     """The budget of ``model`` (the default one when it has none of its own), with its
     changes for ``dataset``."""

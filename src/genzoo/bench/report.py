@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from genzoo.bench.grid import cell_name
 from genzoo.bench.ratings import RULES, ratings, stars
 from genzoo.io import atomic_write
 
@@ -79,8 +80,6 @@ def _fmt(value: Any) -> str:
 
 
 def _run_path(row: dict[str, Any]) -> Path:
-    from genzoo.bench.runner import cell_name
-
     factor = float(row.get("lr_factor", 1.0))
     return Path("runs") / cell_name(row["model"], row["dataset"], row["seed"], factor)
 

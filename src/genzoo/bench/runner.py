@@ -23,7 +23,7 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from genzoo.bench.grid import PRESETS, Cell, budget_for, cells
+from genzoo.bench.grid import PRESETS, Cell, budget_for, cell_name, cells
 from genzoo.bench.report import write_report
 from genzoo.data import dataset_info, load_dataset, text
 from genzoo.io import atomic_write, read_json, write_json
@@ -35,12 +35,6 @@ SAMPLES_TEXT = "samples.txt"
 FIRST_COLUMNS = [
     "model", "family", "dataset", "seed", "lr_factor", "status", "density", "measure", "steps",
 ]  # fmt: skip
-
-
-def cell_name(model: str, dataset: str, seed: int, lr_factor: float = 1.0) -> str:
-    """The folder name of one cell (a learning-rate factor other than 1 is appended)."""
-    suffix = "" if lr_factor == 1.0 else f"__lr{lr_factor:g}"
-    return f"{model}__{dataset}__{seed}{suffix}"
 
 
 def cell_dir(out: Path, model: str, dataset: str, seed: int, lr_factor: float = 1.0) -> Path:
