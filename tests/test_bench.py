@@ -15,6 +15,7 @@ import pytest
 import torch
 
 from genzoo.bench import grid
+from genzoo.bench.measure import time_to_target
 from genzoo.bench.ratings import ratings
 from genzoo.bench.runner import RESULT_FILE, cell_dir, run_bench
 from genzoo.metrics.modes import mode_centres, mode_coverage
@@ -59,6 +60,10 @@ def test_bench_of_two_cells_writes_results_and_report(tiny_budgets, tmp_path):
     assert [(r["dataset"], r["status"]) for r in rows] == [("8gaussians", "ok"), ("moons", "ok")]
     assert rows[0]["density"] == "exact" and rows[0]["measure"] == "NLL"
     assert rows[0]["modes_covered"] >= 6
+    assert rows[0]["quality_target"] == "energy_distance <= 0.02"
+    seconds = rows[0]["time_to_target"]  # None when 5 EM steps did not reach the target
+    assert seconds is None or 0 <= seconds <= rows[0]["train_seconds"]
+    assert (tmp_path / "quality_curves.png").stat().st_size > 1000
     assert (tmp_path / "results.csv").read_text().startswith("model,family,dataset,seed")
     md = (tmp_path / "report.md").read_text()
     assert "## Ratings" in md and "| gmm | mixture |" in md
@@ -110,6 +115,24 @@ def test_ratings_follow_their_rules():
     assert table["a"]["stability"][0] == 5 and table["b"]["stability"][0] == 1
     assert table["a"]["speed"][0] == 5 and table["b"]["speed"][0] == 2
     assert [t["model"] for t in ratings(rows)] == ["a", "b"]  # the survey's family order
+
+
+def test_time_to_target_and_the_speed_rule():
+    evaluations = [{"step": 10, "time": 1.0, "eval/energy_distance": 0.3},
+                   {"step": 20, "time": 2.5, "eval/energy_distance": 0.015},
+                   {"step": 30, "time": 4.0, "eval/energy_distance": 0.01}]  # fmt: skip
+    assert time_to_target(evaluations, "8gaussians") == 2.5
+    assert time_to_target(evaluations[:1], "8gaussians") is None
+    assert time_to_target(evaluations, "grammar") is None  # text has no target
+    base = {"family": "flow", "dataset": "d", "seed": 0, "status": "ok", "coverage": 0.9,
+            "precision": 0.9, "quality_target": "energy_distance <= 0.02",
+            "samples_per_second": 2e6}  # fmt: skip
+    fast = dict(base, model="fast", time_to_target=1.0)
+    never = dict(base, model="never", time_to_target=None)
+    table = {t["model"]: t for t in ratings([fast, never])}
+    assert table["fast"]["speed"][0] == 5  # sampling 5, training 5
+    assert table["never"]["speed"][0] == 3  # sampling 5, never met the target 1
+    assert "not met" in table["never"]["speed"][1]
 
 
 def _chromium() -> str | None:

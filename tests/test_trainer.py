@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import subprocess
@@ -189,3 +190,25 @@ def test_files_are_safetensors_and_json_only(moons, tmp_path):
     _trainer(steps=5, out=out).fit(_flow(moons), moons)
     suffixes = {p.suffix for p in Path(out).iterdir()}
     assert suffixes <= {".json", ".jsonl", ".safetensors"}
+
+
+def test_evaluations_are_logged_and_kept_out_of_training_and_its_clock(moons, tmp_path):
+    initial = _flow(moons)
+    plain = _trainer(seed=2).fit(_copy(initial), moons)
+
+    def slow_quality(model):
+        time.sleep(0.3)
+        return {"mean_norm": float(model.sample(50).norm(dim=1).mean())}
+
+    trainer = _trainer(seed=2, out=tmp_path / "run", evaluate=slow_quality, evaluate_every=15)
+    tracked = trainer.fit(_copy(initial), moons)
+    for (k, va), vb in zip(_state(plain).items(), _state(tracked).values(), strict=True):
+        assert torch.equal(va, vb), k  # evaluating does not disturb training
+    assert [row["step"] for row in trainer.evaluations] == [15, 30, 40]
+    assert all(math.isfinite(row["eval/mean_norm"]) for row in trainer.evaluations)
+    assert trainer.evaluations[-1]["time"] < 0.3  # three 0.3 s evaluations not on the clock
+    logged = [json.loads(line) for line in (tmp_path / "run/metrics.jsonl").open()]
+    assert sum("eval/mean_norm" in row for row in logged) == 3
+    assert all("eval/mean_norm" not in row for row in trainer.history)
+    with pytest.raises(ValueError, match="evaluate_every"):
+        genzoo.Trainer(evaluate=slow_quality)

@@ -114,3 +114,27 @@ def plot_quality_vs_time(rows: Sequence[dict], path: str | Path) -> Path:
         ax.set_ylim(-0.02, 1.02)
         ax.set_title(dataset)
     return save_figure(fig, path)
+
+
+def plot_quality_curves(
+    curves: dict[str, dict[str, list[tuple[float, float]]]],
+    targets: dict[str, tuple[str, float]],
+    path: str | Path,
+) -> Path:
+    """Tracked sample quality against training seconds: one panel per dataset, one line per
+    model, the dataset's target as a dashed line (lower is better)."""
+    datasets = list(curves)
+    fig, axes = plt.subplots(1, len(datasets), figsize=(5.5 * len(datasets), 4), squeeze=False)
+    for ax, dataset in zip(axes[0], datasets, strict=True):
+        metric, threshold = targets[dataset]
+        for model, points in sorted(curves[dataset].items()):
+            seconds, values = zip(*points, strict=True)
+            ax.plot(seconds, values, marker=".", lw=1, label=model)
+        ax.axhline(threshold, color="k", ls="--", lw=0.8, label=f"target {threshold:g}")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("training seconds")
+        ax.set_ylabel(f"{metric} (lower is better)")
+        ax.set_title(dataset)
+        ax.legend(fontsize=6, ncol=2)
+    return save_figure(fig, path)

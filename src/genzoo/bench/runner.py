@@ -31,6 +31,8 @@ from genzoo.plotting import plot_density, plot_losses, plot_samples
 from genzoo.registry import list_models, model_class
 
 RESULT_FILE = "result.json"
+#: Sample-quality evaluations during each run (for time-to-target and quality-vs-time).
+TRACKED_POINTS = 5
 SAMPLES_TEXT = "samples.txt"
 FIRST_COLUMNS = [
     "model", "family", "dataset", "seed", "lr_factor", "status", "density", "measure", "steps",
@@ -105,7 +107,7 @@ def run_cell(
 ) -> dict[str, Any]:
     """Train, measure and picture one cell; a failure becomes a row. Cells of a
     learning-rate sweep (``lr_factor`` other than 1) are measured but not pictured."""
-    from genzoo.bench.measure import measure
+    from genzoo.bench.measure import measure, quality_target, quality_tracker, time_to_target
     from genzoo.workflow import train
 
     torch.set_num_threads(1)  # one process per core
@@ -116,17 +118,23 @@ def run_cell(
         "seed": seed, "lr_factor": lr_factor, "steps": budget.steps(quick),
         "density": model_class(model).density,
     }  # fmt: skip
+    tracker = quality_tracker(dataset, seed)
     tic = time.perf_counter()
     try:
         trained, trainer = train(
             model, dataset, out=run_dir, hparams=budget.hparams, data_seed=seed,
             steps=budget.steps(quick), batch_size=budget.batch_size, lr=budget.lr * lr_factor,
-            seed=seed,
-            device=device, progress=False, force=True, checkpoint_every=10**9,
+            seed=seed, device=device, progress=False, force=True, checkpoint_every=10**9,
+            evaluate=tracker, evaluate_every=max(1, budget.steps(quick) // TRACKED_POINTS),
         )  # fmt: skip
-        row["train_seconds"] = time.perf_counter() - tic
+        # training time only: the tracked evaluations' time is left out of the log's clock
+        row["train_seconds"] = trainer.history[-1]["time"] if trainer.history else 0.0
         trained.eval()
         row.update(measure(trained, dataset, seed, trainer.history))
+        if tracker is not None:
+            metric, threshold = quality_target(dataset)
+            row["quality_target"] = f"{metric} <= {threshold:g}"
+            row["time_to_target"] = time_to_target(trainer.evaluations, dataset)
         if lr_factor == 1.0:
             _pictures(run_dir, trained, trainer.history, dataset, seed)
         row["status"] = "ok"

@@ -44,6 +44,10 @@ RUN_FILES = (
 DIAGNOSTIC_PREFIX = "diag/"
 #: ``transform(batch, generator)`` applied to every batch, e.g. uniform dequantisation.
 BatchTransform = Callable[[Tensor, torch.Generator], Tensor]
+#: ``evaluate(model)`` run during training, e.g. a sample-quality metric; logged as ``eval/...``.
+Evaluator = Callable[[GenerativeModel], Mapping[str, float]]
+#: Prefix of the evaluation values in the metrics log.
+EVAL_PREFIX = "eval/"
 
 
 OPTIMIZERS = {"adam": torch.optim.Adam, "sgd": torch.optim.SGD, "rmsprop": torch.optim.RMSprop}
@@ -81,6 +85,12 @@ class Trainer:
         resume: continue from ``out``'s checkpoint with its optimiser and RNG state.
         force: overwrite a run already in ``out`` (only genzoo's own files are removed).
         transform: applied to every batch, e.g. ``genzoo.data.dequantize`` for discrete data.
+        evaluate: called with the model (in eval mode, without gradients) every
+            ``evaluate_every`` steps and after the last; its values are logged as
+            ``eval/NAME`` rows of the metrics log and kept in ``evaluations``. Its time is
+            left out of the logged ``time``, which is training time only, so quality can be
+            read against training seconds.
+        evaluate_every: steps between evaluations (needed when ``evaluate`` is given).
     """
 
     steps: int = 2000
@@ -97,7 +107,10 @@ class Trainer:
     resume: bool = False
     force: bool = False
     transform: BatchTransform | None = None
+    evaluate: Evaluator | None = None
+    evaluate_every: int = 0
     history: list[dict[str, float]] = field(default_factory=list, init=False, repr=False)
+    evaluations: list[dict[str, float]] = field(default_factory=list, init=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.steps < 0 or self.batch_size < 1 or self.lr <= 0:
@@ -108,6 +121,8 @@ class Trainer:
             raise ValueError("device 'cuda' was asked for but torch sees no CUDA device")
         if self.resume and self.force:
             raise ValueError("resume and force exclude each other: pick one")
+        if self.evaluate is not None and self.evaluate_every < 1:
+            raise ValueError("evaluate needs evaluate_every >= 1 (steps between evaluations)")
 
     # -- public ------------------------------------------------------------------------------
     def fit(
@@ -179,6 +194,12 @@ class Trainer:
                     self._log(out, row)
                     bar.set_postfix({k: f"{v:.4g}" for k, v in list(row.items())[2:]})
                     sums, count = {}, 0
+                if self.evaluate is not None and (step % self.evaluate_every == 0 or done):
+                    seconds = time.perf_counter() - tic
+                    row = {"step": step, "time": round(seconds, 3)} | self._eval(model)
+                    self.evaluations.append(row)
+                    self._write_log(out, row)
+                    tic = time.perf_counter() - seconds  # evaluation is not training time
                 if out is not None and (step % self.checkpoint_every == 0 or done):
                     self._checkpoint(out, model, optimizers, step, batches)
                     last_good = (out / CHECKPOINT_FILE, step)
@@ -186,6 +207,17 @@ class Trainer:
                     break
         finally:
             bar.close()
+
+    def _eval(self, model: GenerativeModel) -> dict[str, float]:
+        """The evaluator's values, computed in eval mode without gradients."""
+        was_training = model.training
+        model.eval()
+        try:
+            with torch.no_grad():
+                values = self.evaluate(model)
+        finally:
+            model.train(was_training)
+        return {EVAL_PREFIX + k: float(v) for k, v in values.items()}
 
     def _gradient_step(self, model, data, optimizers, batches, step, last_good) -> dict[str, float]:
         """One optimiser step for each player the model schedules at ``step``."""
@@ -277,6 +309,10 @@ class Trainer:
 
     def _log(self, out: Path | None, row: dict[str, float]) -> None:
         self.history.append(row)
+        self._write_log(out, row)
+
+    @staticmethod
+    def _write_log(out: Path | None, row: dict[str, float]) -> None:
         if out is not None:
             with open(out / METRICS_FILE, "a", encoding="utf-8") as f:
                 f.write(json.dumps(row) + "\n")
@@ -284,6 +320,8 @@ class Trainer:
     def _settings(self) -> dict[str, Any]:
         settings = asdict(self)
         settings.pop("history")
+        settings.pop("evaluations")
         settings["out"] = str(self.out)
         settings["transform"] = getattr(self.transform, "__name__", repr(self.transform))
+        settings["evaluate"] = getattr(self.evaluate, "__name__", repr(self.evaluate))
         return settings
