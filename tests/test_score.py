@@ -361,11 +361,110 @@ def test_figures_are_written(tmp_path, moons):
 
     model = genzoo.create("ncsn", data=moons, hidden=8, depth=1, n_levels=3, n_steps_each=4)
     assert plot_score_field(model, tmp_path / "field.png", 0.5, data=moons[:200]).exists()
+    assert plot_score_field(model, tmp_path / "fields.png", [2.0, 0.5, 0.05]).exists()
     assert plot_langevin_trajectories(model, tmp_path / "traj.png", n_frames=10).exists()
-    rows = quality_vs_steps(model, moons[:100], [1, 3], mmd, attribute="n_steps_each", n=50)
-    assert [r["nfe"] for r in rows] == [3 * 1 + 1, 3 * 3 + 1]
-    assert model.sampler.n_steps_each == 4  # restored
+    rows = quality_vs_steps(model, moons[:100], [1, 3, None], mmd, n=50)
+    assert [r["nfe"] for r in rows] == [3 * 1 + 1, 3 * 3 + 1, 3 * 4 + 1]
+    assert model.sampler.n_steps_each == 4 and model.config["n_steps_each"] == 4  # unchanged
     assert plot_quality_vs_steps({"ncsn": rows}, tmp_path / "q.png").exists()
     images = torch.rand(16, 1, 8, 8)
     ddpm = genzoo.create("ddpm", data=images, channels=8, sampling_steps=5)
     assert plot_denoising_sequence(ddpm, tmp_path / "digits.png", n=2, n_frames=5).exists()
+
+
+# -- the variational bound of DDPM (Ho et al. 2020, eq. 5) -----------------------------------
+def test_ddpm_elbo_with_exact_noise_bounds_the_models_exact_density_tightly():
+    # Data N(1, 2^2 I) standardised to y ~ N(0, I): the optimal noise predictor is
+    # eps(y_t) = sqrt(1 - ab_t) y_t, whose reverse chain (sigma_t^2 = beta_t, Gaussian decoder)
+    # is exactly the time reversal of the stationary forward chain, so p_theta(x) is known:
+    # N(x; 1, 4 I). The bound must lie below it on average, and close for N = 1000 steps.
+    model = DDPM([2], hidden=8, depth=1, ema=0.0)
+    model.shift.fill_(1.0)
+    model.scale.fill_(2.0)
+    ab = model.alphas_bar.double()
+
+    def exact(y, c, averaged=False):
+        a = ab[(c * 1000).round().long() - 1][:, None].to(y.dtype)
+        return (1 - a).sqrt() * y
+
+    model.predict_noise = exact
+    model.double()
+    g = torch.Generator().manual_seed(0)
+    x = 1.0 + 2.0 * torch.randn(4000, 2, dtype=torch.float64, generator=g)
+    bound = model.elbo(x, torch.Generator().manual_seed(1))
+    assert bound.shape == (4000,) and model.last_nfe == 1000
+    gap = gaussian_log_prob(x, torch.ones(2, dtype=torch.float64), 2.0) - bound
+    se = float(gap.std()) / math.sqrt(len(gap))  # ~0.02; the true gap is ~0.01 nats
+    assert float(gap.mean()) > -3 * se, (float(gap.mean()), se)
+    assert float(gap.mean()) < 0.05 + 3 * se, (float(gap.mean()), se)
+
+
+def test_ddpm_elbo_terms_match_closed_forms_for_a_zero_noise_predictor():
+    # eps_hat = 0: every noise error is |z|^2 ~ chi^2_d, so E[L_{t-1}] and E[L_0] are known.
+    from genzoo.models.score.bound import ddpm_bound_terms
+
+    betas = torch.linspace(0.01, 0.2, 20, dtype=torch.float64)
+    ab = torch.cumprod(1 - betas, 0)
+    x = torch.randn(20000, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    terms = ddpm_bound_terms(lambda y, c: torch.zeros_like(y), x, ab)
+    t = torch.arange(1, 20)
+    ab_prev = ab[t - 1]
+    r = (1 - ab_prev) / (1 - ab[t])
+    expected = betas[t] / (2 * (1 - betas[t]) * (1 - ab[t])) * 3 + 1.5 * (r - 1 - r.log())
+    assert torch.allclose(terms["L_t"].mean(1), expected, rtol=0.03)
+    l0 = 1.5 * math.log(2 * math.pi * 0.01) + 3 / (2 * 0.99)
+    assert float(terms["L_0"].mean()) == pytest.approx(l0, abs=0.03)
+    kl_t = 0.5 * (3 * (1 - ab[-1]) + ab[-1] * x.square().sum(1) - 3 - 3 * torch.log1p(-ab[-1]))
+    assert torch.allclose(terms["L_T"], kl_t)
+
+
+def test_trained_ddpm_elbo_is_finite_rises_with_training_and_stays_below_the_density():
+    mu, s = torch.tensor([2.0, -1.0]), 0.5
+    data = mu + s * torch.randn(4000, 2, generator=torch.Generator().manual_seed(0))
+    torch.manual_seed(0)
+    model = genzoo.create(
+        "ddpm", data=data, n_timesteps=100, sampling_steps=100, beta_end=0.2, hidden=32, ema=0.9
+    )
+    x = mu + s * torch.randn(1000, 2, generator=torch.Generator().manual_seed(1))
+    before = model.elbo(x, torch.Generator().manual_seed(2))
+    genzoo.Trainer(steps=300, batch_size=256, lr=3e-3, progress=False).fit(model, data)
+    after = model.elbo(x, torch.Generator().manual_seed(2))
+    true = gaussian_log_prob(x, mu, s)
+    assert torch.isfinite(before).all() and torch.isfinite(after).all()
+    assert float(after.mean()) > float(before.mean()) + 1.0, (before.mean(), after.mean())
+    se = float((true - after).std()) / math.sqrt(len(x))
+    assert float((true - after).mean()) > -3 * se  # a bound on average, as it must be
+    assert float((true - after).mean()) < 0.5, float((true - after).mean())
+
+
+# -- sampling with another number of steps (issue 8) -----------------------------------------
+@pytest.mark.parametrize(
+    ("name", "kwargs", "k", "nfe"),
+    [
+        ("ncsn", {"n_levels": 4, "n_steps_each": 5}, 2, 4 * 2 + 1),
+        ("ddpm", {"sampling_steps": 20}, 7, 7),
+        ("score-sde", {"sampling_steps": 20}, 7, 14),
+        ("ddpm", {"sampler": "ode", "ode_solver": "rk4", "sampling_steps": 5}, 3, 12),
+    ],
+)
+def test_sample_with_other_steps_matches_a_model_built_with_them(moons, name, kwargs, k, nfe):
+    model = genzoo.create(name, data=moons, hidden=8, depth=1, ema=0.0, **kwargs)
+    config = dict(model.config)
+    assert model.sampling_cost(k)["nfe_per_sample"] == nfe
+    x = model.sample(16, torch.Generator().manual_seed(0), steps=k)
+    assert model.last_nfe == nfe and model.config == config
+    key = "n_steps_each" if name == "ncsn" else "sampling_steps"
+    other = genzoo.create(name, data=moons, hidden=8, depth=1, ema=0.0, **{**kwargs, key: k})
+    other.load_state_dict(model.state_dict())
+    assert torch.allclose(x, other.sample(16, torch.Generator().manual_seed(0)))
+    model.sample(4)  # back to the configured sampler
+    assert model.last_nfe == model.sampling_cost()["nfe_per_sample"] != nfe
+
+
+def test_sample_steps_are_refused_where_they_cannot_apply():
+    with pytest.raises(ValueError, match="rk45"):
+        DDPM([2], sampler="ode").sample(2, steps=10)
+    with pytest.raises(ValueError, match="n_timesteps"):
+        DDPM([2], n_timesteps=50, sampling_steps=10).sample(2, steps=51)
+    with pytest.raises(ValueError, match="positive"):
+        NCSN([2]).sample(2, steps=0)

@@ -33,27 +33,32 @@ def _limits(data: Tensor | None, pad: float = 0.5) -> tuple[float, float, float,
 def plot_score_field(
     model: ScoreModel,
     path: str | Path,
-    level: float,
+    level: float | Sequence[float],
     data: Tensor | None = None,
     grid: int = 25,
 ) -> Path:
     """Arrows of the learned score ``s(x, level)`` on a grid over 2-D data.
 
     ``level`` is the noise level ``sigma`` (data units) for ``ncsn`` and the time ``t`` for
-    ``ddpm``/``score-sde``. Arrows are normalised; colour gives the score's norm.
+    ``ddpm``/``score-sde``; a sequence of levels draws one panel each (large to small noise
+    shows the annealing). Arrows are normalised; colour gives the log of the score's norm.
     """
+    levels = [float(level)] if isinstance(level, int | float) else [float(v) for v in level]
     x0, x1, y0, y1 = _limits(data)
     xs, ys = np.meshgrid(np.linspace(x0, x1, grid), np.linspace(y0, y1, grid))
     points = torch.tensor(np.stack([xs.ravel(), ys.ravel()], 1), dtype=model.dtype)
-    with torch.no_grad():
-        s = model.score(points.to(model.device), level).cpu().numpy()
-    norm = np.linalg.norm(s, axis=1) + 1e-12
-    fig, ax = plt.subplots(figsize=(4.5, 4.5))
-    if data is not None:
-        ax.scatter(data[:, 0].cpu(), data[:, 1].cpu(), s=1, c="grey", alpha=0.2)
-    ax.quiver(xs.ravel(), ys.ravel(), s[:, 0] / norm, s[:, 1] / norm, np.log(norm), cmap="viridis")
-    ax.set_title(f"{model.name} score field, level {level:.3g}")
-    ax.set_aspect("equal")
+    fig, axes = plt.subplots(1, len(levels), figsize=(4.5 * len(levels), 4.5), squeeze=False)
+    for ax, lv in zip(axes[0], levels, strict=True):
+        with torch.no_grad():
+            s = model.score(points.to(model.device), lv).cpu().numpy()
+        norm = np.linalg.norm(s, axis=1) + 1e-12
+        if data is not None:
+            ax.scatter(data[:, 0].cpu(), data[:, 1].cpu(), s=1, c="grey", alpha=0.2)
+        ax.quiver(
+            xs.ravel(), ys.ravel(), s[:, 0] / norm, s[:, 1] / norm, np.log(norm), cmap="viridis"
+        )
+        ax.set_title(f"{model.name} score field, level {lv:.3g}")
+        ax.set_aspect("equal")
     return save_figure(fig, path)
 
 
@@ -106,42 +111,24 @@ def plot_denoising_sequence(
 def quality_vs_steps(
     model: ScoreModel,
     reference: Tensor,
-    steps: Sequence[int],
+    steps: Sequence[int | None],
     metric: Callable[[Tensor, Tensor], float],
-    attribute: str = "sampling_steps",
     n: int = 1000,
     seed: int = 0,
 ) -> list[dict[str, float]]:
     """Sample quality ``metric(samples, reference)`` as the sampler's step count varies.
 
-    ``attribute`` is the step count to vary (``"sampling_steps"`` for ddpm/score-sde,
-    ``"n_steps_each"`` for ncsn). Returns rows ``{"steps", "nfe", "metric"}``.
+    Each entry of ``steps`` is passed to ``model.sample(n, generator, steps=k)`` (``None``:
+    the configured count); the model is not changed. Returns rows
+    ``{"steps": k, "nfe", "metric"}`` with ``nfe`` the network evaluations per sample.
     """
     rows = []
-    old = _get_steps(model, attribute)
-    try:
-        for k in steps:
-            _set_steps(model, attribute, int(k))
-            generator = torch.Generator(device=model.device).manual_seed(seed)
-            with torch.no_grad():
-                x = model.sample(n, generator)
-            rows.append(
-                {"steps": int(k), "nfe": model.last_nfe, "metric": float(metric(x, reference))}
-            )
-    finally:
-        _set_steps(model, attribute, old)
+    for k in steps:
+        generator = torch.Generator(device=model.device).manual_seed(seed)
+        with torch.no_grad():
+            x = model.sample(n, generator, steps=k)
+        rows.append({"steps": k, "nfe": model.last_nfe, "metric": float(metric(x, reference))})
     return rows
-
-
-def _get_steps(model: ScoreModel, attribute: str) -> int:
-    return model.sampler.n_steps_each if attribute == "n_steps_each" else getattr(model, attribute)
-
-
-def _set_steps(model: ScoreModel, attribute: str, value: int) -> None:
-    if attribute == "n_steps_each":
-        model.sampler.n_steps_each = value
-    else:
-        setattr(model, attribute, value)
 
 
 def plot_quality_vs_steps(

@@ -2,6 +2,7 @@
 
 from genzoo.models import (  # noqa: F401
     autoregressive,
+    deep_gmm,
     energy,
     flows,
     gans,

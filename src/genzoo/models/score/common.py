@@ -105,29 +105,49 @@ class ScoreModel(GenerativeModel):
     def _noise(self, shape: Sequence[int], generator: torch.Generator | None) -> Tensor:
         return torch.randn(tuple(shape), generator=generator, device=self.device, dtype=self.dtype)
 
-    def sampling_cost(self) -> dict[str, int | str | None]:
-        """Network evaluations per sample of the configured sampler (``None`` if adaptive)."""
+    def sampling_cost(self, steps: int | None = None) -> dict[str, int | str | None]:
+        """Network evaluations per sample of the sampler run with ``steps`` (the configured
+        count when ``None``); ``nfe_per_sample`` is ``None`` for an adaptive solver."""
         raise NotImplementedError
 
+    def _check_steps(self, steps: int | None) -> int | None:
+        if steps is None:
+            return None
+        if isinstance(steps, bool) or int(steps) != steps or steps < 1:
+            raise ValueError(f"steps must be a positive integer or None; got {steps!r}")
+        return int(steps)
+
     def sample_trajectory(
-        self, n: int, generator: torch.Generator | None = None, n_frames: int = 8
+        self,
+        n: int,
+        generator: torch.Generator | None = None,
+        n_frames: int = 8,
+        steps: int | None = None,
     ) -> Tensor:
         """``n_frames`` snapshots of the sampling chain, ``(n_frames, n, *data_shape)``."""
         frames: list[Tensor] = []
-        total = max(1, int(self.sampling_cost().get("steps") or 1))
+        total = max(1, int(self.sampling_cost(steps).get("steps") or 1))
         keep = set(torch.linspace(0, total - 1, n_frames).round().long().tolist())
 
         def record(i: int, y: Tensor) -> None:
             if i in keep:
                 frames.append(self.from_latent(y).clone())
 
-        self._sample(n, generator, record)
+        self._sample(n, generator, record, self._check_steps(steps))
         return torch.stack(frames[-n_frames:])
 
-    def _sample(self, n: int, generator, callback) -> Tensor:
+    def _sample(self, n: int, generator, callback, steps: int | None = None) -> Tensor:
         raise NotImplementedError
 
     @torch.no_grad()
-    def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
-        """Draw ``n`` samples ``(n, *data_shape)``; ``last_nfe`` holds the evaluations made."""
-        return self.from_latent(self._sample(n, generator, None))
+    def sample(
+        self, n: int, generator: torch.Generator | None = None, steps: int | None = None
+    ) -> Tensor:
+        """Draw ``n`` samples ``(n, *data_shape)``; ``last_nfe`` holds the evaluations made.
+
+        ``steps`` overrides the sampler's step count for this call only, without retraining
+        or changing the config: Langevin steps per level (``ncsn``'s ``n_steps_each``),
+        ancestral or predictor steps (``ddpm``/``score-sde`` ``sampling_steps``), or RK4 steps
+        for ``ode_solver="rk4"``. ``sampling_cost(steps)`` gives the evaluations it will cost.
+        """
+        return self.from_latent(self._sample(n, generator, None, self._check_steps(steps)))

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
+from genzoo.models.score.bound import ddpm_elbo
 from genzoo.models.score.common import ScoreModel
 from genzoo.models.score.samplers import (
     ODE_SOLVERS,
@@ -73,11 +74,32 @@ class DiffusionModel(ScoreModel):
         t = torch.as_tensor(t, device=y.device, dtype=y.dtype).expand(y.shape[0])
         return self.latent_score(y, t, averaged) / self.scale
 
-    def ode(self) -> ProbabilityFlowODE:
+    def _steps(self, steps: int | None) -> int:
+        """The step count of one sampling call: ``steps``, or ``sampling_steps`` if ``None``."""
+        steps = self._check_steps(steps)
+        if steps is None:
+            return self.sampling_steps
+        if self.sampler_name == "ode" and self.ode_solver == "rk45":
+            raise ValueError(
+                "steps does not apply to the adaptive rk45 ODE solver (rtol/atol set its "
+                "cost); build the model with ode_solver='rk4' to choose the number of steps"
+            )
+        return steps
+
+    def _ode_cost(self, steps: int | None) -> dict[str, int | str | None]:
+        fixed = self.ode_solver == "rk4"
+        return {
+            "sampler": f"probability-flow ODE ({self.ode_solver})",
+            "nfe_per_sample": 4 * self._steps(steps) if fixed else None,
+            "steps": 1,
+        }
+
+    def ode(self, steps: int | None = None) -> ProbabilityFlowODE:
+        """The probability-flow ODE with ``steps`` RK4 steps (``sampling_steps`` if None)."""
         return ProbabilityFlowODE(
             self.sde,
             self.ode_solver,
-            self.sampling_steps,
+            self.sampling_steps if steps is None else steps,
             self.rtol,
             self.atol,
             self.t_min,
@@ -200,29 +222,26 @@ class ScoreSDE(DiffusionModel):
         eps = self.predict_noise(_expand(mean, y) * y + _expand(sigma, y) * z, t)
         return {"dsm": 0.5 * (eps - z).square().flatten(1).sum(1).mean()}
 
-    def sampling_cost(self) -> dict[str, int | str | None]:
+    def sampling_cost(self, steps: int | None = None) -> dict[str, int | str | None]:
+        """``steps * (1 + n_corrector_steps)`` for PC, ``4 steps`` for RK4, None for RK45."""
         if self.sampler_name == "pc":
-            pc = self._pc()
+            pc = self._pc(steps)
             return {
                 "sampler": "predictor-corrector",
                 "nfe_per_sample": pc.cost(),
-                "steps": self.sampling_steps,
+                "steps": pc.n_steps,
             }
-        fixed = self.ode_solver == "rk4"
-        return {
-            "sampler": f"probability-flow ODE ({self.ode_solver})",
-            "nfe_per_sample": 4 * self.sampling_steps if fixed else None,
-            "steps": 1,
-        }
+        return self._ode_cost(steps)
 
-    def _pc(self) -> PredictorCorrector:
+    def _pc(self, steps: int | None = None) -> PredictorCorrector:
         return PredictorCorrector(
-            self.sde, self.sampling_steps, self.n_corrector_steps, self.snr, self.t_min
+            self.sde, self._steps(steps), self.n_corrector_steps, self.snr, self.t_min
         )
 
-    def _sample(self, n: int, generator, callback) -> Tensor:
+    def _sample(self, n: int, generator, callback, steps: int | None = None) -> Tensor:
         y = self._prior(n, generator)
-        sampler = self._pc() if self.sampler_name == "pc" else self.ode()
+        steps = self._steps(steps)
+        sampler = self._pc(steps) if self.sampler_name == "pc" else self.ode(steps)
         run = sampler if self.sampler_name == "pc" else sampler.sample
         y = run(self.latent_score, y, generator, callback)
         self.last_nfe = sampler.nfe
@@ -238,9 +257,10 @@ class DDPM(DiffusionModel):
     mean over dimensions). ``sampler="ancestral"`` runs Algorithm 2 (respaced to
     ``sampling_steps``); ``"ode"`` integrates the probability-flow ODE of the chain's
     continuous limit, the VP SDE with ``beta(t) = N beta(i = tN)`` (Song et al. 2021, s.3.4).
-    ``log_prob`` is that ODE's likelihood (``density="estimate"``), not the variational
-    bound of Ho et al.; the discrete ``alpha_bar_i`` and the continuous ``m(i/N)^2`` differ by
-    O(beta^2) per step, so it is the likelihood of the continuous-limit model.
+    ``log_prob`` is that ODE's likelihood (``density="estimate"``); ``elbo`` is the
+    variational bound of Ho et al. (eq. 5) on the discrete chain's density. The discrete
+    ``alpha_bar_i`` and the continuous ``m(i/N)^2`` differ by O(beta^2) per step, so
+    ``log_prob`` is the likelihood of the continuous-limit model.
 
     Arguments:
         data_shape: shape of one example.
@@ -296,7 +316,8 @@ class DDPM(DiffusionModel):
         self.n_timesteps, self.sampler_name = int(n_timesteps), sampler
         self.sampling_steps, self.t_min = int(sampling_steps), float(t_min)
         betas = torch.linspace(beta_start, beta_end, self.n_timesteps, dtype=torch.float64)
-        self.register_buffer("alphas_bar", torch.cumprod(1 - betas, 0).float(), persistent=False)
+        self._alphas_bar64 = torch.cumprod(1 - betas, 0)  # float64 for the bound's constants
+        self.register_buffer("alphas_bar", self._alphas_bar64.float(), persistent=False)
         self._vp = VPSDE(beta_start * n_timesteps, beta_end * n_timesteps)
 
     @property
@@ -313,28 +334,54 @@ class DDPM(DiffusionModel):
         pred = self.predict_noise(noisy, (i + 1).to(y.dtype) / self.n_timesteps)
         return {"l_simple": (eps - pred).square().mean()}  # 5. gradient step on |eps - eps_hat|^2
 
-    def sampling_cost(self) -> dict[str, int | str | None]:
+    def sampling_cost(self, steps: int | None = None) -> dict[str, int | str | None]:
+        """``steps`` evaluations (ancestral, at most ``n_timesteps``), ``4 steps`` for RK4."""
         if self.sampler_name == "ancestral":
-            cost = DDPMAncestral(self.alphas_bar, self.sampling_steps).cost()
+            cost = self._ancestral(steps).cost()
             return {"sampler": "ancestral", "nfe_per_sample": cost, "steps": cost}
-        fixed = self.ode_solver == "rk4"
-        return {
-            "sampler": f"probability-flow ODE ({self.ode_solver})",
-            "nfe_per_sample": 4 * self.sampling_steps if fixed else None,
-            "steps": 1,
-        }
+        return self._ode_cost(steps)
 
-    def _sample(self, n: int, generator, callback) -> Tensor:
+    def _ancestral(self, steps: int | None) -> DDPMAncestral:
+        steps = self._steps(steps)
+        if steps > self.n_timesteps:
+            raise ValueError(
+                f"ancestral steps must be in 1..n_timesteps={self.n_timesteps}; got {steps}"
+            )
+        return DDPMAncestral(self.alphas_bar, steps)
+
+    @torch.no_grad()
+    def elbo(self, x: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        """Variational lower bound on ``log p(x)`` per example ``(batch,)``, in nats.
+
+        Ho et al. 2020, eq. 5: ``-(L_T + sum_{t>1} L_{t-1} + L_0)`` over all ``n_timesteps``
+        of the discrete chain with reverse variances ``sigma_t^2 = beta_t`` and a Gaussian
+        decoder ``L_0 = -log N(x_0; mu_theta(x_1, 1), beta_1 I)`` for continuous data (on
+        dequantised data it bounds the density of the dequantised values, not a discrete
+        likelihood); see ``genzoo.models.score.bound``. One noise draw per example and step
+        (seeded by ``generator``) makes it an unbiased estimate of the bound; it costs
+        ``n_timesteps`` network evaluations per example (``last_nfe``). This bounds the
+        discrete chain's density, while ``log_prob`` estimates that of its continuous limit.
+        """
+        y = self.to_latent(self.check_input(x))
+
+        def eps(y_t: Tensor, c: Tensor) -> Tensor:
+            return self.predict_noise(y_t, c, averaged=True)
+
+        bound = ddpm_elbo(eps, y, self._alphas_bar64.to(y.device), generator)
+        self.last_nfe = self.n_timesteps
+        return bound - self.log_scale()
+
+    def _sample(self, n: int, generator, callback, steps: int | None = None) -> Tensor:
         y = self._prior(n, generator)  # 1. x_T ~ N(0, I)
         if self.sampler_name == "ancestral":
-            sampler = DDPMAncestral(self.alphas_bar, self.sampling_steps)
+            sampler = self._ancestral(steps)
 
             def eps(y: Tensor, c: Tensor) -> Tensor:
                 return self.predict_noise(y, c, averaged=True)
 
             y = sampler(eps, y, generator, callback)
         else:
-            sampler = self.ode()
+            sampler = self.ode(self._steps(steps))
             y = sampler.sample(self.latent_score, y, generator, callback)
         self.last_nfe = sampler.nfe
         return y

@@ -120,16 +120,25 @@ class NCSN(ScoreModel):
         eps = self.predict_noise(noisy, sigma.log())
         return {"dsm": 0.5 * (eps - z).square().flatten(1).sum(1).mean()}
 
-    def sampling_cost(self) -> dict[str, int | str | None]:
-        cost = self.sampler.cost()
+    def _langevin(self, steps: int | None) -> AnnealedLangevin:
+        """The configured sampler, or a copy with ``steps`` Langevin steps per level."""
+        self.sampler.sigmas = self.sigmas
+        if steps is None:
+            return self.sampler
+        s = self.sampler
+        return AnnealedLangevin(self.sigmas, self._check_steps(steps), s.step_lr, s.denoise)
+
+    def sampling_cost(self, steps: int | None = None) -> dict[str, int | str | None]:
+        """``L * steps (+1)`` evaluations; ``steps`` is ``n_steps_each`` (configured if None)."""
+        cost = self._langevin(steps).cost()
         return {"sampler": "annealed-langevin", "nfe_per_sample": cost, "steps": cost}
 
-    def _sample(self, n: int, generator, callback) -> Tensor:
-        self.sampler.sigmas = self.sigmas
+    def _sample(self, n: int, generator, callback, steps: int | None = None) -> Tensor:
+        sampler = self._langevin(steps)
         # Start from N(0, sigma_1^2 I) around the (standardised) data mean.
         y = self._noise((n, *self.data_shape), generator) * self.sigmas[0]
-        y = self.sampler(self._latent_score, y, generator, callback)
-        self.last_nfe = self.sampler.nfe
+        y = sampler(self._latent_score, y, generator, callback)
+        self.last_nfe = sampler.nfe
         return y
 
     def log_prob(self, x: Tensor) -> Tensor:
