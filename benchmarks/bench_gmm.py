@@ -12,13 +12,19 @@ Run by hand (not by pytest):
     python benchmarks/bench_gmm.py --iters 20 --cases 200000x2x8,50000x16x10 --device cuda
     python benchmarks/bench_gmm.py --threads 1
     python benchmarks/bench_gmm.py --memmap            # EM over a 10-million-row .npy file
+    python benchmarks/bench_gmm.py --memmap --memmap-rows 1000000 --memmap-d 64 --threads 1
     python benchmarks/bench_gmm.py --memmap --memmap-rows 100000000 --memmap-dir /big/disk
 
---memmap writes N x 2 float32 points to a .npy file (chunk by chunk, with plain writes so
-the writer's memory stays small), then times ``fit_gmm_memmap`` on it and reports the peak
-resident memory during the fit (Linux: VmHWM after resetting it through clear_refs;
-elsewhere resource.getrusage's peak for the whole process, imports included) next to the
-file size: the fit's extra memory should not grow with N.
+--memmap writes N x D float32 points (D = --memmap-d, 2 by default) to a .npy file (chunk by
+chunk, with plain writes so the writer's memory stays small), then times ``fit_gmm_memmap``
+on it and reports the peak resident memory during the fit (Linux: VmHWM after resetting it
+through clear_refs; elsewhere resource.getrusage's peak for the whole process, imports
+included) next to the file size: the fit's extra memory should not grow with N. Unless
+--no-sklearn, scikit-learn's GaussianMixture is then run on the whole file loaded in memory
+(float32, as stored), from the same initial parameters (genzoo's initialisation on the
+file, handed over as weights_init / means_init / precisions_init) for the same number of
+EM iterations (tol=0), with its time, peak memory and final mean train log-likelihood; it is
+skipped when the file is larger than --sklearn-max-mb.
 """
 
 from __future__ import annotations
@@ -161,14 +167,16 @@ def write_npy(path: Path, n: int, d: int, k: int, seed: int, chunk: int = 1_000_
         for start in range(0, n, chunk):
             m = min(chunk, n - start)
             labels = rng.integers(k, size=m)
-            noise = rng.normal(size=(m, d))
-            rows = means[labels] + np.einsum("nij,nj->ni", factors[labels], noise)
+            rows = rng.normal(size=(m, d))  # noise, mapped through its component's factor
+            for j in range(k):
+                sel = labels == j
+                rows[sel] = means[j] + rows[sel] @ factors[j].T
             rows.astype("<f4").tofile(f)
 
 
 def run_memmap(args) -> None:
-    """Time EM over a .npy file read in chunks, and report peak memory."""
-    n, d, k = args.memmap_rows, 2, 8
+    """Time EM over a .npy file read in chunks, and report peak memory (and scikit-learn's)."""
+    n, d, k = args.memmap_rows, args.memmap_d, args.memmap_k
     with tempfile.TemporaryDirectory(dir=args.memmap_dir) as tmp:
         path = Path(tmp) / "points.npy"
         t0 = time.perf_counter()
@@ -190,20 +198,58 @@ def run_memmap(args) -> None:
         sync(args.device)
         fit_s = time.perf_counter() - t0
         peak = vm_hwm_mb() if reset else peak_rss_mb()
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {args.device}")
-    print(
-        f"memmap EM: n={n} d={d} K={k} full float32, file {size_mb:.0f} MB "
-        f"(written in {write_s:.1f} s), chunk_rows={args.chunk_rows}"
-    )
-    print(
-        f"  init + {int(model.n_iter_)} EM iterations: {fit_s:.2f} s, "
-        f"train ll {float(model.log_likelihood_):.5f}"
-    )
-    what = "during the fit" if reset else "of the process (could not reset the mark)"
-    print(
-        f"  RSS at fit start {now:.0f} MB; peak RSS {what} {peak:.0f} MB "
-        f"(+{peak - now:.0f} MB, for a {size_mb:.0f} MB file)"
-    )
+        print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {args.device}")
+        print(
+            f"memmap EM: n={n} d={d} K={k} full float32, file {size_mb:.0f} MB "
+            f"(written in {write_s:.1f} s), chunk_rows={args.chunk_rows}"
+        )
+        print(
+            f"  genzoo init + {int(model.n_iter_)} EM iterations: {fit_s:.2f} s, "
+            f"train ll {float(model.log_likelihood_):.5f} (before the last M-step)",
+            flush=True,
+        )
+        what = "during the fit" if reset else "of the process (could not reset the mark)"
+        print(
+            f"  RSS at fit start {now:.0f} MB; peak RSS {what} {peak:.0f} MB "
+            f"(+{peak - now:.0f} MB, for a {size_mb:.0f} MB file)",
+            flush=True,
+        )
+        if args.no_sklearn:
+            return
+        if size_mb > args.sklearn_max_mb:
+            print(
+                f"  scikit-learn skipped: the file is over --sklearn-max-mb={args.sklearn_max_mb}"
+            )
+            return
+        start = fit_gmm_memmap(path, k, max_iter=0, chunk_rows=args.chunk_rows, seed=args.seed)
+        init = start.double().sklearn_init()
+        del start
+        settle()
+        now = current_rss_mb()
+        reset = reset_peak()
+        t0 = time.perf_counter()
+        x = np.load(path)  # in memory: scikit-learn needs the whole array
+        sk = SkGaussianMixture(
+            n_components=k,
+            covariance_type="full",
+            tol=0.0,
+            reg_covar=1e-6,
+            max_iter=args.memmap_iters,
+            init_params="random_from_data",
+            random_state=args.seed,
+            **init,
+        )
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            sk.fit(x)
+        sk_s = time.perf_counter() - t0
+        sk_peak = vm_hwm_mb() if reset else peak_rss_mb()
+        print(
+            f"  scikit-learn {sk.n_iter_} EM iterations (load + fit, same start): {sk_s:.2f} s, "
+            f"train ll {sk.lower_bound_:.5f} (before the last M-step); "
+            f"peak RSS +{sk_peak - now:.0f} MB",
+            flush=True,
+        )
 
 
 def main() -> None:
@@ -228,7 +274,11 @@ def main() -> None:
         "--memmap", action="store_true", help="only the out-of-memory case (see above)"
     )
     parser.add_argument("--memmap-rows", type=int, default=10_000_000)
+    parser.add_argument("--memmap-d", type=int, default=2, help="dimension of the file's rows")
+    parser.add_argument("--memmap-k", type=int, default=8, help="components (data and fit)")
     parser.add_argument("--memmap-iters", type=int, default=5)
+    parser.add_argument("--no-sklearn", action="store_true", help="--memmap: genzoo only")
+    parser.add_argument("--sklearn-max-mb", type=float, default=2048)
     parser.add_argument("--memmap-dir", default=None, help="where the .npy file is written")
     parser.add_argument("--chunk-rows", type=int, default=65_536)
     args = parser.parse_args()

@@ -124,17 +124,20 @@ def plot_quality_curves(
     """Tracked sample quality against training seconds: one panel per dataset, one line per
     model, the dataset's target as a dashed line (lower is better)."""
     datasets = list(curves)
-    fig, axes = plt.subplots(1, len(datasets), figsize=(5.5 * len(datasets), 4), squeeze=False)
+    fig, axes = plt.subplots(1, len(datasets), figsize=(6.5 * len(datasets), 4.5), squeeze=False)
+    colours, styles = plt.get_cmap("tab10").colors, ("-", "--", ":")
     for ax, dataset in zip(axes[0], datasets, strict=True):
         metric, threshold = targets[dataset]
-        for model, points in sorted(curves[dataset].items()):
+        for i, (model, points) in enumerate(sorted(curves[dataset].items())):
             seconds, values = zip(*points, strict=True)
-            ax.plot(seconds, values, marker=".", lw=1, label=model)
-        ax.axhline(threshold, color="k", ls="--", lw=0.8, label=f"target {threshold:g}")
+            ax.plot(seconds, values, marker=".", lw=1, label=model,
+                    color=colours[i % 10], ls=styles[i // 10 % 3])  # fmt: skip
+        ax.axhline(threshold, color="k", lw=1.5, alpha=0.4, label=f"target {threshold:g}")
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlabel("training seconds")
         ax.set_ylabel(f"{metric} (lower is better)")
         ax.set_title(dataset)
-        ax.legend(fontsize=6, ncol=2)
+        ax.legend(fontsize=6, ncol=1, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    fig.tight_layout()
     return save_figure(fig, path)
