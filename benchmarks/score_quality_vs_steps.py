@@ -8,8 +8,8 @@ predictor steps otherwise; no retraining) and measures MMD to the test split
 ``--no-digits``) trains ``ddpm`` on dequantised digits and measures the Fréchet distance in
 genzoo's digits-classifier features (``genzoo.metrics.frechet``; NOT FID) against the 1,000
 training digits, and Ho et al.'s variational bound (``ddpm.elbo``) on test digits. Writes
-``quality_vs_steps.csv``, ``quality_vs_steps.png`` (and ``digits_quality_vs_steps.png``),
-``table.md`` and ``rows.json`` under ``--out``.
+``quality_vs_steps.csv``, ``quality_vs_steps.png``, ``hq_share_vs_steps.png``,
+``digits_quality_vs_steps.png``, ``table.md`` and ``rows.json`` under ``--out``.
 
     python benchmarks/score_quality_vs_steps.py --out runs/score_quality          # ~5 min
     python benchmarks/score_quality_vs_steps.py --out runs/score_quality --full   # bigger
@@ -174,6 +174,8 @@ def main() -> None:
     rows = toy_rows(args)
     curves = {m: [r for r in rows if r["model"] == m] for m in args.models}
     plot_quality_vs_steps(curves, out / "quality_vs_steps.png", metric_name="MMD (8gaussians)")
+    share = {m: [{**r, "metric": r["hq"]} for r in rs] for m, rs in curves.items()}
+    plot_quality_vs_steps(share, out / "hq_share_vs_steps.png", "share within 3 std of a mode")
     if not args.no_digits:
         digits = digits_rows(args)
         curve = [r for r in digits if r["steps"] != "all"]

@@ -13,6 +13,7 @@ MODELS = [m.name for m in genzoo.list_models()]
 SMALL = {
     "realnvp": {"n_layers": 2, "hidden": 16},
     "gmm": {"n_components": 3},
+    "deep-gmm": {"n_components": [3, 2], "latent_dims": [1, 1], "strict_dims": False},
     "gan": {"hidden": 16},
     "wgan-gp": {"hidden": 16},
     "lsgan": {"hidden": 16},

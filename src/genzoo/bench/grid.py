@@ -61,6 +61,14 @@ DEFAULT_BUDGET = Budget()
 BUDGETS: dict[str, Budget] = {
     # reg_covar 1e-3: full covariances on 1,000 digits overfit badly at 1e-6 (4.2 vs 2.9 bits/dim)
     "gmm": Budget(100, 300, hparams={"n_components": 8, "reg_covar": 1e-3}),
+    # stochastic EM sweeps (batch_size and lr matter only with fit="gradient")
+    "deep-gmm": Budget(
+        50,
+        200,
+        lr=1e-2,
+        hparams={"n_components": [4, 2], "latent_dims": [1, 1], "strict_dims": False},
+        on={"digits": {"quick_steps": 100, "full_steps": 300, "hparams": {"latent_dims": [5, 1]}}},
+    ),
     # flows
     "realnvp": Budget(
         800,
