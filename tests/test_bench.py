@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from genzoo.bench import grid
-from genzoo.bench.measure import time_to_target
+from genzoo.bench.measure import quality_tracker, quality_vs_sampling_steps, time_to_target
 from genzoo.bench.ratings import ratings
 from genzoo.bench.runner import RESULT_FILE, cell_dir, run_bench
 from genzoo.metrics.modes import mode_centres, mode_coverage
@@ -133,6 +133,17 @@ def test_time_to_target_and_the_speed_rule():
     assert table["fast"]["speed"][0] == 5  # sampling 5, training 5
     assert table["never"]["speed"][0] == 3  # sampling 5, never met the target 1
     assert "not met" in table["never"]["speed"][1]
+
+
+def test_quality_against_sampling_steps_of_a_score_model():
+    import genzoo
+
+    data = genzoo.load_dataset("8gaussians", n=256)
+    model = genzoo.create("ddpm", data=data, hidden=16, depth=2, sampling_steps=40).eval()
+    tracker = quality_tracker("8gaussians", seed=0, n=200)
+    points = quality_vs_sampling_steps(model, tracker, (2, 10))
+    assert [(p["steps"], p["nfe"]) for p in points] == [(2, 2.0), (10, 10.0), (None, 40.0)]
+    assert all(p["energy_distance"] > 0 for p in points)  # an untrained model is far off
 
 
 def _chromium() -> str | None:

@@ -120,9 +120,11 @@ def plot_quality_curves(
     curves: dict[str, dict[str, list[tuple[float, float]]]],
     targets: dict[str, tuple[str, float]],
     path: str | Path,
+    xlabel: str = "training seconds",
 ) -> Path:
-    """Tracked sample quality against training seconds: one panel per dataset, one line per
-    model, the dataset's target as a dashed line (lower is better)."""
+    """Sample quality against ``xlabel`` (training seconds, network evaluations per sample):
+    one panel per dataset, one line per model, the dataset's target as a grey line (lower is
+    better)."""
     datasets = list(curves)
     fig, axes = plt.subplots(1, len(datasets), figsize=(6.5 * len(datasets), 4.5), squeeze=False)
     colours, styles = plt.get_cmap("tab10").colors, ("-", "--", ":")
@@ -135,7 +137,7 @@ def plot_quality_curves(
         ax.axhline(threshold, color="k", lw=1.5, alpha=0.4, label=f"target {threshold:g}")
         ax.set_xscale("log")
         ax.set_yscale("log")
-        ax.set_xlabel("training seconds")
+        ax.set_xlabel(xlabel)
         ax.set_ylabel(f"{metric} (lower is better)")
         ax.set_title(dataset)
         ax.legend(fontsize=6, ncol=1, loc="upper left", bbox_to_anchor=(1.0, 1.0))

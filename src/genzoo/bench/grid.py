@@ -23,6 +23,9 @@ class Budget:
     lr: float = 1e-3
     hparams: dict[str, Any] = field(default_factory=dict)
     datasets: tuple[str, ...] | None = None
+    #: Smaller sampler step counts to score besides the configured one (models whose
+    #: ``sample`` takes ``steps=``): the report's quality-against-sampling-steps curve.
+    sampling_steps: tuple[int, ...] = ()
     #: Per-dataset changes of the fields above (``hparams`` are merged, not replaced).
     on: dict[str, dict[str, Any]] = field(default_factory=dict)
 
@@ -190,11 +193,13 @@ BUDGETS: dict[str, Budget] = {
         5000,
         lr=2e-3,
         hparams={"hidden": 64, "depth": 3, "ema": 0.99, "n_steps_each": 20, "step_lr": 1e-4},
+        sampling_steps=(1, 3, 10),
         on={
             "digits": {
                 "quick_steps": 200,
                 "batch_size": 64,
                 "hparams": {"channels": 16, "n_steps_each": 5},
+                "sampling_steps": (1, 2),
             }
         },
     ),
@@ -203,11 +208,13 @@ BUDGETS: dict[str, Budget] = {
         5000,
         lr=2e-3,
         hparams={"hidden": 64, "depth": 3, "ema": 0.99, "sampling_steps": 200},
+        sampling_steps=(10, 30, 100),
         on={
             "digits": {
                 "quick_steps": 200,
                 "batch_size": 64,
                 "hparams": {"channels": 16, "sampling_steps": 50},
+                "sampling_steps": (5, 10, 25),
             }
         },
     ),
@@ -223,11 +230,13 @@ BUDGETS: dict[str, Budget] = {
             "sampling_steps": 100,
             "n_corrector_steps": 0,
         },
+        sampling_steps=(10, 30),
         on={
             "digits": {
                 "quick_steps": 200,
                 "batch_size": 64,
                 "hparams": {"channels": 16, "sampling_steps": 50},
+                "sampling_steps": (5, 10, 25),
             }
         },
     ),

@@ -80,7 +80,9 @@ def quality_target(dataset: str) -> tuple[str, float] | None:
 
 def quality_tracker(dataset: str, seed: int, n: int = N_TRACKED):
     """An ``evaluate`` callback for the Trainer: the dataset's target metric on ``n`` seeded
-    samples against ``n`` test examples (``None`` where the dataset has no target)."""
+    samples against ``n`` test examples (``None`` where the dataset has no target). Called
+    with ``steps=k`` it scores a sampler run with ``k`` steps instead of its configured
+    count."""
     target = quality_target(dataset)
     if target is None:
         return None
@@ -88,9 +90,10 @@ def quality_tracker(dataset: str, seed: int, n: int = N_TRACKED):
     info = dataset_info(dataset)
     reference = load_dataset(dataset, split="test", n=n, seed=seed)
 
-    def sample_quality(model) -> dict[str, float]:
+    def sample_quality(model, steps: int | None = None) -> dict[str, float]:
         generator = torch.Generator(device=model.device).manual_seed(seed)
-        samples = model.sample(n, generator=generator).cpu().float()
+        extra = {} if steps is None else {"steps": steps}  # a sampler's step count
+        samples = model.sample(n, generator=generator, **extra).cpu().float()
         if metric == "frechet_digits":
             samples = on_levels(samples, model, info.levels)
             value = frechet_digits_distance(digits_to_unit(samples), digits_to_unit(reference))
@@ -111,6 +114,20 @@ def time_to_target(evaluations: list[dict[str, float]], dataset: str) -> float |
         if key in row and math.isfinite(row[key]) and row[key] <= threshold:
             return float(row["time"])
     return None
+
+
+def quality_vs_sampling_steps(model, tracker, steps: tuple[int, ...]) -> list[dict[str, float]]:
+    """The tracked quality metric and network evaluations per sample for each sampler step
+    count in ``steps`` and for the configured one (last), on the trained model. Step counts
+    the sampler cannot take (an adaptive ODE solver) are left out."""
+    points = []
+    for k in (*steps, None):
+        try:
+            quality = tracker(model, steps=k)
+        except ValueError:
+            continue
+        points.append({"steps": k, "nfe": float(model.last_nfe), **quality})
+    return points
 
 
 def measure(model, dataset: str, seed: int, history: list[dict[str, float]]) -> dict[str, Any]:

@@ -56,7 +56,9 @@ QUALITY_TEXT = (
     "500 samples against 500 test examples; the dashed line is the target), with the "
     "evaluation time left out of the clock. 's to target' in the tables is the training time "
     "of the first evaluation that met the target (blank: never met within the budget). The "
-    "second figure places each run's final coverage against its training time."
+    "second figure places each run's final coverage against its training time. The third "
+    "scores the trained score models' samplers at fewer steps than configured (same metric, "
+    "same 500 samples): sample quality against network evaluations per sample."
 )
 
 
@@ -108,30 +110,48 @@ def _summary_figures(bench_dir: Path, rows: list[dict[str, Any]]) -> list[str]:
     if not ok:
         return []
     paths = []
-    curves, targets = _quality_curves(bench_dir, ok)
+    curves, targets = _curves(bench_dir, ok, _tracked_during_training)
     if curves:
         paths.append(plot_quality_curves(curves, targets, bench_dir / "quality_curves.png"))
     paths.append(plot_quality_vs_time(ok, bench_dir / "quality_vs_time.png"))
+    curves, targets = _curves(bench_dir, ok, _scored_by_sampling_steps)
+    if curves:
+        paths.append(
+            plot_quality_curves(curves, targets, bench_dir / "quality_vs_sampling_steps.png",
+                                xlabel="network evaluations per sample")
+        )  # fmt: skip
     return [str(path.relative_to(bench_dir)) for path in paths]
 
 
-def _quality_curves(bench_dir: Path, rows: list[dict[str, Any]]):
-    """``{dataset: {model: [(seconds, value), ...]}}`` from the runs' ``eval/`` log rows
-    (first seed), and ``{dataset: (metric, threshold)}``."""
+def _tracked_during_training(run: Path, metric: str) -> list[tuple[float, float]]:
+    """(training seconds, value) of the ``eval/`` rows of a run's metrics log."""
+    log = run / "metrics.jsonl"
+    if not log.is_file():
+        return []
+    key = f"eval/{metric}"
+    rows = map(json.loads, log.read_text(encoding="utf-8").splitlines())
+    return [(max(r["time"], 1e-3), r[key]) for r in rows if key in r]
+
+
+def _scored_by_sampling_steps(run: Path, metric: str) -> list[tuple[float, float]]:
+    """(network evaluations per sample, value) from a run's ``quality_vs_steps.json``."""
+    path = run / "quality_vs_steps.json"
+    if not path.is_file():
+        return []
+    return sorted((p["nfe"], p[metric]) for p in json.loads(path.read_text()))
+
+
+def _curves(bench_dir: Path, rows: list[dict[str, Any]], read):
+    """``{dataset: {model: [(x, value), ...]}}`` read from each model's first run by
+    ``read(run_folder, metric)``, and ``{dataset: (metric, threshold)}``."""
     curves: dict[str, dict[str, list[tuple[float, float]]]] = {}
     targets: dict[str, tuple[str, float]] = {}
     for row in rows:
-        log = bench_dir / _run_path(row) / "metrics.jsonl"
-        if "quality_target" not in row or not log.is_file():
+        if "quality_target" not in row or row["model"] in curves.get(row["dataset"], {}):
             continue
         metric, threshold = row["quality_target"].split(" <= ")
-        key = f"eval/{metric}"
-        points = [
-            (max(entry["time"], 1e-3), entry[key])
-            for entry in map(json.loads, log.read_text(encoding="utf-8").splitlines())
-            if key in entry and entry[key] > 0
-        ]
-        if points and row["model"] not in curves.get(row["dataset"], {}):
+        points = [(x, v) for x, v in read(bench_dir / _run_path(row), metric) if x > 0 and v > 0]
+        if points:
             curves.setdefault(row["dataset"], {})[row["model"]] = points
             targets[row["dataset"]] = (metric, float(threshold))
     return curves, targets

@@ -33,6 +33,8 @@ from genzoo.registry import list_models, model_class
 RESULT_FILE = "result.json"
 #: Sample-quality evaluations during each run (for time-to-target and quality-vs-time).
 TRACKED_POINTS = 5
+#: Quality at several sampler step counts, for models whose budget lists them.
+STEPS_FILE = "quality_vs_steps.json"
 SAMPLES_TEXT = "samples.txt"
 FIRST_COLUMNS = [
     "model", "family", "dataset", "seed", "lr_factor", "status", "density", "measure", "steps",
@@ -107,7 +109,13 @@ def run_cell(
 ) -> dict[str, Any]:
     """Train, measure and picture one cell; a failure becomes a row. Cells of a
     learning-rate sweep (``lr_factor`` other than 1) are measured but not pictured."""
-    from genzoo.bench.measure import measure, quality_target, quality_tracker, time_to_target
+    from genzoo.bench.measure import (
+        measure,
+        quality_target,
+        quality_tracker,
+        quality_vs_sampling_steps,
+        time_to_target,
+    )
     from genzoo.workflow import train
 
     torch.set_num_threads(1)  # one process per core
@@ -135,6 +143,10 @@ def run_cell(
             metric, threshold = quality_target(dataset)
             row["quality_target"] = f"{metric} <= {threshold:g}"
             row["time_to_target"] = time_to_target(trainer.evaluations, dataset)
+            if budget.sampling_steps:
+                with torch.no_grad():
+                    curve = quality_vs_sampling_steps(trained, tracker, budget.sampling_steps)
+                write_json(run_dir / STEPS_FILE, curve)
         if lr_factor == 1.0:
             _pictures(run_dir, trained, trainer.history, dataset, seed)
         row["status"] = "ok"
