@@ -189,7 +189,7 @@ def _sections(bench_dir: Path, rows, figures) -> list[tuple[str, Any]]:
         blocks.append(("list", [f"{r['model']} on {r['dataset']}: {r.get('error', '')}"
                                 for r in failed]))  # fmt: skip
     if figures:
-        blocks.append(("h2", "Quality against training time"))
+        blocks.append(("h2", "Quality against training time and sampling steps"))
         blocks.append(("p", QUALITY_TEXT))
         blocks.append(("images", figures))
     blocks.append(("h2", "Samples (text samples as decoded), densities and loss curves"))
