@@ -117,6 +117,17 @@ def cmd_eval(args: argparse.Namespace) -> None:
     print(json.dumps(evaluate(args.run, dataset=args.data, n=args.n), indent=2))
 
 
+def cmd_figures(args: argparse.Namespace) -> None:
+    from genzoo.figures.catalogue import run_figures
+
+    out = Path(args.out) if args.out else Path(args.run) / "figures"
+    if out.exists() and any(out.iterdir()) and not args.force:
+        raise FileExistsError(f"{out} already holds files: pass --force to overwrite them, "
+                              "or --out another folder")  # fmt: skip
+    for path in run_figures(args.run, out, seed=args.seed):
+        print(f"wrote {path}")
+
+
 def cmd_bench(args: argparse.Namespace) -> None:
     from genzoo.bench import run_bench
 
@@ -195,6 +206,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n", type=int, help="number of test examples")
     p.set_defaults(func=cmd_eval)
 
+    p = sub.add_parser("figures", help="draw every figure that applies to a trained run")
+    p.add_argument("run")
+    p.add_argument("--out", help="folder for the figures (default: RUN/figures)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--force", action="store_true", help="overwrite figures already there")
+    p.set_defaults(func=cmd_figures)
+
     p = sub.add_parser("bench", help="train and compare the families; write the report")
     p.add_argument("--quick", action="store_true", help="small budgets: minutes on a laptop")
     p.add_argument("--models", nargs="+")
@@ -224,7 +242,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         args.func(args)
-    except (GenzooError, ValueError, FileNotFoundError) as err:
+    except (GenzooError, ValueError, FileNotFoundError, FileExistsError) as err:
         print(f"genzoo: error: {err}", file=sys.stderr)
         return 2
     return 0
