@@ -15,7 +15,12 @@ hidden layer (a sweep is ``h -> v -> h``, as in scikit-learn), plain SGD (genzoo
 loop ``model.fit_cd(data, epochs, batch_size, lr)`` (in place, no autograd, no optimiser); its
 general ``genzoo.Trainer`` path (the same update through ``loss`` and ``torch.optim.SGD``, with
 ``steps = epochs * n / batch_size`` batches drawn *with replacement*) is reported as
-``genzoo-trainer`` for transparency. Remaining differences, stated rather than hidden:
+``genzoo-trainer`` for transparency. A third genzoo row, ``genzoo fit_cd bf16 matmuls``, runs
+the same ``fit_cd`` with ``matmul_dtype="bfloat16"``: mixed precision, the products' operands
+cast to bfloat16 with float32 accumulation, everything else (parameters, biases, probabilities,
+updates) in float32; its speed depends on native bfloat16 support (AVX512-BF16/AMX on CPUs)
+and on layer size (at 64 x 64 the casts cost more than the products save).
+Remaining differences, stated rather than hidden:
 
 - ``fit_cd`` sweeps ``ceil(n / batch_size)`` shuffled mini-batches per epoch; scikit-learn sweeps
   the same number of fixed, unshuffled slices.
@@ -48,6 +53,7 @@ Run by hand (not by pytest):
     python benchmarks/rbm_vs_sklearn.py --cases digits --epochs 50 --lr 0.05 --repeats 5
     python benchmarks/rbm_vs_sklearn.py --cases mnist-scale --mnist-epochs 2 --profile
     python benchmarks/rbm_vs_sklearn.py --no-trainer   # skip the (slow) Trainer path
+    python benchmarks/rbm_vs_sklearn.py --no-bf16      # skip the bfloat16-matmul row
 """
 
 from __future__ import annotations
@@ -174,15 +180,29 @@ def _params(model) -> Params:
     )
 
 
-def fit_genzoo(train: np.ndarray, args, epochs: int, n_hidden: int, seed: int):
+def fit_genzoo(
+    train: np.ndarray, args, epochs: int, n_hidden: int, seed: int, matmul_dtype: str = "float32"
+):
     """Fit genzoo's ``rbm`` by its classical loop ``fit_cd``; return ((wall, CPU) s, Params)."""
     x = torch.from_numpy(train)
     model = _genzoo_model(x, args, n_hidden, seed)
     generator = torch.Generator().manual_seed(seed)
     tic, cpu = time.perf_counter(), time.process_time()
-    model.fit_cd(x, epochs=epochs, batch_size=args.batch_size, lr=args.lr, generator=generator)
+    model.fit_cd(
+        x,
+        epochs=epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        generator=generator,
+        matmul_dtype=matmul_dtype,
+    )
     seconds = (time.perf_counter() - tic, time.process_time() - cpu)
     return seconds, _params(model)
+
+
+def fit_genzoo_bf16(train: np.ndarray, args, epochs: int, n_hidden: int, seed: int):
+    """``fit_genzoo`` with ``matmul_dtype="bfloat16"`` (bf16 operands, fp32 accumulation)."""
+    return fit_genzoo(train, args, epochs, n_hidden, seed, matmul_dtype="bfloat16")
 
 
 def fit_genzoo_trainer(train: np.ndarray, args, epochs: int, n_hidden: int, seed: int):
@@ -222,6 +242,8 @@ def fit_sklearn(train: np.ndarray, args, epochs: int, n_hidden: int, seed: int):
 def run_case(case, train, test, args, epochs, n_hidden) -> list[Result]:
     results = []
     fits = [("genzoo", fit_genzoo), ("scikit-learn", fit_sklearn)]
+    if args.bf16:
+        fits.insert(1, ("genzoo fit_cd bf16 matmuls", fit_genzoo_bf16))
     if args.trainer:
         fits.append(("genzoo-trainer", fit_genzoo_trainer))
     for library, fit in fits:
@@ -234,7 +256,7 @@ def run_case(case, train, test, args, epochs, n_hidden) -> list[Result]:
         pll = pseudo_log_likelihood(params, test)
         results.append(Result(case, library, best / epochs, best_cpu / epochs, pll))
         print(
-            f"  {case:12s} {library:14s} {best / epochs:.4f} s/epoch "
+            f"  {case:12s} {library:27s} {best / epochs:.4f} s/epoch "
             f"({best_cpu / epochs:.4f} CPU s/epoch)  PLL {pll:.3f}",
             flush=True,
         )
@@ -285,6 +307,12 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--profile", action="store_true", help="profile genzoo's fit too")
+    parser.add_argument(
+        "--no-bf16",
+        dest="bf16",
+        action="store_false",
+        help="skip the fit_cd row with bfloat16 matrix products",
+    )
     parser.add_argument(
         "--no-trainer",
         dest="trainer",

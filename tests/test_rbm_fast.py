@@ -205,3 +205,57 @@ def test_sigma_survives_save_and_load_and_old_states_still_load(tmp_path):
     rbm.load_state_dict({k: v for k, v in rbm.state_dict().items() if k not in old})
     assert torch.equal(rbm.rbm.log_sigma.detach(), torch.zeros(3))  # sigma = 1, as then
     assert "learn_sigma" not in genzoo.create("rbm", data=(x > 0).float()).config
+
+
+# -- mixed precision: bfloat16 products, float32 everything else -------------------------------
+def test_bf16_matmuls_give_the_fp32_update_to_bf16_precision():
+    x = genzoo.load_dataset("digits-binary", split="train")[:200]
+    layer = RBMLayer(64, 32)
+    gen = torch.Generator().manual_seed(0)
+    v, p = (torch.rand(40, 64, generator=gen) < 0.3).float(), torch.rand(40, 32, generator=gen)
+    weights = torch.cat([torch.full((20,), 1 / 20), torch.full((20,), -1 / 20)])
+    exact = layer.cd_statistics(v, p.clone(), weights)
+    mixed = layer.cd_statistics(v, p.clone(), weights, matmul_dtype=torch.bfloat16)
+    assert all(m.dtype == torch.float32 for m in mixed)
+    torch.testing.assert_close(mixed[0], exact[0], rtol=1e-2, atol=1e-3)
+    assert not torch.equal(mixed[0], exact[0])  # the product really ran in bfloat16
+    deltas = []
+    for name in ("float32", "bfloat16"):  # one CD-1 step from the same state and draws
+        torch.manual_seed(0)
+        model = genzoo.create("rbm", data=x, n_hidden=32, momentum=0.5, weight_decay=0.0)
+        with torch.no_grad():
+            model.rbm.weight.normal_(0, 0.3)
+        before = [t.detach().clone() for t in model.rbm.trained_parameters()]
+        model.fit_cd(x, batch_size=200, lr=0.1, generator=gen.manual_seed(1), matmul_dtype=name)
+        after = model.rbm.trained_parameters()
+        assert all(t.dtype == torch.float32 for t in after)
+        deltas.append([t.detach() - t0 for t, t0 in zip(after, before, strict=True)])
+    for exact, mixed in zip(*deltas, strict=True):  # a few samples may flip: 3e-2, not 1e-2
+        error = ((mixed - exact).norm() / exact.norm()).item()
+        assert 0 < error < 3e-2, error
+
+
+def test_bf16_matmuls_train_as_well_as_fp32(binary_digits):
+    train, test = binary_digits
+    after = {}
+    for name in ("float32", "bfloat16"):
+        torch.manual_seed(0)
+        rbm = genzoo.create("rbm", data=train, n_hidden=16, exact_log_z=True)
+        before = rbm.log_prob(test).mean().item()
+        rbm.fit_cd(
+            train,
+            epochs=15,
+            batch_size=50,
+            lr=0.05,
+            generator=torch.Generator().manual_seed(0),
+            matmul_dtype=name,
+        )
+        after[name] = rbm.log_prob(test).mean().item()
+        assert after[name] > before + 5, (name, before, after)
+    assert abs(after["bfloat16"] - after["float32"]) < 0.5, after
+
+
+def test_fit_cd_refuses_an_unknown_matmul_dtype(binary_digits):
+    rbm = genzoo.create("rbm", data=binary_digits[0][:50], n_hidden=4)
+    with pytest.raises(ValueError, match="float32, bfloat16.*'fp16'"):
+        rbm.fit_cd(binary_digits[0][:50], matmul_dtype="fp16")

@@ -1,7 +1,7 @@
 """Variational autoencoders: ``vae``, ``beta-vae`` (and ``sentence-vae`` for text).
 
 Shared parts: ``networks.py`` (MLP / convolutional encoder and decoder by data shape),
-``likelihoods.py`` (Bernoulli, Gaussian, categorical decoders; the Gaussian KL),
+``likelihoods.py`` (Bernoulli, Gaussian, categorical decoders; the Gaussian KL, free bits),
 ``posterior.py`` (amortised planar flow), ``diagnostics.py`` (KL per dimension, active
 units) and ``latent.py`` (interpolation, traversals); the models in ``model.py`` and
 ``sentence.py``.
@@ -9,7 +9,7 @@ units) and ``latent.py`` (interpolation, traversals); the models in ``model.py``
 
 from genzoo.models.vae.diagnostics import active_units, collapse_report
 from genzoo.models.vae.latent import interpolate, slerp, traverse
-from genzoo.models.vae.likelihoods import gaussian_kl
+from genzoo.models.vae.likelihoods import free_bits_kl, gaussian_kl
 from genzoo.models.vae.model import VAE, BetaVAE
 from genzoo.models.vae.posterior import planar_flow
 from genzoo.models.vae.sentence import SentenceVAE, homotopy
@@ -20,6 +20,7 @@ __all__ = [
     "SentenceVAE",
     "active_units",
     "collapse_report",
+    "free_bits_kl",
     "gaussian_kl",
     "homotopy",
     "interpolate",

@@ -32,6 +32,20 @@ def gaussian_kl(mu: Tensor, logvar: Tensor) -> Tensor:
     return 0.5 * (mu.square() + logvar.exp() - 1.0 - logvar)
 
 
+def free_bits_kl(kl_dims: Tensor, free_bits: float) -> Tensor:
+    """The KL term with free bits (Kingma et al. 2016, "Improved variational inference with
+    inverse autoregressive flow", appendix C.8): ``sum_j max(lambda, E_batch[KL_j])``.
+
+    ``kl_dims`` ``(batch, d)`` holds ``KL(q(z_j | x) || p(z_j))``; below ``lambda`` nats a latent
+    dimension's KL costs nothing, so the optimiser has no gain in shutting it off (posterior
+    collapse) and the decoder learns to use it. ``free_bits = 0`` gives the plain KL.
+    """
+    per_dim = kl_dims.mean(0)  # (d,)
+    if free_bits > 0:
+        per_dim = per_dim.clamp_min(free_bits)
+    return per_dim.sum()
+
+
 def diagonal_normal_log_prob(z: Tensor, mu: Tensor, logvar: Tensor) -> Tensor:
     """``log N(z; mu, diag(exp(logvar)))`` summed over the last dimension, in nats."""
     return -0.5 * ((z - mu).square() / logvar.exp() + logvar + math.log(2 * math.pi)).sum(-1)

@@ -25,11 +25,11 @@ from genzoo.errors import DataError
 from genzoo.models.base import GenerativeModel
 from genzoo.models.flows.base import standard_normal_log_prob
 from genzoo.models.nn import ACTIVATIONS
-from genzoo.models.vae.diagnostics import active_units
 from genzoo.models.vae.likelihoods import (
     LIKELIHOODS,
     VARIANCES,
     diagonal_normal_log_prob,
+    free_bits_kl,
     gaussian_kl,
     make_likelihood,
     resolve_likelihood,
@@ -70,6 +70,7 @@ class _VAEBase(GenerativeModel):
         iwae_samples: int,
         active_threshold: float,
         beta: float,
+        free_bits: float = 0.0,
     ) -> None:
         super().__init__(data_shape)
         if likelihood == "auto":
@@ -94,13 +95,17 @@ class _VAEBase(GenerativeModel):
         if depth < 0 or kl_warmup_steps < 0 or flow_layers < 0:
             raise ValueError(f"need depth, kl_warmup_steps, flow_layers >= 0; got {depth=}, "
                              f"{kl_warmup_steps=}, {flow_layers=}")  # fmt: skip
-        if decoder_std <= 0 or beta < 0 or active_threshold < 0:
-            raise ValueError(f"need decoder_std > 0, beta >= 0, active_threshold >= 0; got "
-                             f"{decoder_std=}, {beta=}, {active_threshold=}")  # fmt: skip
+        if decoder_std <= 0 or beta < 0 or active_threshold < 0 or free_bits < 0:
+            raise ValueError(f"need decoder_std > 0, beta >= 0, active_threshold >= 0, free_bits"
+                             f" >= 0; got {decoder_std=}, {beta=}, {active_threshold=}, "
+                             f"{free_bits=}")  # fmt: skip
+        if free_bits > 0 and posterior != "gaussian":
+            raise ValueError("free_bits needs the KL per latent dimension: posterior='gaussian'")
         self.latent_dim, self.likelihood_name, self.posterior = latent_dim, likelihood, posterior
         self.flow_layers = flow_layers if posterior == "planar" else 0
         self.beta, self.kl_warmup_steps = float(beta), kl_warmup_steps
         self.iwae_samples, self.active_threshold = iwae_samples, active_threshold
+        self.free_bits = float(free_bits)
         #: Binary or integer-level data are scored as they are (no dequantisation).
         self.data_kind = "continuous" if likelihood == "gaussian" else "discrete"
         kind = resolve_network(network, self.data_shape)
@@ -195,24 +200,33 @@ class _VAEBase(GenerativeModel):
     def loss(self, batch: Tensor, player: str = "model") -> dict[str, Tensor]:
         """``-ELBO`` as ``reconstruction + kl_weight * kl``; the ELBO itself, the KL per latent
         dimension and the active units are logged as ``diag/...``."""
-        x = batch.to(device=self.device, dtype=self.dtype)
-        w = self.log_weights(x, samples=1)
-        reconstruction = -w["log_px"].mean()  # -E_q[log p(x|z)], one sample
-        kl_dims = gaussian_kl(w["mu"], w["logvar"])  # (batch, d), appendix B
-        # a flow posterior has no closed form: the Monte-Carlo E_q[log q(z|x) - log p(z)]
-        kl = (w["log_qz"] - w["log_pz"]).mean() if self.flow_layers else kl_dims.sum(1).mean()
+        x = batch.to(next(self.decoder.parameters()))  # its device and dtype (cheaper reads)
+        if self.flow_layers:
+            w = self.log_weights(x, samples=1)
+            mu, logvar, log_px = w["mu"], w["logvar"], w["log_px"]
+            # a flow posterior has no closed-form KL: the Monte-Carlo E_q[log q(z|x) - log p(z)]
+            kl = (w["log_qz"] - w["log_pz"]).mean()
+        else:  # the short path of log_weights for one sample and the analytic KL
+            mu, logvar, _ = self.posterior_parameters(x)
+            z = mu + (0.5 * logvar).exp() * torch.randn_like(mu)  # eq. (10)
+            log_px = self.likelihood.log_prob(x.flatten(1), self.decoder(z))
+        reconstruction = -log_px.mean()  # -E_q[log p(x|z)], one sample
+        kl_dims = gaussian_kl(mu, logvar)  # (batch, d), appendix B
+        if not self.flow_layers:
+            kl = kl_dims.sum(1).mean()
         weight = self.kl_weight()
+        mu = mu.detach()
+        penalty = free_bits_kl(kl_dims, self.free_bits) if self.free_bits else kl
         terms = {
             "reconstruction": reconstruction,
-            "kl": weight * kl,
+            "kl": weight * penalty,
             "diag/elbo": -(reconstruction + kl).detach(),
             "diag/kl_unweighted": kl.detach(),
             "diag/kl_weight": x.new_tensor(weight),
-            "diag/active_units": x.new_tensor(
-                float(active_units(w["mu"].detach(), self.active_threshold))
-            ),
+            # active units (Burda et al. 2016), kept a tensor: no read inside the step
+            "diag/active_units": (mu.var(0) > self.active_threshold).sum().to(x.dtype),
         }
-        for j, value in enumerate(kl_dims.detach().mean(0)):
+        for j, value in enumerate(kl_dims.detach().mean(0).unbind()):
             terms[f"diag/kl_dim{j}"] = value
         return terms
 
@@ -306,9 +320,13 @@ class VAE(_VAEBase):
         posterior: ``"gaussian"`` or ``"planar"`` (amortised planar flow on top of it).
         flow_layers: planar maps of the flow posterior.
         kl_warmup_steps: steps over which the KL weight rises linearly from 0 (0 = none).
+            Without it a Gaussian decoder with learned variance on 2-D data collapses (it
+            fits the data by its noise, KL 0: 8gaussians IWAE NLL 4.26 nats, 3.45 with 500).
         iwae_samples: importance samples ``k`` of ``log_prob`` (IWAE-k).
         active_threshold: a latent unit is active when ``Var_x(E_q[z_j]) > threshold``
             (Burda et al. 2016, section 5.2).
+        free_bits: nats of KL per latent dimension that cost nothing in training (Kingma et
+            al. 2016), against posterior collapse; 0 trains the plain ELBO.
 
     Example:
         >>> import torch, genzoo
@@ -333,14 +351,15 @@ class VAE(_VAEBase):
         activation: str = "relu",
         posterior: str = "gaussian",
         flow_layers: int = 4,
-        kl_warmup_steps: int = 0,
+        kl_warmup_steps: int = 500,
         iwae_samples: int = 1000,
         active_threshold: float = 0.01,
+        free_bits: float = 0.0,
     ) -> None:
         super().__init__(
             data_shape, latent_dim, likelihood, decoder_variance, decoder_std, levels, network,
             hidden, depth, channels, activation, posterior, flow_layers, kl_warmup_steps,
-            iwae_samples, active_threshold, beta=1.0,
+            iwae_samples, active_threshold, beta=1.0, free_bits=free_bits,
         )  # fmt: skip
 
 
@@ -356,6 +375,9 @@ class BetaVAE(_VAEBase):
     Example:
         >>> import torch, genzoo
         >>> model = genzoo.create("beta-vae", data=torch.randn(64, 2), beta=4.0, hidden=16)
+        >>> model.kl_weight()  # warm-up: 0 at step 0, beta after kl_warmup_steps
+        0.0
+        >>> model.steps_done += 500
         >>> model.kl_weight()
         4.0
     """
@@ -376,12 +398,13 @@ class BetaVAE(_VAEBase):
         activation: str = "relu",
         posterior: str = "gaussian",
         flow_layers: int = 4,
-        kl_warmup_steps: int = 0,
+        kl_warmup_steps: int = 500,
         iwae_samples: int = 1000,
         active_threshold: float = 0.01,
+        free_bits: float = 0.0,
     ) -> None:
         super().__init__(
             data_shape, latent_dim, likelihood, decoder_variance, decoder_std, levels, network,
             hidden, depth, channels, activation, posterior, flow_layers, kl_warmup_steps,
-            iwae_samples, active_threshold, beta=beta,
+            iwae_samples, active_threshold, beta=beta, free_bits=free_bits,
         )  # fmt: skip

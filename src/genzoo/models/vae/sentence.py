@@ -5,7 +5,11 @@ An LSTM reads the sentence into ``q(z | x) = N(mu, diag(s^2))``; ``z`` sets the 
 an LSTM language model ``p(x | z) = prod_t p(x_t | x_<t, z)`` (section 3, figure 1). Training
 maximises the ELBO with the two remedies of section 3.1 against posterior collapse: KL cost
 annealing (the KL weight rises from 0 to 1 over ``kl_warmup_steps``) and word dropout (each
-decoder input token is replaced by ``<unk>`` with probability ``word_dropout``). Data are token
+decoder input token is replaced by ``<unk>`` with probability ``word_dropout``). At small budgets
+these are not enough (the KL still falls to 0), so the KL term also has free bits (Kingma,
+Salimans, Jozefowicz, Chen, Sutskever & Welling 2016, appendix C.8): each latent dimension's
+batch-averaged KL below ``free_bits`` nats costs nothing, ``sum_j max(free_bits, E[KL_j])``. The
+logged ``diag/elbo`` and ``elbo`` are the true ELBO either way. Data are token
 ids ``(n, seq_len)`` from ``genzoo.data.text``: positions after the first ``<eos>`` hold ``<pad>``,
 are not scored and are emitted deterministically, so ``log p`` is the sentence's probability.
 """
@@ -25,7 +29,7 @@ from genzoo.errors import DataError
 from genzoo.models.base import GenerativeModel
 from genzoo.models.flows.base import standard_normal_log_prob
 from genzoo.models.vae.diagnostics import active_units
-from genzoo.models.vae.likelihoods import diagonal_normal_log_prob, gaussian_kl
+from genzoo.models.vae.likelihoods import diagonal_normal_log_prob, free_bits_kl, gaussian_kl
 from genzoo.registry import register_model
 from genzoo.validation import check_shape
 
@@ -36,7 +40,8 @@ EVAL_SEED = 0
 
 @register_model("sentence-vae", family="vae")
 class SentenceVAE(GenerativeModel):
-    """Sentence VAE (Bowman et al. 2016): LSTM encoder and decoder, KL annealing, word dropout.
+    """Sentence VAE (Bowman et al. 2016): LSTM encoder and decoder, KL annealing, word dropout,
+    free bits (Kingma et al. 2016).
 
     Arguments:
         data_shape: ``[seq_len]`` (read from the data).
@@ -48,6 +53,9 @@ class SentenceVAE(GenerativeModel):
         kl_warmup_steps: steps over which the KL weight rises linearly from 0 to 1.
         iwae_samples: importance samples of ``log_prob`` (IWAE-k).
         active_threshold: activity threshold of a latent unit (Burda et al. 2016).
+        free_bits: nats of KL per latent dimension that cost nothing in training (free bits,
+            Kingma et al. 2016); annealing and word dropout alone let short runs collapse
+            (KL 0, no active unit), 0.25 keeps every unit active at a small cost in ELBO.
 
     Example:
         >>> import torch, genzoo
@@ -75,6 +83,7 @@ class SentenceVAE(GenerativeModel):
         kl_warmup_steps: int = 1000,
         iwae_samples: int = 100,
         active_threshold: float = 0.01,
+        free_bits: float = 0.25,
     ) -> None:
         super().__init__(data_shape)
         if len(self.data_shape) != 1:
@@ -87,12 +96,12 @@ class SentenceVAE(GenerativeModel):
         for key, value in sizes.items():
             if value < 1:
                 raise ValueError(f"{key} must be >= 1 (vocab_size >= 5, specials included)")
-        if not 0 <= word_dropout <= 1 or kl_warmup_steps < 0:
-            raise ValueError(f"need 0 <= word_dropout <= 1 and kl_warmup_steps >= 0; got "
-                             f"{word_dropout=}, {kl_warmup_steps=}")  # fmt: skip
+        if not 0 <= word_dropout <= 1 or kl_warmup_steps < 0 or free_bits < 0:
+            raise ValueError(f"need 0 <= word_dropout <= 1, kl_warmup_steps >= 0, free_bits >= 0;"
+                             f" got {word_dropout=}, {kl_warmup_steps=}, {free_bits=}")  # fmt: skip
         self.vocab_size, self.latent_dim, self.word_dropout = vocab_size, latent_dim, word_dropout
         self.kl_warmup_steps, self.iwae_samples = kl_warmup_steps, iwae_samples
-        self.active_threshold = active_threshold
+        self.active_threshold, self.free_bits = active_threshold, float(free_bits)
         self.enc_embed = nn.Embedding(vocab_size, embed_dim)
         self.enc_rnn = nn.LSTM(embed_dim, hidden, batch_first=True)
         self.to_posterior = nn.Linear(hidden, 2 * latent_dim)
@@ -170,7 +179,7 @@ class SentenceVAE(GenerativeModel):
         weight = self.kl_weight()
         terms = {
             "reconstruction": reconstruction,
-            "kl": weight * kl,
+            "kl": weight * free_bits_kl(kl_dims, self.free_bits),
             "diag/elbo": -(reconstruction + kl).detach(),
             "diag/kl_unweighted": kl.detach(),
             "diag/kl_weight": mu.new_tensor(weight),

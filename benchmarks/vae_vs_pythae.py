@@ -1,0 +1,239 @@
+"""The same MLP VAE on binarised sklearn digits in genzoo and in pythae: speed and test bounds.
+
+Setup (pythae is never a genzoo dependency; it lives in its own virtual environment, with the
+same CPU build of torch as genzoo's)::
+
+    /work/main/.venv/bin/python -m venv /work/bench-envs/pythae
+    /work/bench-envs/pythae/bin/pip install torch==2.13.0 \\
+        --index-url https://download.pytorch.org/whl/cpu
+    /work/bench-envs/pythae/bin/pip install pythae   # keeps torch 2.13.0+cpu (needs >= 1.10.1)
+
+Run from genzoo's environment (the script reruns itself with ``--pythae-python`` for pythae's
+side; each side uses one thread)::
+
+    .venv/bin/python benchmarks/vae_vs_pythae.py --epochs 100 --seeds 3
+
+Both sides train the same model: ``digits-binary`` (1,000 training, 447 test images of 8x8
+binary pixels, written by genzoo to a temporary ``.npz`` that both read), encoder MLP
+``64 -> hidden -> hidden -> 2 * latent_dim`` and decoder MLP ``latent_dim -> hidden -> hidden ->
+64`` Bernoulli logits (ReLU), ``N(0, I)`` prior, one-sample reparameterised ELBO (Kingma &
+Welling 2014, eq. 10), Adam at the same learning rate and batch size, the same number of epochs
+(genzoo: ``ceil(n / batch)`` steps an epoch, batches drawn with replacement; pythae: its
+``BaseTrainer``, shuffled epochs, ``keep_best_on_train``). Time per epoch: the wall-clock of
+making the trainer and training, over the epochs, median over the seeds (torch's one-off
+import of ``torch._dynamo`` by the first Adam, about 3 s, is paid before the clock starts).
+Both trained models are then scored by the same code below (:func:`bounds`): the test ELBO
+(analytic KL, 10 draws of ``z``) and IWAE-k (Burda et al. 2016, eq. 8) from each model's
+encoder ``(mu, logvar)`` and decoder logits, in nats per image. A third row trains genzoo's
+model with its default KL warm-up (500 steps, Bowman et al. 2016), which pythae's VAE lacks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from contextlib import redirect_stderr, redirect_stdout
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+DEFAULT_PYTHAE = "/work/bench-envs/pythae/bin/python"
+
+
+@torch.no_grad()
+def bounds(
+    encode: Callable[[Tensor], tuple[Tensor, Tensor]],
+    decode_logits: Callable[[Tensor], Tensor],
+    x: Tensor,
+    k: int,
+    seed: int = 0,
+) -> tuple[float, float]:
+    """Mean test ELBO (10 draws, analytic KL) and IWAE-k of a Bernoulli VAE, nats per example.
+
+    ``encode(x (n, D)) -> mu, logvar (n, d)``; ``decode_logits(z (m, d)) -> (m, D)``.
+    """
+    gen = torch.Generator().manual_seed(seed)
+    x = x.flatten(1)
+    mu, logvar = encode(x)
+    std = (0.5 * logvar).exp()
+    kl = 0.5 * (mu.square() + logvar.exp() - 1.0 - logvar).sum(1)
+
+    def log_px(z: Tensor) -> Tensor:  # z (s, n, d) -> (s, n)
+        logits = decode_logits(z.reshape(-1, z.shape[-1])).reshape(*z.shape[:2], -1)
+        target = x.expand(z.shape[0], -1, -1)
+        return -F.binary_cross_entropy_with_logits(logits, target, reduction="none").sum(-1)
+
+    def normal(z: Tensor, m: Tensor, s: Tensor) -> Tensor:
+        return (-0.5 * ((z - m) / s).square() - s.log() - 0.5 * math.log(2 * math.pi)).sum(-1)
+
+    z = mu + std * torch.randn((10, *mu.shape), generator=gen)
+    elbo = (log_px(z).mean(0) - kl).mean()
+    parts = []
+    for start in range(0, k, 100):
+        s = min(100, k - start)
+        z = mu + std * torch.randn((s, *mu.shape), generator=gen)
+        parts.append(log_px(z) + normal(z, torch.zeros_like(mu), torch.ones_like(std))
+                     - normal(z, mu, std))  # fmt: skip
+    iwae = (torch.logsumexp(torch.cat(parts), 0) - math.log(k)).mean()
+    return float(elbo), float(iwae)
+
+
+def mlp(sizes: list[int]) -> nn.Sequential:
+    """``Linear -> ReLU -> ... -> Linear`` (the layout of ``genzoo.models.nn.MLP``)."""
+    layers: list[nn.Module] = []
+    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
+        if i:
+            layers.append(nn.ReLU())
+        layers.append(nn.Linear(a, b))
+    return nn.Sequential(*layers)
+
+
+def run_genzoo(args: argparse.Namespace, data: dict[str, np.ndarray]) -> dict[str, float]:
+    import genzoo
+
+    torch.manual_seed(args.seed)
+    x, test = torch.from_numpy(data["train"]), torch.from_numpy(data["test"])
+    model = genzoo.create("vae", data=x, latent_dim=args.latent_dim, hidden=args.hidden, depth=2,
+                          likelihood="bernoulli", network="mlp",
+                          kl_warmup_steps=args.kl_warmup)  # fmt: skip
+    steps = args.epochs * math.ceil(len(x) / args.batch_size)
+    start = time.perf_counter()
+    trainer = genzoo.Trainer(steps=steps, batch_size=args.batch_size, lr=args.lr,
+                             progress=False, seed=args.seed)  # fmt: skip
+    trainer.fit(model, x)
+    seconds = time.perf_counter() - start
+    model.eval()
+
+    def encode(v: Tensor) -> tuple[Tensor, Tensor]:
+        mu, logvar, _ = model.posterior_parameters(v.reshape(-1, *model.data_shape))
+        return mu, logvar
+
+    elbo, iwae = bounds(encode, lambda z: model.decoder(z)[:, 0], test, args.iwae_k)
+    return {"epoch_s": seconds / args.epochs, "elbo": elbo, "iwae": iwae}
+
+
+def run_pythae(args: argparse.Namespace, data: dict[str, np.ndarray]) -> dict[str, float]:
+    from pythae.data.datasets import BaseDataset
+    from pythae.models import VAE, VAEConfig
+    from pythae.models.base.base_utils import ModelOutput
+    from pythae.models.nn import BaseDecoder, BaseEncoder
+    from pythae.trainers import BaseTrainer, BaseTrainerConfig
+
+    d, h = args.latent_dim, args.hidden
+
+    class Encoder(BaseEncoder):
+        def __init__(self) -> None:
+            super().__init__()
+            self.net = mlp([64, h, h, 2 * d])
+
+        def forward(self, x: Tensor) -> ModelOutput:
+            mu, logvar = self.net(x.flatten(1)).chunk(2, dim=-1)
+            return ModelOutput(embedding=mu, log_covariance=logvar)
+
+    class Decoder(BaseDecoder):
+        def __init__(self) -> None:
+            super().__init__()
+            self.net = mlp([d, h, h, 64])
+
+        def forward(self, z: Tensor) -> ModelOutput:  # pythae's "bce" wants probabilities
+            return ModelOutput(reconstruction=torch.sigmoid(self.net(z)).view(-1, 1, 8, 8))
+
+    torch.manual_seed(args.seed)
+    x, test = torch.from_numpy(data["train"]), torch.from_numpy(data["test"])
+    config = VAEConfig(input_dim=(1, 8, 8), latent_dim=d, reconstruction_loss="bce")
+    model = VAE(config, encoder=Encoder(), decoder=Decoder())
+    with tempfile.TemporaryDirectory() as out:
+        train_config = BaseTrainerConfig(
+            output_dir=out, num_epochs=args.epochs, learning_rate=args.lr,
+            per_device_train_batch_size=args.batch_size, optimizer_cls="Adam",
+            keep_best_on_train=True, no_cuda=True, seed=args.seed,
+        )  # fmt: skip
+        start = time.perf_counter()
+        with open(os.devnull, "w") as null, redirect_stdout(null), redirect_stderr(null):
+            dataset = BaseDataset(x, torch.zeros(len(x)))
+            trainer = BaseTrainer(model, dataset, None, train_config)
+            trainer.train()
+        seconds = time.perf_counter() - start
+        best = trainer._best_model.eval()
+
+    def encode(v: Tensor) -> tuple[Tensor, Tensor]:
+        out = best.encoder(v)
+        return out.embedding, out.log_covariance
+
+    elbo, iwae = bounds(encode, best.decoder.net, test, args.iwae_k)
+    return {"epoch_s": seconds / args.epochs, "elbo": elbo, "iwae": iwae}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--epochs", type=int, default=100)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--latent-dim", type=int, default=8)
+    parser.add_argument("--hidden", type=int, default=128)
+    parser.add_argument("--iwae-k", type=int, default=1000)
+    parser.add_argument("--seeds", type=int, default=3, help="runs per side, seeds 0..n-1")
+    parser.add_argument("--pythae-python", default=DEFAULT_PYTHAE)
+    parser.add_argument("--side", choices=("both", "genzoo", "pythae"), default="both")
+    parser.add_argument("--kl-warmup", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--data", help=argparse.SUPPRESS)  # the .npz a parent wrote
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    if args.side != "both":
+        torch.optim.Adam([nn.Parameter(torch.zeros(1))])  # torch's one-off import (dynamo)
+        data = dict(np.load(args.data))
+        run = run_genzoo if args.side == "genzoo" else run_pythae
+        runs = []
+        for seed in range(args.seeds):
+            args.seed = seed
+            runs.append(run(args, data))
+        print("RESULT " + json.dumps({k: [r[k] for r in runs] for k in runs[0]}))
+        return
+
+    import genzoo
+
+    results = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "digits.npz"
+        np.savez(path, **{s: genzoo.load_dataset("digits-binary", split=s).numpy()
+                          for s in ("train", "test")})  # fmt: skip
+        sides = {
+            "genzoo": ("genzoo", sys.executable, 0),
+            "pythae": ("pythae", args.pythae_python, 0),
+            "genzoo, KL warm-up 500": ("genzoo", sys.executable, 500),
+        }
+        for name, (side, python, warmup) in sides.items():
+            cmd = [python, __file__, "--side", side, "--data", str(path)]
+            cmd += ["--kl-warmup", str(warmup)]
+            for key in ("epochs", "batch_size", "lr", "latent_dim", "hidden", "iwae_k", "seeds"):
+                cmd += [f"--{key.replace('_', '-')}", str(getattr(args, key))]
+            env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+            done = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
+            lines = [ln for ln in done.stdout.splitlines() if ln.startswith("RESULT ")]
+            if done.returncode or not lines:
+                sys.exit(f"{name} side failed:\n{done.stderr[-3000:]}")
+            results[name] = json.loads(lines[-1][7:])
+    net = f"64-{args.hidden}-{args.hidden}-{args.latent_dim}"
+    print(f"digits-binary, MLP VAE {net}, {args.epochs} epochs, batch {args.batch_size}, "
+          f"Adam lr {args.lr}, 1 thread; median time, bounds mean +- sd over "
+          f"{args.seeds} seeds\n")  # fmt: skip
+    print(f"| library | s / epoch | test ELBO (nats) | test IWAE-{args.iwae_k} (nats) |")
+    print("|---|---|---|---|")
+    for side, r in results.items():
+        elbo, iwae = np.array(r["elbo"]), np.array(r["iwae"])
+        print(f"| {side} | {np.median(r['epoch_s']):.3f} | {elbo.mean():.2f} +- {elbo.std():.2f} "
+              f"| {iwae.mean():.2f} +- {iwae.std():.2f} |")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
