@@ -17,6 +17,7 @@ import torch
 import genzoo
 from genzoo.models.base import GenerativeModel
 from genzoo.train.checkpoint import CHECKPOINT_FILE
+from genzoo.train.trainer import EpochOrder
 
 
 def _flow(data):
@@ -212,3 +213,27 @@ def test_evaluations_are_logged_and_kept_out_of_training_and_its_clock(moons, tm
     assert all("eval/mean_norm" not in row for row in trainer.history)
     with pytest.raises(ValueError, match="evaluate_every"):
         genzoo.Trainer(evaluate=slow_quality)
+
+
+def test_epoch_order_sweeps_every_example_once_per_epoch():
+    order = EpochOrder(n=10, batch_size=4, seed=3)
+    epochs = [torch.cat([order.next() for _ in range(3)]) for _ in range(2)]
+    assert [len(order.next()) for _ in range(3)] == [4, 4, 2]  # the last batch is smaller
+    for seen in epochs:
+        assert sorted(seen.tolist()) == list(range(10))
+    assert not torch.equal(epochs[0], epochs[1])  # a new permutation each epoch
+    again = EpochOrder(n=10, batch_size=4, seed=3, drawn=3)  # restarted from a count
+    assert torch.equal(torch.cat([again.next() for _ in range(3)]), epochs[1])
+
+
+def test_resume_with_epoch_order_continues_exactly(moons, tmp_path):
+    initial = _flow(moons)
+    settings = dict(batch_order="epochs", batch_size=300)  # 2000 rows: 7 batches an epoch
+    full = _trainer(steps=40, **settings).fit(_copy(initial), moons)
+    _trainer(steps=22, out=tmp_path / "run", **settings).fit(_copy(initial), moons)
+    resumed = _trainer(steps=40, out=tmp_path / "run", resume=True, **settings)
+    resumed = resumed.fit(_flow(moons), moons)
+    for (k, va), vb in zip(_state(full).items(), _state(resumed).values(), strict=True):
+        assert torch.allclose(va, vb, atol=1e-6), k
+    with pytest.raises(ValueError, match="batch_order"):
+        genzoo.Trainer(batch_order="shuffled")

@@ -67,6 +67,7 @@ def cmd_train(args: argparse.Namespace) -> None:
         data_seed=args.seed,
         steps=args.steps,
         batch_size=args.batch_size,
+        batch_order=args.batch_order,
         lr=args.lr,
         seed=args.seed,
         device=args.device,
@@ -168,6 +169,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--target", help="fit an unnormalised target density instead (u1..u4)")
     p.add_argument("--steps", type=int, default=2000)
     p.add_argument("--batch-size", type=int, default=512)
+    p.add_argument("--batch-order", default="random", choices=["random", "epochs"],
+                   help="random batches with replacement, or shuffled sweeps (epochs)")  # fmt: skip
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument(
         "--set",

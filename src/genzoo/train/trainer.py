@@ -50,6 +50,31 @@ Evaluator = Callable[[GenerativeModel], Mapping[str, float]]
 EVAL_PREFIX = "eval/"
 
 
+BATCH_ORDERS = ("random", "epochs")
+
+
+class EpochOrder:
+    """Mini-batch indices that sweep ``n`` examples in a new permutation each epoch.
+
+    The permutation of epoch ``e`` comes from a generator seeded by ``(seed, e)``, so the
+    order is reproduced from the count of batches drawn alone (which a checkpoint keeps).
+    """
+
+    def __init__(self, n: int, batch_size: int, seed: int, drawn: int = 0) -> None:
+        self.n, self.batch_size, self.seed, self.drawn = n, batch_size, seed, drawn
+        self.per_epoch = math.ceil(n / batch_size)
+        self._epoch, self._perm = -1, torch.empty(0, dtype=torch.long)
+
+    def next(self) -> Tensor:
+        """Indices of the next batch."""
+        epoch, position = divmod(self.drawn, self.per_epoch)
+        if epoch != self._epoch:
+            generator = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+            self._epoch, self._perm = epoch, torch.randperm(self.n, generator=generator)
+        self.drawn += 1
+        return self._perm[position * self.batch_size : (position + 1) * self.batch_size]
+
+
 OPTIMIZERS = {"adam": torch.optim.Adam, "sgd": torch.optim.SGD, "rmsprop": torch.optim.RMSprop}
 
 
@@ -72,7 +97,10 @@ class Trainer:
 
     Arguments:
         steps: optimiser steps (or ``fit_step`` calls for self-fitting models).
-        batch_size: examples per mini-batch, drawn with replacement by a seeded generator.
+        batch_size: examples per mini-batch.
+        batch_order: ``"random"`` draws each batch uniformly with replacement from a seeded
+            generator; ``"epochs"`` sweeps the data in a fresh seeded permutation each epoch
+            (every example once per epoch, the last batch of an epoch possibly smaller).
         lr: Adam learning rate (a model may add its own settings per player).
         out: run folder for checkpoints and ``metrics.jsonl``; ``None`` keeps nothing on disk.
         seed: seeds parameters' initial noise, batches and the model's sampling during training.
@@ -95,6 +123,7 @@ class Trainer:
 
     steps: int = 2000
     batch_size: int = 512
+    batch_order: str = "random"
     lr: float = 1e-3
     out: str | Path | None = None
     seed: int = 0
@@ -110,11 +139,16 @@ class Trainer:
     evaluate: Evaluator | None = None
     evaluate_every: int = 0
     history: list[dict[str, float]] = field(default_factory=list, init=False, repr=False)
+    _order: EpochOrder | None = field(default=None, init=False, repr=False)
     evaluations: list[dict[str, float]] = field(default_factory=list, init=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.steps < 0 or self.batch_size < 1 or self.lr <= 0:
             raise ValueError("steps must be >= 0, batch_size >= 1 and lr > 0")
+        if self.batch_order not in BATCH_ORDERS:
+            raise ValueError(
+                f"batch_order must be one of {list(BATCH_ORDERS)}, not {self.batch_order!r}"
+            )
         if self.dtype not in DTYPES:
             raise ValueError(f"dtype must be one of {sorted(DTYPES)}, not {self.dtype!r}")
         if self.device.startswith("cuda") and not torch.cuda.is_available():
@@ -153,11 +187,15 @@ class Trainer:
             for player in model.players
         }
         batches = torch.Generator(device="cpu").manual_seed(self.seed)
-        start = 0
+        start, drawn = 0, 0
         if self.resume and out is not None and (out / CHECKPOINT_FILE).exists():
-            start, rng, _ = load_checkpoint(out / CHECKPOINT_FILE, model, optimizers)
+            start, rng, extra = load_checkpoint(out / CHECKPOINT_FILE, model, optimizers)
             batches.set_state(rng["batches"])
             torch.set_rng_state(rng["torch"])
+            drawn = int(extra.get("batches_drawn", 0))
+        self._order = None
+        if self.batch_order == "epochs" and data is not None:
+            self._order = EpochOrder(data.shape[0], self.batch_size, self.seed, drawn)
         if out is not None:
             write_json(out / "trainer.json", self._settings())
             if run_info is not None:
@@ -244,7 +282,10 @@ class Trainer:
     def _batch(self, data: Tensor | None, batches: torch.Generator) -> Tensor | None:
         if data is None:
             return None
-        index = torch.randint(data.shape[0], (self.batch_size,), generator=batches)
+        if self._order is not None:
+            index = self._order.next()
+        else:
+            index = torch.randint(data.shape[0], (self.batch_size,), generator=batches)
         return self._apply_transform(data[index.to(data.device)], batches)
 
     def _apply_transform(self, batch: Tensor | None, batches: torch.Generator) -> Tensor | None:
@@ -295,7 +336,8 @@ class Trainer:
 
     def _checkpoint(self, out: Path, model, optimizers, step: int, batches) -> None:
         rng = {"batches": batches.get_state(), "torch": torch.get_rng_state()}
-        save_checkpoint(out / CHECKPOINT_FILE, model, optimizers, step, rng)
+        extra = {"batches_drawn": self._order.drawn} if self._order is not None else {}
+        save_checkpoint(out / CHECKPOINT_FILE, model, optimizers, step, rng, extra)
         model.save(out)
 
     @staticmethod
@@ -321,6 +363,7 @@ class Trainer:
         settings = asdict(self)
         settings.pop("history")
         settings.pop("evaluations")
+        settings.pop("_order")
         settings["out"] = str(self.out)
         settings["transform"] = getattr(self.transform, "__name__", repr(self.transform))
         settings["evaluate"] = getattr(self.evaluate, "__name__", repr(self.evaluate))
