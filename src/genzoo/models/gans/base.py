@@ -77,6 +77,7 @@ class AdversarialModel(GenerativeModel):
         n_critic: discriminator steps per generator step.
         clip_value: clamp the critic's weights to ``[-c, c]`` after each of its steps; 0: off.
         ema_decay: decay of the generator's weight EMA used by ``sample``; 0: off.
+        betas: Adam betas of both players; ``None`` keeps the class's (the paper's).
     """
 
     density = "none"
@@ -96,6 +97,7 @@ class AdversarialModel(GenerativeModel):
         n_critic: int,
         clip_value: float,
         ema_decay: float,
+        betas: Sequence[float] | None = None,
     ) -> None:
         super().__init__(data_shape)
         if loss not in LOSSES:
@@ -118,6 +120,10 @@ class AdversarialModel(GenerativeModel):
         self.n_critic = n_critic
         self.clip_value = float(clip_value)
         self.ema_decay = float(ema_decay)
+        if betas is not None:
+            if len(betas) != 2 or not all(0.0 <= b < 1.0 for b in betas):
+                raise ValueError(f"betas must be two numbers in [0, 1); got {betas!r}")
+            self.betas = (float(betas[0]), float(betas[1]))  # shadows the class's default
         self._grad_norms: dict[str, Tensor] = {}
 
     def init_ema(self) -> None:

@@ -52,6 +52,9 @@ class GAN(_MLPOrConvGAN):
         penalty_weight: gamma (R1/R2) or lambda (gp).
         n_critic: discriminator steps per generator step.
         ema_decay: generator weight EMA used for sampling; 0 turns it off.
+        betas: Adam betas of both players; ``None``: DCGAN's ``(0.5, 0.999)``. ``(0, 0.99)``,
+            StyleGAN's choice with R1 (Karras et al. 2019), makes the modes of
+            ``25gaussians`` far sharper (``benchmarks/bench_gan_modes.py``).
 
     References:
         Goodfellow et al., "Generative adversarial nets", NeurIPS 2014.
@@ -77,11 +80,12 @@ class GAN(_MLPOrConvGAN):
         penalty_weight: float = 10.0,
         n_critic: int = 1,
         ema_decay: float = 0.0,
+        betas: Sequence[float] | None = None,
     ) -> None:
         if loss not in ("minimax", "non-saturating"):
             raise ValueError(f"gan loss must be 'minimax' or 'non-saturating'; got {loss!r}")
         super().__init__(data_shape, latent_dim, loss, penalty, penalty_weight, n_critic, 0.0,
-                         ema_decay)  # fmt: skip
+                         ema_decay, betas)  # fmt: skip
         self.build(hidden, depth, activation, output)
 
 
