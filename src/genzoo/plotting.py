@@ -12,6 +12,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+from matplotlib.ticker import NullFormatter  # noqa: E402
 from torch import Tensor  # noqa: E402
 
 
@@ -137,6 +138,7 @@ def plot_quality_curves(
         ax.axhline(threshold, color="k", lw=1.5, alpha=0.4, label=f"target {threshold:g}")
         ax.set_xscale("log")
         ax.set_yscale("log")
+        ax.xaxis.set_minor_formatter(NullFormatter())  # minor labels collide on short ranges
         ax.set_xlabel(xlabel)
         ax.set_ylabel(f"{metric} (lower is better)")
         ax.set_title(dataset)
