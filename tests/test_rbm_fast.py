@@ -204,7 +204,8 @@ def test_sigma_survives_save_and_load_and_old_states_still_load(tmp_path):
     old = ("chain_hidden", "rbm.log_sigma")  # states saved before these existed still load
     rbm.load_state_dict({k: v for k, v in rbm.state_dict().items() if k not in old})
     assert torch.equal(rbm.rbm.log_sigma.detach(), torch.zeros(3))  # sigma = 1, as then
-    assert "learn_sigma" not in genzoo.create("rbm", data=(x > 0).float()).config
+    with pytest.raises(ValueError, match="gb-rbm"):  # binary units have no sigma
+        genzoo.create("rbm", data=(x > 0).float(), learn_sigma=True)
 
 
 # -- mixed precision: bfloat16 products, float32 everything else -------------------------------

@@ -433,8 +433,11 @@ class _RBM(LogZCache, GenerativeModel):
         ais_runs: int = 100,
         ais_seed: int = 0,
         exact_log_z: bool = False,
+        learn_sigma: bool = False,
     ) -> None:
         GenerativeModel.__init__(self, data_shape)
+        if learn_sigma and self.visible_type != "gaussian":
+            raise ValueError("learn_sigma needs Gaussian visible units: use gb-rbm")
         if cd_k < 1 or n_chains < 1 or sample_steps < 1:
             raise ValueError(
                 f"need cd_k, n_chains, sample_steps >= 1; got {cd_k}, {n_chains}, {sample_steps}"
@@ -450,7 +453,6 @@ class _RBM(LogZCache, GenerativeModel):
                 f"exact_log_z enumerates 2^n_hidden states: needs n_hidden <= 20, "
                 f"got {n_hidden}; use AIS (exact_log_z=False)"
             )
-        learn_sigma = self.__dict__.get("learn_sigma", False)  # set by GaussianRBM.__init__
         self.rbm = RBMLayer(self.data_dim, n_hidden, self.visible_type, learn_sigma=learn_sigma)
         self.cd_k, self.persistent, self.weight_decay = int(cd_k), bool(persistent), weight_decay
         self.momentum, self.optimizer, self.sample_steps = momentum, optimizer, int(sample_steps)
@@ -777,40 +779,6 @@ class GaussianRBM(_RBM):
 
     visible_type = "gaussian"
     data_kind = "continuous"
-
-    def __init__(
-        self,
-        data_shape: Sequence[int],
-        n_hidden: int = 64,
-        cd_k: int = 1,
-        persistent: bool = False,
-        n_chains: int = 100,
-        weight_decay: float = 2e-4,
-        momentum: float = 0.9,
-        optimizer: str = "sgd",
-        sample_steps: int = 1000,
-        ais_betas: int = 1000,
-        ais_runs: int = 100,
-        ais_seed: int = 0,
-        exact_log_z: bool = False,
-        learn_sigma: bool = False,
-    ) -> None:
-        self.__dict__["learn_sigma"] = bool(learn_sigma)  # read when _RBM builds the layer
-        super().__init__(
-            data_shape,
-            n_hidden,
-            cd_k,
-            persistent,
-            n_chains,
-            weight_decay,
-            momentum,
-            optimizer,
-            sample_steps,
-            ais_betas,
-            ais_runs,
-            ais_seed,
-            exact_log_z,
-        )
 
     @torch.no_grad()
     def initialize(self, data: Tensor) -> None:
