@@ -36,10 +36,10 @@ def cmd_list(args: argparse.Namespace) -> None:
     if args.what == "all":
         print()
     if args.what in ("datasets", "all"):
-        print(f"{'dataset':<14} {'kind':<8} {'shape':<10} description")
+        print(f"{'dataset':<21} {'kind':<8} {'shape':<10} description")
         for d in genzoo.list_datasets():
             shape = "x".join(map(str, d.shape))
-            print(f"{d.name:<14} {d.kind:<8} {shape:<10} {d.description}")
+            print(f"{d.name:<21} {d.kind:<8} {shape:<10} {d.description}")
 
 
 def cmd_train(args: argparse.Namespace) -> None:

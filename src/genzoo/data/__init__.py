@@ -1,4 +1,4 @@
-"""Datasets, all offline: 2-D toys with true densities, digits, tabular tables, user files.
+"""Datasets, all offline: 2-D toys with true densities, digits, MNIST, tables, text, user files.
 
 ``load_dataset(name_or_path, split, n, seed)`` returns a float tensor (torch's default dtype),
 except text datasets: int64 token ids.
@@ -10,12 +10,16 @@ same arguments always give the same tensor and no global random state is touched
   (default 10,000), with the true log density in ``true_log_prob`` and the entropy in
   ``true_entropy``.
 - ``digits`` / ``digits-binary`` (:mod:`genzoo.data.images`): fixed 1000/350/447 split.
+- ``mnist``, ``fashion-mnist`` and their ``-binary`` variants (:mod:`genzoo.data.idx`): read
+  from the user's local IDX files in ``$GENZOO_DATA`` or ``~/.genzoo/data`` (never downloaded);
+  fixed 50k/10k/10k split, grey levels 0..255 (levels 256) or {0, 1} thresholded at 128.
 - ``wine``, ``iris``, ``breast-cancer`` (:mod:`genzoo.data.tabular`): seeded 70/10/20 split,
   standardised with the training split's statistics.
 - Text (:mod:`genzoo.data.text`): ``stdlib-chars``, ``stdlib-words``, ``stdlib-sentences`` and
   the synthetic ``grammar``, as int64 token ids ``(n, seq_len)``; ``text.tokenizer_for(name)``
   decodes them. ``grammar`` has an exact ``true_log_prob`` and ``true_entropy``.
-- A path to a ``.npy``, ``.npz`` or ``.csv`` file (:mod:`genzoo.data.files`): seeded 80/10/10.
+- A path to a ``.npy``, ``.npz``, ``.csv`` or IDX (``…-ubyte[.gz]``) file
+  (:mod:`genzoo.data.files`): seeded 80/10/10.
 
 For the fixed-size datasets ``n`` takes the first ``min(n, size of the split)`` examples.
 """
@@ -28,7 +32,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from genzoo.data import files, images, tabular, text, toy2d
+from genzoo.data import files, idx, images, tabular, text, toy2d
 from genzoo.data._common import SPLITS, check_n, check_split, make_rng
 from genzoo.errors import DataError, DensityUnavailable, unknown_name
 from genzoo.validation import check_finite, check_shape
@@ -80,6 +84,15 @@ def _build_infos() -> dict[str, DatasetInfo]:
         False,
         "sklearn 8x8 handwritten digits thresholded at 8 to {0, 1} (split 1000/350/447)",
     )
+    for name in idx.IDX_DATASETS:
+        infos[name] = DatasetInfo(
+            name,
+            "image",
+            (1, *idx.IMAGE_SIZE),
+            2 if name.endswith("-binary") else idx.IDX_LEVELS,
+            False,
+            idx.IDX_DESCRIPTIONS[name] + idx.NEEDS_FILES_NOTE,
+        )
     tabular_cols = {"wine": 13, "iris": 4, "breast-cancer": 30}
     for name, (_, about) in tabular.TABULAR_SOURCES.items():
         infos[name] = DatasetInfo(
@@ -127,7 +140,7 @@ def load_dataset(
     """Examples of a shipped dataset or of the user's file, as a float tensor (text: int64 ids).
 
     Args:
-        name_or_path: a name from ``list_datasets()`` or the path of a .npy/.npz/.csv file.
+        name_or_path: a name from ``list_datasets()`` or the path of a .npy/.npz/.csv/IDX file.
         split: ``"train"``, ``"val"`` or ``"test"``.
         n: toys draw ``n`` points (default 10,000); other datasets keep the first ``n``.
         seed: a non-negative integer; the same arguments always give the same tensor.
@@ -150,7 +163,9 @@ def load_dataset(
         return text.load_text_dataset(name, split, n, seed)
     if info.kind == "pair":
         return domains.load_domain_pair(name, split, n, seed)
-    if info.kind == "image":
+    if info.kind == "image" and name in idx.IDX_DATASETS:
+        x = idx.load_idx_split(name, split)  # uint8: converted after taking the first n
+    elif info.kind == "image":
         x = images.load_digits_split(split, binary=name == "digits-binary")
     else:
         x = tabular.load_table_split(name, split, seed)

@@ -1,33 +1,49 @@
-"""The user's own data files: ``.npy``, ``.npz`` and ``.csv``, read only, never written.
+"""The user's own data files: ``.npy``, ``.npz``, ``.csv`` and IDX, read only, never written.
 
-Examples are along the first axis; a 1-D array becomes a column (n, 1). The rows are split
-80/10/10 into train/val/test by a permutation seeded with ``seed``. Every problem raises
+Examples are along the first axis; a 1-D array becomes a column (n, 1). IDX files (MNIST's
+format, :mod:`genzoo.data.idx`) are recognised by name: ``…-ubyte``, ``….idx3``, ``…-ubyte.gz``
+and the like; 3-D IDX images (n, rows, cols) gain a channel axis: (n, 1, rows, cols). The rows
+are split 80/10/10 into train/val/test by a permutation seeded with ``seed``. Every problem raises
 ``genzoo.errors.DataError`` saying what is wrong and what to do.
 """
 
 from __future__ import annotations
 
 import csv
+import re
 import zipfile
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from genzoo.data import idx
 from genzoo.data._common import check_split, make_rng, split_sizes
 from genzoo.errors import DataError
 from genzoo.validation import check_finite
 
 FILE_FRACTIONS = (0.8, 0.1, 0.1)
 SUPPORTED_SUFFIXES = (".npy", ".npz", ".csv")
+_IDX_NAME = re.compile(r"(-ubyte|\.idx\d?(-ubyte)?)(\.gz)?$", re.IGNORECASE)
 NPZ_KEYS = ("x", "X", "data", "arr_0")
 
 
+def is_idx_name(path: str | Path) -> bool:
+    """True for IDX file names: ``train-images-idx3-ubyte[.gz]``, ``x.idx3-ubyte``, ``x.idx``."""
+    return _IDX_NAME.search(Path(path).name) is not None
+
+
 def looks_like_path(name: str | Path) -> bool:
-    """True for a ``Path`` or a string with a directory separator or a file extension."""
+    """True for a ``Path``, a string with a directory separator or a file extension, or an IDX
+    file name."""
     if isinstance(name, Path):
         return True
-    return "/" in name or "\\" in name or Path(name).suffix != ""
+    return "/" in name or "\\" in name or Path(name).suffix != "" or is_idx_name(name)
+
+
+def _read_idx(path: Path) -> np.ndarray:
+    array = idx.read_idx(path)
+    return array[:, None] if array.ndim == 3 else array  # images (n, rows, cols) get a channel
 
 
 def _numeric(array: np.ndarray, path: Path) -> np.ndarray:
@@ -129,20 +145,21 @@ def read_data_file(path: str | Path) -> np.ndarray:
     path = Path(path)
     if not path.exists():
         raise DataError(
-            f"no such file: {path}; give the path of an existing .npy, .npz or .csv file "
+            f"no such file: {path}; give the path of an existing .npy, .npz, .csv or IDX file "
             "or the name of a shipped dataset (see genzoo.list_datasets())"
         )
     if path.is_dir():
-        raise DataError(f"{path} is a folder; give the path of a .npy, .npz or .csv file")
-    suffix = path.suffix.lower()
-    if suffix not in SUPPORTED_SUFFIXES:
+        raise DataError(f"{path} is a folder; give the path of a .npy, .npz, .csv or IDX file")
+    suffix = "idx" if is_idx_name(path) else path.suffix.lower()
+    if suffix != "idx" and suffix not in SUPPORTED_SUFFIXES:
         raise DataError(
             f"{path} has the unsupported extension {path.suffix or '(none)'!r}; "
-            f"genzoo reads {', '.join(SUPPORTED_SUFFIXES)}: convert the data to one of them"
+            f"genzoo reads {', '.join(SUPPORTED_SUFFIXES)} and IDX files (…-ubyte[.gz]): "
+            "convert the data to one of them"
         )
     if path.stat().st_size == 0:
         raise DataError(f"{path} is empty (0 bytes); give a file holding at least one example")
-    reader = {".npy": _read_npy, ".npz": _read_npz, ".csv": _read_csv}[suffix]
+    reader = {".npy": _read_npy, ".npz": _read_npz, ".csv": _read_csv, "idx": _read_idx}[suffix]
     array = np.asarray(reader(path))
     if array.ndim == 0:
         raise DataError(
