@@ -44,6 +44,7 @@ def cmd_list(args: argparse.Namespace) -> None:
 
 def cmd_train(args: argparse.Namespace) -> None:
     from genzoo.target_fitting import evaluate_target, fit_target
+    from genzoo.train.distributed import is_main_process
     from genzoo.workflow import evaluate, train
 
     if (args.data is None) == (args.target is None):
@@ -54,6 +55,8 @@ def cmd_train(args: argparse.Namespace) -> None:
                    steps=args.steps, lr=args.lr, seed=args.seed, device=args.device,
                    dtype=args.dtype, clip_grad=args.clip_grad, resume=args.resume,
                    force=args.force)  # fmt: skip
+        if not is_main_process():  # under torchrun, rank 0 alone reports
+            return
         print(json.dumps(evaluate_target(out), indent=2))
         print(f"run saved in {out}")
         return
@@ -76,6 +79,8 @@ def cmd_train(args: argparse.Namespace) -> None:
         resume=args.resume,
         force=args.force,
     )
+    if not is_main_process():  # under torchrun, rank 0 alone reports
+        return
     last = trainer.history[-1] if trainer.history else {}
     print(f"trained {model.name} on {args.data}: {json.dumps(last)}")
     print(json.dumps(evaluate(out), indent=2))

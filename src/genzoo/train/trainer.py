@@ -24,7 +24,9 @@ from tqdm.auto import tqdm
 from genzoo.errors import RunExistsError, TrainingDiverged
 from genzoo.io import atomic_write, write_json
 from genzoo.models.base import GenerativeModel
+from genzoo.train import distributed
 from genzoo.train.checkpoint import CHECKPOINT_FILE, load_checkpoint, save_checkpoint
+from genzoo.train.distributed import DIAGNOSTIC_PREFIX, RANK_STRIDE, Context  # noqa: F401 (re-export)
 from genzoo.validation import check_finite, check_shape
 
 METRICS_FILE = "metrics.jsonl"
@@ -40,8 +42,6 @@ RUN_FILES = (
     "trainer.json",
 )
 
-#: Loss terms named ``diag/...`` are logged but not minimised (accuracies, norms).
-DIAGNOSTIC_PREFIX = "diag/"
 #: ``transform(batch, generator)`` applied to every batch, e.g. uniform dequantisation.
 BatchTransform = Callable[[Tensor, torch.Generator], Tensor]
 #: ``evaluate(model)`` run during training, e.g. a sample-quality metric; logged as ``eval/...``.
@@ -58,11 +58,18 @@ class EpochOrder:
 
     The permutation of epoch ``e`` comes from a generator seeded by ``(seed, e)``, so the
     order is reproduced from the count of batches drawn alone (which a checkpoint keeps).
+    Under data-parallel training every rank draws the same permutation and sweeps its share,
+    ``perm[rank::world]``, padded from the permutation's start to an equal length (as
+    ``torch.utils.data.DistributedSampler`` does), so a few examples come twice per epoch.
     """
 
-    def __init__(self, n: int, batch_size: int, seed: int, drawn: int = 0) -> None:
+    def __init__(
+        self, n: int, batch_size: int, seed: int, drawn: int = 0, rank: int = 0, world: int = 1
+    ) -> None:
         self.n, self.batch_size, self.seed, self.drawn = n, batch_size, seed, drawn
-        self.per_epoch = math.ceil(n / batch_size)
+        self.rank, self.world = rank, world
+        self.share = math.ceil(n / world)
+        self.per_epoch = math.ceil(self.share / batch_size)
         self._epoch, self._perm = -1, torch.empty(0, dtype=torch.long)
 
     def next(self) -> Tensor:
@@ -70,7 +77,11 @@ class EpochOrder:
         epoch, position = divmod(self.drawn, self.per_epoch)
         if epoch != self._epoch:
             generator = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
-            self._epoch, self._perm = epoch, torch.randperm(self.n, generator=generator)
+            perm = torch.randperm(self.n, generator=generator)
+            if self.world > 1:
+                padded = perm.repeat(math.ceil(self.share * self.world / self.n))
+                perm = padded[: self.share * self.world][self.rank :: self.world]
+            self._epoch, self._perm = epoch, perm
         self.drawn += 1
         return self._perm[position * self.batch_size : (position + 1) * self.batch_size]
 
@@ -97,14 +108,16 @@ class Trainer:
 
     Arguments:
         steps: optimiser steps (or ``fit_step`` calls for self-fitting models).
-        batch_size: examples per mini-batch.
+        batch_size: examples per mini-batch, per process when data-parallel (as in
+            torch's DDP): 4 processes with ``batch_size=512`` average gradients over 2,048
+            examples a step.
         batch_order: ``"random"`` draws each batch uniformly with replacement from a seeded
             generator; ``"epochs"`` sweeps the data in a fresh seeded permutation each epoch
             (every example once per epoch, the last batch of an epoch possibly smaller).
         lr: Adam learning rate (a model may add its own settings per player).
         out: run folder for checkpoints and ``metrics.jsonl``; ``None`` keeps nothing on disk.
         seed: seeds parameters' initial noise, batches and the model's sampling during training.
-        device: ``"cpu"`` or ``"cuda"``.
+        device: ``"cpu"`` or ``"cuda"`` (``cuda:LOCAL_RANK`` under ``torchrun``).
         dtype: ``"float32"`` or ``"float64"`` (for debugging numerics).
         clip_grad: clip the gradient norm of each player to this value; ``None`` for no clipping.
         checkpoint_every: steps between checkpoints (a final one is always written).
@@ -119,6 +132,17 @@ class Trainer:
             left out of the logged ``time``, which is training time only, so quality can be
             read against training seconds.
         evaluate_every: steps between evaluations (needed when ``evaluate`` is given).
+
+    Under ``torchrun`` (``WORLD_SIZE > 1``) ``fit`` joins the process group (gloo on CPU,
+    NCCL on CUDA) unless the caller or an earlier ``fit`` did, and trains data-parallel:
+    each rank draws its own batches (seeded by ``seed`` and its rank) and
+    DistributedDataParallel averages the gradients, so a step equals one on the union of
+    the ranks' batches. Logged losses are the mean over ranks. Rank 0 alone writes the run
+    files, shows the progress bar and runs ``evaluate`` (``evaluations`` stays empty on the
+    other ranks); a resume reads the checkpoint on every rank, each rank's RNG state
+    included. A model with no players (EM's ``fit_step``) is not data-parallel: every rank
+    runs the same seeded fit on the whole data, rank 0 writes, and its parameters and
+    buffers are broadcast at the end.
     """
 
     steps: int = 2000
@@ -174,39 +198,56 @@ class Trainer:
         """
         if data is not None:
             data = self._check_data(model, data)
-        out = self._prepare_out()
-        torch.manual_seed(self.seed)
-        model.to(device=self.device, dtype=DTYPES[self.dtype])
+        self._fit(model, data, run_info, distributed.setup(self.device))
+        return model
+
+    def _fit(self, model, data, run_info, context: Context) -> None:
+        # data-parallel only for gradient-trained models; self-fitting ones run everywhere
+        parallel = context.parallel and bool(model.players)
+        rank = context.rank if parallel else 0
+        out = self._prepare_out(context)
+        torch.manual_seed(self.seed + RANK_STRIDE * rank)
+        model.to(device=context.device, dtype=DTYPES[self.dtype])
         if data is not None:  # integer data (token ids) keep their dtype
             dtype = DTYPES[self.dtype] if data.is_floating_point() else data.dtype
-            data = data.to(device=self.device, dtype=dtype)
+            data = data.to(device=context.device, dtype=dtype)
         optimizers = {
             player: make_optimizer(
                 model.player_parameters(player), self.lr, model.optimizer_settings(player)
             )
             for player in model.players
         }
-        batches = torch.Generator(device="cpu").manual_seed(self.seed)
+        batches = torch.Generator(device="cpu").manual_seed(self.seed + RANK_STRIDE * rank)
         start, drawn = 0, 0
         if self.resume and out is not None and (out / CHECKPOINT_FILE).exists():
             start, rng, extra = load_checkpoint(out / CHECKPOINT_FILE, model, optimizers)
-            batches.set_state(rng["batches"])
-            torch.set_rng_state(rng["torch"])
+            suffix = f"@{rank}" if rank else ""
+            if "batches" + suffix in rng:
+                batches.set_state(rng["batches" + suffix])
+                torch.set_rng_state(rng["torch" + suffix])
+            else:  # a checkpoint from fewer ranks: fresh streams, distinct per rank and step
+                batches.manual_seed(self.seed + RANK_STRIDE * rank + start)
+                torch.manual_seed(self.seed + RANK_STRIDE * rank + start)
             drawn = int(extra.get("batches_drawn", 0))
         self._order = None
         if self.batch_order == "epochs" and data is not None:
-            self._order = EpochOrder(data.shape[0], self.batch_size, self.seed, drawn)
-        if out is not None:
+            world = context.world if parallel else 1
+            self._order = EpochOrder(data.shape[0], self.batch_size, self.seed, drawn, rank, world)
+        if out is not None and context.main:
             write_json(out / "trainer.json", self._settings())
             if run_info is not None:
                 write_json(out / RUN_INFO_FILE, run_info)
             self._truncate_log(out, start)
-        self._loop(model, data, optimizers, batches, start, out)
-        return model
+        self._context = context if parallel else Context(device=context.device)
+        self._loss = distributed.wrap(model, self._context)
+        self._loop(model, data, optimizers, batches, start, out, context.main)
+        if context.parallel and not parallel:
+            distributed.broadcast_state(model, context)
 
     # -- the loop ----------------------------------------------------------------------------
-    def _loop(self, model, data, optimizers, batches, start, out) -> None:
-        show = sys.stderr.isatty() if self.progress is None else self.progress
+    def _loop(self, model, data, optimizers, batches, start, out, main: bool = True) -> None:
+        show = (sys.stderr.isatty() if self.progress is None else self.progress) and main
+        files = out if main else None  # only rank 0 writes
         bar = tqdm(total=self.steps, initial=start, disable=not show, desc=model.name, leave=False)
         sums: dict[str, float] = {}
         count, last_good, tic = 0, None, time.perf_counter()
@@ -229,17 +270,18 @@ class Trainer:
                 if step % self.log_every == 0 or done:
                     row = {"step": step, "time": round(time.perf_counter() - tic, 3)}
                     row.update({k: v / count for k, v in sums.items()})
-                    self._log(out, row)
+                    self._log(files, row)
                     bar.set_postfix({k: f"{v:.4g}" for k, v in list(row.items())[2:]})
                     sums, count = {}, 0
-                if self.evaluate is not None and (step % self.evaluate_every == 0 or done):
+                evaluating = self.evaluate is not None and main
+                if evaluating and (step % self.evaluate_every == 0 or done):
                     seconds = time.perf_counter() - tic
                     row = {"step": step, "time": round(seconds, 3)} | self._eval(model)
                     self.evaluations.append(row)
-                    self._write_log(out, row)
+                    self._write_log(files, row)
                     tic = time.perf_counter() - seconds  # evaluation is not training time
                 if out is not None and (step % self.checkpoint_every == 0 or done):
-                    self._checkpoint(out, model, optimizers, step, batches)
+                    self._checkpoint(out, model, optimizers, step, batches, main)
                     last_good = (out / CHECKPOINT_FILE, step)
                 if model.converged:
                     break
@@ -262,11 +304,11 @@ class Trainer:
         logged: dict[str, float] = {}
         for player in model.schedule(step):
             batch = self._batch(data, batches)
-            output = model.loss(batch, player)
-            terms = dict(output) if isinstance(output, Mapping) else {"loss": output}
-            values = {k: float(v.detach()) for k, v in terms.items()}  # one read per term
+            total, terms = self._loss(batch, player)  # DDP-wrapped when data-parallel
+            values = {k: float(v) for k, v in terms.items()}  # one read per term
+            # the mean over ranks: a NaN on any rank stops every rank at the same step
+            values = distributed.mean_over_ranks(values, self._context, model.device)
             self._check_terms(values, step, player, last_good)
-            total = sum(v for k, v in terms.items() if not k.startswith(DIAGNOSTIC_PREFIX))
             optimizer = optimizers[player]
             optimizer.zero_grad(set_to_none=True)
             total.backward()
@@ -317,7 +359,9 @@ class Trainer:
         check_shape(data, model.data_shape, "training data")
         return check_finite(data, "training data")
 
-    def _prepare_out(self) -> Path | None:
+    def _prepare_out(self, context: Context | None = None) -> Path | None:
+        """Check the run folder on every rank; rank 0 alone clears and creates it."""
+        context = context or Context()
         if self.out is None:
             return None
         out = Path(self.out)
@@ -328,14 +372,20 @@ class Trainer:
                 "(--resume) to continue it, force=True (--force) to overwrite it, "
                 "or choose another folder"
             )
+        context.barrier()  # every rank has looked before rank 0 changes anything
+        if not context.main:
+            return out
         if self.force:
             for name in present:
                 (out / name).unlink()
         out.mkdir(parents=True, exist_ok=True)
         return out
 
-    def _checkpoint(self, out: Path, model, optimizers, step: int, batches) -> None:
+    def _checkpoint(self, out: Path, model, optimizers, step: int, batches, main=True) -> None:
         rng = {"batches": batches.get_state(), "torch": torch.get_rng_state()}
+        rng = distributed.gather_rng(rng, self._context)  # every rank's streams, for resume
+        if not main:
+            return
         extra = {"batches_drawn": self._order.drawn} if self._order is not None else {}
         save_checkpoint(out / CHECKPOINT_FILE, model, optimizers, step, rng, extra)
         model.save(out)
