@@ -159,7 +159,7 @@ RULES = (
          "5 >= 1e6, 4 >= 1e5, 3 >= 1e4, 2 >= 1e3, else 1) and training stars (median "
          "training seconds until the samples met the dataset's quality target: 5 <= 2 s, "
          "4 <= 5 s, 3 <= 15 s, 2 <= 60 s, else or never met 1); sampling stars alone where "
-         "no dataset has a target (text)", _speed),
+         "no dataset has a target (text, digits-binary)", _speed),
 )  # fmt: skip
 
 
