@@ -53,3 +53,13 @@ def test_figures_command_never_overwrites_without_force(tmp_path, capsys):
     assert "--force" in capsys.readouterr().err
     assert (run / "figures" / "samples.png").stat().st_mtime_ns == stamp
     assert main(["figures", str(run), "--force"]) == 0
+
+
+def test_a_run_fitted_to_a_target_density_draws_samples_and_density(tmp_path, capsys):
+    run = tmp_path / "u1"
+    assert main(["train", "planar", "--target", "u1", "--steps", "3", "--out", str(run)]) == 0
+    capsys.readouterr()
+    assert main(["figures", str(run)]) == 0
+    assert {p.name for p in (run / "figures").iterdir()} == {"samples.png", "density.png"}
+    assert main(["figures", str(tmp_path)]) == 2  # not a run folder: a clear error
+    assert "is this a genzoo run folder" in capsys.readouterr().err

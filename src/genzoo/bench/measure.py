@@ -121,13 +121,11 @@ def time_to_target(evaluations: list[dict[str, float]], dataset: str) -> float |
 def quality_vs_sampling_steps(model, tracker, steps: tuple[int, ...]) -> list[dict[str, float]]:
     """The tracked quality metric and network evaluations per sample for each sampler step
     count in ``steps`` and for the configured one (last), on the trained model. Step counts
-    the sampler cannot take (an adaptive ODE solver) are left out."""
+    the sampler cannot take (an adaptive ODE solver sets its own) are left out."""
+    adaptive = model.sampling_cost().get("nfe_per_sample") is None
     points = []
-    for k in (*steps, None):
-        try:
-            quality = tracker(model, steps=k)
-        except ValueError:
-            continue
+    for k in (None,) if adaptive else (*steps, None):
+        quality = tracker(model, steps=k)
         points.append({"steps": k, "nfe": float(model.last_nfe), **quality})
     return points
 

@@ -143,7 +143,7 @@ def run_cell(
             metric, threshold = quality_target(dataset)
             row["quality_target"] = f"{metric} <= {threshold:g}"
             row["time_to_target"] = time_to_target(trainer.evaluations, dataset)
-            if budget.sampling_steps:
+            if budget.sampling_steps and lr_factor == 1.0:  # the sweep feeds stability only
                 with torch.no_grad():
                     curve = quality_vs_sampling_steps(trained, tracker, budget.sampling_steps)
                 write_json(run_dir / STEPS_FILE, curve)

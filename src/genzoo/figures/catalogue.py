@@ -31,10 +31,14 @@ def run_figures(run: str | Path, out: str | Path | None = None, seed: int = 0) -
     ``run/figures``); return the paths written."""
     run = Path(run)
     model = load_model(run).eval()
-    dataset = read_json(run / RUN_INFO_FILE)["dataset"] if (run / RUN_INFO_FILE).exists() else None
-    if dataset is None:
-        raise FileNotFoundError(f"{run} has no {RUN_INFO_FILE}: figures need the run's dataset")
+    info = read_json(run / RUN_INFO_FILE) if (run / RUN_INFO_FILE).exists() else {}
     out = Path(out) if out is not None else run / "figures"
+    if "target" in info:  # fitted to an unnormalised density (genzoo train --target)
+        return _target_figures(model, info["target"], out, seed)
+    dataset = info.get("dataset")
+    if dataset is None:
+        raise FileNotFoundError(f"{run} has no {RUN_INFO_FILE} naming its dataset: point "
+                                "genzoo figures at a folder written by genzoo train")  # fmt: skip
     data = model_scale(model, dataset, load_dataset(dataset, split="test", n=N_DATA, seed=seed))
     with torch.no_grad():
         paths = _common(model, dataset, data, out, seed)
@@ -68,6 +72,18 @@ def _common(model, dataset, data, out, seed) -> list[Path]:
     if tuple(model.data_shape) == (2,) and model.density in ("exact", "estimate", "unnormalized"):
         paths.append(plot_density(model, out / "density.png", title=f"{model.name} density"))
     return paths
+
+
+@torch.no_grad()
+def _target_figures(model: GenerativeModel, target: str, out: Path, seed: int) -> list[Path]:
+    """Samples and the learned density of a flow fitted to target ``target`` (no data)."""
+    generator = torch.Generator(device=model.device).manual_seed(seed)
+    samples = model.sample(N_DATA, generator=generator).cpu().float()
+    title = f"{model.name} fitted to {target}"
+    return [
+        plot_samples(samples, out / "samples.png", title=title),
+        plot_density(model, out / "density.png", title=title),
+    ]
 
 
 Figure = Callable[[GenerativeModel, str, Tensor, Path, int], list[Path]]

@@ -140,8 +140,14 @@ def wrap(model: GenerativeModel, context: Context) -> nn.Module:
     if not any(p.requires_grad for p in model.parameters()):
         raise ValueError(f"{model.name} has no trainable parameters to train data-parallel")
     device_ids = [torch.device(context.device).index] if context.device.startswith("cuda") else None
+    # Buffers are not broadcast from rank 0 at every forward: each rank keeps its own
+    # persistent chains (PCD) and replay buffers, so they scale with the ranks; parameters
+    # start equal (DDP broadcasts them once) and stay equal under averaged gradients.
     return nn.parallel.DistributedDataParallel(
-        module, device_ids=device_ids, find_unused_parameters=len(model.players) > 1
+        module,
+        device_ids=device_ids,
+        find_unused_parameters=len(model.players) > 1,
+        broadcast_buffers=False,
     )
 
 

@@ -130,7 +130,9 @@ class Trainer:
             ``evaluate_every`` steps and after the last; its values are logged as
             ``eval/NAME`` rows of the metrics log and kept in ``evaluations``. Its time is
             left out of the logged ``time``, which is training time only, so quality can be
-            read against training seconds.
+            read against training seconds. Under ``torchrun`` only rank 0 evaluates while
+            the others wait at the next collective: keep one evaluation well under the
+            process group's timeout (torch's default: 10 minutes for NCCL, 30 for gloo).
         evaluate_every: steps between evaluations (needed when ``evaluate`` is given).
 
     Under ``torchrun`` (``WORLD_SIZE > 1``) ``fit`` joins the process group (gloo on CPU,
@@ -205,6 +207,7 @@ class Trainer:
         # data-parallel only for gradient-trained models; self-fitting ones run everywhere
         parallel = context.parallel and bool(model.players)
         rank = context.rank if parallel else 0
+        self.evaluations = []  # a reused Trainer must not time this run by an earlier one
         out = self._prepare_out(context)
         torch.manual_seed(self.seed + RANK_STRIDE * rank)
         model.to(device=context.device, dtype=DTYPES[self.dtype])
@@ -225,6 +228,8 @@ class Trainer:
             if "batches" + suffix in rng:
                 batches.set_state(rng["batches" + suffix])
                 torch.set_rng_state(rng["torch" + suffix])
+                if "cuda" + suffix in rng and torch.device(context.device).type == "cuda":
+                    torch.cuda.set_rng_state(rng["cuda" + suffix], context.device)
             else:  # a checkpoint from fewer ranks: fresh streams, distinct per rank and step
                 batches.manual_seed(self.seed + RANK_STRIDE * rank + start)
                 torch.manual_seed(self.seed + RANK_STRIDE * rank + start)
@@ -289,11 +294,14 @@ class Trainer:
             bar.close()
 
     def _eval(self, model: GenerativeModel) -> dict[str, float]:
-        """The evaluator's values, computed in eval mode without gradients."""
+        """The evaluator's values, computed in eval mode without gradients, with the global
+        random state forked so that tracking quality never changes the training."""
         was_training = model.training
         model.eval()
+        # the evaluator's random draws must not shift the training's random streams
+        devices = [model.device] if model.device.type == "cuda" else []
         try:
-            with torch.no_grad():
+            with torch.random.fork_rng(devices=devices), torch.no_grad():
                 values = self.evaluate(model)
         finally:
             model.train(was_training)
@@ -383,6 +391,8 @@ class Trainer:
 
     def _checkpoint(self, out: Path, model, optimizers, step: int, batches, main=True) -> None:
         rng = {"batches": batches.get_state(), "torch": torch.get_rng_state()}
+        if model.device.type == "cuda":  # noise drawn on the GPU has its own stream
+            rng["cuda"] = torch.cuda.get_rng_state(model.device)
         rng = distributed.gather_rng(rng, self._context)  # every rank's streams, for resume
         if not main:
             return

@@ -557,7 +557,8 @@ class _RBM(LogZCache, GenerativeModel):
         in deep learning (Micikevicius et al. 2018, "Mixed precision training", for float16;
         Kalamkar et al. 2019, "A study of BFLOAT16 for deep learning training"): the three
         matrix products per Gibbs step and update (``c + u W``, ``b + W h``, ``u^T p``) take
-        bfloat16 operands (``W`` is cast once per step) and accumulate in float32, while the
+        bfloat16 operands (``W`` is cast once per step), accumulate in float32 inside the
+        kernel and return a bfloat16 result that is upcast before the bias is added, while the
         parameters, momentum buffers, biases, sampling probabilities and updates stay in the
         model's dtype. The products then carry bfloat16's relative error (about ``4e-3``); on
         CPUs with native bfloat16 (AVX512-BF16/AMX) and on recent GPUs they run about twice

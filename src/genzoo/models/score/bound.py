@@ -42,8 +42,9 @@ def ddpm_bound_terms(
 
     ``eps(x_t, c)`` predicts the noise of ``x_t`` ``(m, ...)`` at ``c = t / N`` ``(m,)``;
     ``x`` ``(b, ...)`` is the clean data ``x_0``; ``alphas_bar`` ``(N,)`` is
-    ``prod_{s<=t} (1 - beta_s)``. ``L_t[t - 2]`` holds ``L_{t-1}`` for ``t = 2..N``. At most
-    ``max_batch`` rows go through ``eps`` at once.
+    ``prod_{s<=t} (1 - beta_s)``. ``L_t[t - 2]`` holds ``L_{t-1}`` for ``t = 2..N``. ``eps``
+    sees ``max(b, max_batch // b * b)`` rows at once: pass ``x`` in batches of at most
+    ``max_batch`` rows to bound the memory.
     """
     b, d, n = x.shape[0], x[0].numel(), len(alphas_bar)
     ab = alphas_bar.to(device=x.device, dtype=torch.float64)

@@ -367,7 +367,10 @@ class DDPM(DiffusionModel):
         def eps(y_t: Tensor, c: Tensor) -> Tensor:
             return self.predict_noise(y_t, c, averaged=True)
 
-        bound = ddpm_elbo(eps, y, self._alphas_bar64.to(y.device), generator)
+        alphas_bar = self._alphas_bar64.to(y.device)
+        rows = 16_384  # network rows per call (ddpm_elbo's default), so memory stays bounded
+        bound = torch.cat([ddpm_elbo(eps, part, alphas_bar, generator, rows)
+                           for part in y.split(rows)])  # fmt: skip
         self.last_nfe = self.n_timesteps
         return bound - self.log_scale()
 
