@@ -53,6 +53,25 @@ def on_levels(samples: torch.Tensor, model, levels: int) -> torch.Tensor:
     return samples
 
 
+def to_model_scale(x: torch.Tensor, model, levels: int | None) -> torch.Tensor:
+    """Data on the scale the model was trained on: a continuous model of discrete levels saw
+    ``(x + u) / L``, so it gets the bin centres ``(x + 0.5) / L``; others get ``x``."""
+    if levels is not None and model.data_kind == "continuous":
+        return (x + 0.5) / levels
+    return x
+
+
+def target_metric(metric: str, samples, reference, model, levels: int | None) -> float:
+    """``metric`` ("frechet_digits" or "energy_distance") of raw model samples against raw
+    test examples; discrete data are compared as levels (energy distance on ``levels / L``)."""
+    if levels is not None:
+        samples = on_levels(samples, model, levels)
+    if metric == "frechet_digits":
+        return frechet_digits_distance(digits_to_unit(samples), digits_to_unit(reference))
+    scale = levels or 1
+    return energy_distance(samples / scale, reference / scale)
+
+
 def loss_oscillation(history: list[dict[str, float]]) -> float:
     """Mean absolute step-to-step change of the logged losses over the second half of
     training, relative to their spread: near 0 for a smooth descent, large for a GAN-style
@@ -88,20 +107,14 @@ def quality_tracker(dataset: str, seed: int, n: int = N_TRACKED):
     target = quality_target(dataset)
     if target is None:
         return None
-    metric = target[0]
-    info = dataset_info(dataset)
+    metric, levels = target[0], dataset_info(dataset).levels
     reference = load_dataset(dataset, split="test", n=n, seed=seed)
 
     def sample_quality(model, steps: int | None = None) -> dict[str, float]:
         generator = torch.Generator(device=model.device).manual_seed(seed)
         extra = {} if steps is None else {"steps": steps}  # a sampler's step count
         samples = model.sample(n, generator=generator, **extra).cpu().float()
-        if metric == "frechet_digits":
-            samples = on_levels(samples, model, info.levels)
-            value = frechet_digits_distance(digits_to_unit(samples), digits_to_unit(reference))
-        else:
-            value = energy_distance(samples, reference)
-        return {metric: value}
+        return {metric: target_metric(metric, samples, reference, model, levels)}
 
     return sample_quality
 
@@ -141,21 +154,17 @@ def measure(model, dataset: str, seed: int, history: list[dict[str, float]]) -> 
     row["nfe_per_sample"] = getattr(model, "last_nfe", None) or ""
     if info.kind == "text":  # distances between token-id vectors mean nothing
         return _finite(row)
+    if dataset == "digits":  # features of genzoo's own digits classifier (not FID)
+        row["frechet_digits"] = target_metric("frechet_digits", samples, test, model, info.levels)
     reference = test
     if info.levels is not None:  # compare discrete data on one scale: levels / L in [0, 1)
         samples = on_levels(samples, model, info.levels) / info.levels
         reference = test / info.levels
-    if dataset == "digits":  # features of genzoo's own digits classifier (not FID)
-        row["frechet_digits"] = frechet_digits_distance(
-            digits_to_unit(samples * info.levels), digits_to_unit(test)
-        )
     row["mmd"] = mmd_rbf(samples, reference)
     row["energy_distance"] = energy_distance(samples, reference)
     row.update(precision_recall(reference, samples))
     if model.density != "none":
-        scored = test
-        if info.levels is not None and model.data_kind == "continuous":
-            scored = (test + 0.5) / info.levels
+        scored = to_model_scale(test, model, info.levels)
         row["log_prob_per_second"] = log_prob_speed(model, scored)
     if dataset in MODE_DATASETS:
         centres, std = mode_centres(dataset)

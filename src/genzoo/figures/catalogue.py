@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from genzoo.bench.measure import to_model_scale
 from genzoo.data import dataset_info, load_dataset, text
 from genzoo.io import load_model, read_json
 from genzoo.models.base import GenerativeModel
@@ -31,29 +32,22 @@ def run_figures(run: str | Path, out: str | Path | None = None, seed: int = 0) -
     ``run/figures``); return the paths written."""
     run = Path(run)
     model = load_model(run).eval()
-    info = read_json(run / RUN_INFO_FILE) if (run / RUN_INFO_FILE).exists() else {}
+    run_info = read_json(run / RUN_INFO_FILE) if (run / RUN_INFO_FILE).exists() else {}
     out = Path(out) if out is not None else run / "figures"
-    if "target" in info:  # fitted to an unnormalised density (genzoo train --target)
-        return _target_figures(model, info["target"], out, seed)
-    dataset = info.get("dataset")
+    if "target" in run_info:  # fitted to an unnormalised density (genzoo train --target)
+        return _target_figures(model, run_info["target"], out, seed)
+    dataset = run_info.get("dataset")
     if dataset is None:
         raise FileNotFoundError(f"{run} has no {RUN_INFO_FILE} naming its dataset: point "
                                 "genzoo figures at a folder written by genzoo train")  # fmt: skip
-    data = model_scale(model, dataset, load_dataset(dataset, split="test", n=N_DATA, seed=seed))
+    info = dataset_info(dataset) if not Path(dataset).exists() else None
+    test = load_dataset(dataset, split="test", n=N_DATA, seed=seed)
+    data = to_model_scale(test, model, info.levels if info else None)
     with torch.no_grad():
         paths = _common(model, dataset, data, out, seed)
     for draw in _family_figures(model, data):
         paths.extend(draw(model, dataset, data, out, seed))
     return paths
-
-
-def model_scale(model: GenerativeModel, dataset: str, x: Tensor) -> Tensor:
-    """Test data on the scale the model was trained on: a continuous model of discrete
-    levels saw ``(x + u) / L``; the figures give it the bin centres ``(x + 0.5) / L``."""
-    info = dataset_info(dataset) if not Path(dataset).exists() else None
-    if info is not None and info.levels is not None and model.data_kind == "continuous":
-        return (x + 0.5) / info.levels
-    return x
 
 
 def _common(model, dataset, data, out, seed) -> list[Path]:
