@@ -133,14 +133,16 @@ def _digits_with_labels(split: str) -> tuple[Tensor, Tensor]:
 
 @contextmanager
 def _deterministic_cpu():
-    """One thread, deterministic kernels and a private global RNG; all restored afterwards."""
+    """One thread, deterministic kernels, a private global RNG and gradients on, whatever the
+    caller's grad mode (the first use is often inside ``torch.no_grad``); all restored
+    afterwards."""
     threads = torch.get_num_threads()
     deterministic = torch.are_deterministic_algorithms_enabled()
     warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
     try:
         torch.set_num_threads(1)
         torch.use_deterministic_algorithms(True)
-        with torch.random.fork_rng(devices=[]):
+        with torch.random.fork_rng(devices=[]), torch.inference_mode(False), torch.enable_grad():
             yield
     finally:
         torch.use_deterministic_algorithms(deterministic, warn_only=warn_only)
