@@ -242,3 +242,22 @@ def test_resume_with_epoch_order_continues_exactly(moons, tmp_path):
         assert torch.allclose(va, vb, atol=1e-6), k
     with pytest.raises(ValueError, match="batch_order"):
         genzoo.Trainer(batch_order="shuffled")
+
+
+def test_max_seconds_stops_at_the_time_budget_with_evaluation_off_the_clock(moons):
+    def slow_quality(model):
+        time.sleep(0.2)
+        return {"mean_norm": float(model.sample(20).norm(dim=1).mean())}
+
+    trainer = _trainer(steps=10**9, max_seconds=1.0, evaluate=slow_quality,
+                       evaluate_every_seconds=0.25)  # fmt: skip
+    trainer.fit(_flow(moons), moons)
+    seconds = trainer.history[-1]["time"]
+    assert 1.0 <= seconds <= 1.1  # one step past the budget at most
+    assert trainer.history[-1]["step"] < 10**9
+    times = [row["time"] for row in trainer.evaluations]
+    assert len(times) >= 4 and times[-1] == seconds  # spread over the budget, plus the last
+    assert all(b > a for a, b in zip(times, times[1:], strict=False))
+    for bad in (0, -1.0):
+        with pytest.raises(ValueError, match="max_seconds"):
+            genzoo.Trainer(max_seconds=bad)

@@ -133,7 +133,13 @@ class Trainer:
             read against training seconds. Under ``torchrun`` only rank 0 evaluates while
             the others wait at the next collective: keep one evaluation well under the
             process group's timeout (torch's default: 10 minutes for NCCL, 30 for gloo).
-        evaluate_every: steps between evaluations (needed when ``evaluate`` is given).
+        evaluate_every: steps between evaluations (needed when ``evaluate`` is given, unless
+            ``evaluate_every_seconds`` is).
+        max_seconds: stop once the training time (evaluation excluded, as in the log) reaches
+            this many seconds, even before ``steps``: equal-compute comparisons give every
+            model the same wall-clock budget. ``None``: no time limit.
+        evaluate_every_seconds: evaluate whenever another this-many seconds of training time
+            have passed (with ``max_seconds``, evaluations evenly spread over the budget).
 
     Under ``torchrun`` (``WORLD_SIZE > 1``) ``fit`` joins the process group (gloo on CPU,
     NCCL on CUDA) unless the caller or an earlier ``fit`` did, and trains data-parallel:
@@ -164,6 +170,8 @@ class Trainer:
     transform: BatchTransform | None = None
     evaluate: Evaluator | None = None
     evaluate_every: int = 0
+    max_seconds: float | None = None
+    evaluate_every_seconds: float = 0.0
     history: list[dict[str, float]] = field(default_factory=list, init=False, repr=False)
     _order: EpochOrder | None = field(default=None, init=False, repr=False)
     evaluations: list[dict[str, float]] = field(default_factory=list, init=False, repr=False)
@@ -181,8 +189,19 @@ class Trainer:
             raise ValueError("device 'cuda' was asked for but torch sees no CUDA device")
         if self.resume and self.force:
             raise ValueError("resume and force exclude each other: pick one")
-        if self.evaluate is not None and self.evaluate_every < 1:
-            raise ValueError("evaluate needs evaluate_every >= 1 (steps between evaluations)")
+        if self.max_seconds is not None and not self.max_seconds > 0:
+            raise ValueError(f"max_seconds must be > 0 (or None), got {self.max_seconds}")
+        if self.evaluate_every_seconds < 0:
+            raise ValueError("evaluate_every_seconds must be >= 0")
+        if (
+            self.evaluate is not None
+            and self.evaluate_every < 1
+            and not self.evaluate_every_seconds > 0
+        ):
+            raise ValueError(
+                "evaluate needs evaluate_every >= 1 (steps between evaluations) or "
+                "evaluate_every_seconds > 0"
+            )
 
     # -- public ------------------------------------------------------------------------------
     def fit(
@@ -206,6 +225,11 @@ class Trainer:
     def _fit(self, model, data, run_info, context: Context) -> None:
         # data-parallel only for gradient-trained models; self-fitting ones run everywhere
         parallel = context.parallel and bool(model.players)
+        if context.parallel and self.max_seconds is not None:
+            raise ValueError(
+                "max_seconds is not supported under torchrun: each rank's clock would stop it "
+                "at a different step; give a step count instead"
+            )
         rank = context.rank if parallel else 0
         self.evaluations = []  # a reused Trainer must not time this run by an earlier one
         out = self._prepare_out(context)
@@ -259,6 +283,7 @@ class Trainer:
         if out is not None and start > 0:
             last_good = (out / CHECKPOINT_FILE, start)
         step = start
+        next_eval = self.evaluate_every_seconds  # training seconds of the next timed evaluation
         try:
             while step < self.steps:
                 if model.players:
@@ -271,7 +296,9 @@ class Trainer:
                 count += 1
                 step += 1
                 bar.update(1)
-                done = step == self.steps or model.converged
+                elapsed = time.perf_counter() - tic
+                out_of_time = self.max_seconds is not None and elapsed >= self.max_seconds
+                done = step == self.steps or model.converged or out_of_time
                 if step % self.log_every == 0 or done:
                     row = {"step": step, "time": round(time.perf_counter() - tic, 3)}
                     row.update({k: v / count for k, v in sums.items()})
@@ -279,7 +306,11 @@ class Trainer:
                     bar.set_postfix({k: f"{v:.4g}" for k, v in list(row.items())[2:]})
                     sums, count = {}, 0
                 evaluating = self.evaluate is not None and main
-                if evaluating and (step % self.evaluate_every == 0 or done):
+                by_steps = self.evaluate_every > 0 and step % self.evaluate_every == 0
+                by_time = 0 < next_eval <= elapsed
+                if evaluating and (by_steps or by_time or done):
+                    while 0 < next_eval <= elapsed:
+                        next_eval += self.evaluate_every_seconds
                     seconds = time.perf_counter() - tic
                     row = {"step": step, "time": round(seconds, 3)} | self._eval(model)
                     self.evaluations.append(row)
@@ -288,7 +319,7 @@ class Trainer:
                 if out is not None and (step % self.checkpoint_every == 0 or done):
                     self._checkpoint(out, model, optimizers, step, batches, main)
                     last_good = (out / CHECKPOINT_FILE, step)
-                if model.converged:
+                if model.converged or out_of_time:
                     break
         finally:
             bar.close()
