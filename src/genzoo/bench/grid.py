@@ -8,15 +8,17 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from genzoo.data import list_datasets
+from genzoo.data import dataset_info, list_datasets
+from genzoo.registry import model_class
 
 
 @dataclass(frozen=True)
 class Budget:
     """Trainer settings and hyper-parameters of one model in the benchmark.
 
-    ``datasets`` restricts the model to the datasets it can take (image-only GANs, say);
-    ``None`` means any.
+    ``datasets`` names the datasets a preset trains the model on instead of the preset's own
+    (the language models' text, say); ``None`` means the preset's. Which datasets a model
+    *can* take is the model's own declaration (``accepts``), never this list.
     """
 
     quick_steps: int = 500
@@ -387,18 +389,20 @@ def cells(
 ) -> list[Cell]:
     """The (model, dataset, seed, learning-rate factor) grid.
 
-    A model restricted to certain datasets (``Budget.datasets``) runs on those instead of the
-    preset's; with ``explicit`` datasets (the user named them) only on those it can take.
+    Every model runs on the datasets it accepts (``GenerativeModel.accepts`` on the dataset's
+    declared kind, shape and levels). A preset (``explicit=False``) trains a model whose
+    budget names its own datasets on those instead of the preset's; datasets the user named
+    (``explicit``), shipped names or files, go to every model that accepts them.
     """
+    infos = {d: dataset_info(d) for d in datasets}
     grid = []
     for model in models:
-        allowed = budget_for(model).datasets
-        if allowed is None:
-            chosen = datasets
-        elif explicit:
-            chosen = [d for d in datasets if d in allowed]
+        cls = model_class(model)
+        home = budget_for(model).datasets
+        if home is not None and not explicit:
+            chosen = [d for d in home if cls.accepts(dataset_info(d))]
         else:
-            chosen = list(allowed)
+            chosen = [d for d in datasets if cls.accepts(infos[d])]
         grid.extend(
             (model, d, seed, factor)
             for factor in lr_factors

@@ -11,13 +11,16 @@ import functools
 import inspect
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 from torch import Tensor, nn
 
 from genzoo.errors import DensityUnavailable
 from genzoo.validation import check_finite, check_shape
+
+if TYPE_CHECKING:
+    from genzoo.data import DatasetInfo
 
 #: The kinds of density a model can offer; never pass a bound or estimate off as exact.
 DENSITY_KINDS = ("exact", "bound", "estimate", "unnormalized", "none")
@@ -51,6 +54,10 @@ class GenerativeModel(nn.Module):
     density: ClassVar[str] = "none"
     #: "continuous" models need dequantised data when the data are discrete levels.
     data_kind: ClassVar[str] = "continuous"
+    #: Kinds of dataset the model can be trained on (``DatasetInfo.kind``).
+    data_kinds: ClassVar[tuple[str, ...]] = ("points", "tabular", "image")
+    #: Most levels per scalar a discrete model takes (2 for binary units); ``None``: any.
+    max_levels: ClassVar[int | None] = None
     #: Optimisers the trainer keeps, one per player; empty for models that fit themselves.
     players: ClassVar[tuple[str, ...]] = ("model",)
     #: Constructor arguments read from the data by ``config_from_data``.
@@ -78,6 +85,18 @@ class GenerativeModel(nn.Module):
         """The ``data_kind`` a model built with ``hparams`` will have on ``data`` (a VAE's
         decoder decides it); the class attribute by default."""
         return cls.data_kind
+
+    @classmethod
+    def accepts(cls, info: DatasetInfo) -> bool:
+        """Whether the model can be trained on the dataset ``info`` describes, read from its
+        declared kind, shape and levels: discrete models need integer levels (at most
+        ``max_levels``), continuous ones take discrete levels dequantised. The benchmark grid
+        and ``genzoo bench --data`` ask this; nothing keeps a list of names."""
+        if info.kind not in cls.data_kinds:
+            return False
+        if cls.data_kind == "discrete" and info.levels is None:
+            return False
+        return cls.max_levels is None or (info.levels or math.inf) <= cls.max_levels
 
     def initialize(self, data: Tensor) -> None:
         """Data-dependent initialisation (k-means++, ActNorm, ...); nothing by default."""

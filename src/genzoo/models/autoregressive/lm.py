@@ -35,6 +35,8 @@ class SequenceLM(DiscreteModel):
     start id) and ``step(tokens, state)`` (the next-token logits after feeding ``tokens``).
     """
 
+    data_kinds = ("text",)
+
     def __init__(
         self,
         data_shape: Sequence[int],

@@ -75,6 +75,8 @@ class PixelCNN(DiscreteModel):
         temperature: default sampling temperature.
     """
 
+    data_kinds = ("image",)
+
     def __init__(
         self,
         data_shape: Sequence[int],

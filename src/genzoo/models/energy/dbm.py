@@ -65,6 +65,7 @@ class DBM(LogZCache, GenerativeModel):
 
     density = "estimate"
     data_kind = "discrete"
+    max_levels = 2  # binary visible units
     players = ("layer0", "layer1", "dbm")
 
     def __init__(

@@ -83,6 +83,7 @@ class DBN(LogZCache, GenerativeModel):
 
     density = "estimate"
     data_kind = "discrete"
+    max_levels = 2  # binary visible units
 
     def __init__(
         self,

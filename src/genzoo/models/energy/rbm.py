@@ -736,6 +736,7 @@ class RBM(_RBM):
 
     visible_type = "bernoulli"
     data_kind = "discrete"
+    max_levels = 2  # binary visible units
 
     def initialize(self, data: Tensor) -> None:
         check_binary(data, "rbm")

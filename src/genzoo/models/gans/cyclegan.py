@@ -103,6 +103,8 @@ class CycleGAN(AdversarialModel):
             :class:`genzoo.models.gans.GAN`.
     """
 
+    data_kinds = ("pair",)  # two unpaired domains side by side
+
     def __init__(
         self,
         data_shape: Sequence[int],

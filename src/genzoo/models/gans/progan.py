@@ -123,6 +123,7 @@ class ProGAN(AdversarialModel):
     """
 
     betas = (0.0, 0.99)
+    data_kinds = ("image",)
 
     def __init__(
         self,
