@@ -1,9 +1,16 @@
 """Metrics: likelihoods, sample quality, mode coverage, speed."""
 
 from genzoo.metrics.frechet import frechet_digits_distance, frechet_distance
-from genzoo.metrics.likelihood import DENSITY_LABELS, kl_gap, negative_log_likelihood
+from genzoo.metrics.likelihood import (
+    DENSITY_LABELS,
+    UNNORMALIZED_NOTE,
+    dequantized_log_prob,
+    kl_gap,
+    negative_log_likelihood,
+)
 from genzoo.metrics.modes import mode_centres, mode_coverage
 from genzoo.metrics.samples import (
+    classifier_two_sample_accuracy,
     energy_distance,
     median_bandwidth,
     mmd_rbf,
@@ -13,6 +20,9 @@ from genzoo.metrics.samples import (
 
 __all__ = [
     "DENSITY_LABELS",
+    "UNNORMALIZED_NOTE",
+    "classifier_two_sample_accuracy",
+    "dequantized_log_prob",
     "energy_distance",
     "frechet_digits_distance",
     "frechet_distance",

@@ -67,6 +67,7 @@ class SentenceVAE(GenerativeModel):
 
     density = "estimate"
     data_kind = "discrete"
+    data_kinds = ("text",)
 
     @property
     def density_method(self) -> str:
@@ -234,6 +235,12 @@ class SentenceVAE(GenerativeModel):
     def log_prob(self, x: Tensor) -> Tensor:
         """IWAE-``iwae_samples`` estimate of ``log p(x)`` per sentence (nats), reproducible."""
         return self.iwae(x, self.iwae_samples)
+
+    def scored_positions(self, x: Tensor) -> Tensor:
+        """How many positions of each sentence ``log p(x | z)`` scores, ``(batch,)`` int64: the
+        words and the first ``<eos>``; the ``<pad>`` after it are certain and not scored, so
+        bits per token divide the sentence's nats by these counts, not by ``seq_len``."""
+        return (self.check_tokens(x) != PAD).sum(1).cpu()
 
     # -- generation and the latent space ------------------------------------------------------
     @torch.no_grad()
