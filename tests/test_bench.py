@@ -185,4 +185,4 @@ def test_learning_rate_sweep_feeds_stability_only(tiny_budgets, tmp_path):
     md = (tmp_path / "report.md").read_text()
     assert "## Learning-rate sweep (stability)" in md
     assert "0/2 runs diverged or failed (learning rate x1, x10)" in md
-    assert md.count("| gmm | NLL |") == 1  # the dataset table shows the x1 run only
+    assert md.count("| gmm | 1 | NLL |") == 1  # the dataset table shows the x1 run only

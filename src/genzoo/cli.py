@@ -120,7 +120,9 @@ def cmd_eval(args: argparse.Namespace) -> None:
     if "target" in info and args.data is None:
         print(json.dumps(evaluate_target(args.run), indent=2))
         return
-    print(json.dumps(evaluate(args.run, dataset=args.data, n=args.n), indent=2))
+    result = evaluate(args.run, dataset=args.data, n=args.n,
+                      dequantization_draws=args.dequantization_draws)  # fmt: skip
+    print(json.dumps(result, indent=2))
 
 
 def cmd_figures(args: argparse.Namespace) -> None:
@@ -147,6 +149,8 @@ def cmd_bench(args: argparse.Namespace) -> None:
         force=args.force,
         jobs=args.jobs,
         lr_factors=args.lr_factors,
+        data=args.data,
+        budget_seconds=args.budget_seconds,
     )
     print(f"report: {Path(args.out) / 'report.html'} and {Path(args.out) / 'report.md'}")
 
@@ -212,6 +216,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run")
     p.add_argument("--data", help="dataset to evaluate on (default: the training dataset)")
     p.add_argument("--n", type=int, help="number of test examples")
+    p.add_argument("--dequantization-draws", type=int, default=1, metavar="K",
+                   help="continuous models on discrete data: importance-weighted noise draws "
+                        "of the dequantisation bound (more draws, tighter bound)")  # fmt: skip
     p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("figures", help="draw every figure that applies to a trained run")
@@ -224,8 +231,18 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("bench", help="train and compare the families; write the report")
     p.add_argument("--quick", action="store_true", help="small budgets: minutes on a laptop")
     p.add_argument("--models", nargs="+")
-    p.add_argument("--datasets", nargs="+")
-    p.add_argument("--seeds", type=int, help="seeds per cell (preset: quick 1, full 3)")
+    p.add_argument("--datasets", nargs="+", help="shipped datasets (default: the preset's)")
+    p.add_argument("--data", nargs="+", metavar="FILE",
+                   help="your own files (.npy .npz .csv IDX text): every model that accepts "
+                        "them is trained and compared")  # fmt: skip
+    p.add_argument(
+        "--seeds",
+        type=int,
+        help="seeds per cell (preset: quick 1, full 3); reported as mean ± s.e.",
+    )
+    p.add_argument("--budget-seconds", type=float, metavar="S",
+                   help="equal compute: train every cell for S seconds of training time "
+                        "instead of its step budget")  # fmt: skip
     p.add_argument("--jobs", type=int, help="cells trained at once (default: CPU cores)")
     p.add_argument("--lr-factors", type=float, nargs="+",
                    help="learning-rate multipliers for the stability sweep "

@@ -5,7 +5,10 @@ A model missing from ``BUDGETS`` gets ``DEFAULT_BUDGET``; a new family adds its 
 
 from __future__ import annotations
 
+import hashlib
+import re
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 from genzoo.data import dataset_info, list_datasets
@@ -65,6 +68,7 @@ PRESETS = {
 }
 
 DEFAULT_BUDGET = Budget()
+SHIPPED = frozenset(d.name for d in list_datasets())
 #: The 2-D toy datasets (budgets that differ between toys and images use it).
 TOYS_2D = tuple(d.name for d in list_datasets() if d.shape == (2,))
 BUDGETS: dict[str, Budget] = {
@@ -364,17 +368,49 @@ BUDGETS: dict[str, Budget] = {
 }
 
 
-def cell_name(model: str, dataset: str, seed: int, lr_factor: float = 1.0) -> str:
-    """The folder name of one cell (a learning-rate factor other than 1 is appended)."""
+def dataset_slug(dataset: str) -> str:
+    """A folder-safe name of a dataset: a shipped name as it is; a user's file as its file
+    name and a short hash of its absolute path (two ``data.npy`` in different folders
+    differ)."""
+    if dataset in SHIPPED:
+        return dataset
+    path = Path(dataset)
+    digest = hashlib.sha1(str(path.resolve()).encode("utf-8")).hexdigest()[:8]
+    return f"{re.sub(r'[^A-Za-z0-9_-]+', '-', path.name).strip('-')}-{digest}"
+
+
+def cell_name(
+    model: str,
+    dataset: str,
+    seed: int,
+    lr_factor: float = 1.0,
+    budget_seconds: float | None = None,
+) -> str:
+    """The folder name of one cell (a learning-rate factor other than 1 and a time budget
+    are appended, so runs of different settings never share a folder)."""
     suffix = "" if lr_factor == 1.0 else f"__lr{lr_factor:g}"
-    return f"{model}__{dataset}__{seed}{suffix}"
+    if budget_seconds is not None:
+        suffix += f"__{budget_seconds:g}s"
+    return f"{model}__{dataset_slug(dataset)}__{seed}{suffix}"
+
+
+def budget_key(dataset: str) -> str:
+    """The shipped dataset whose per-dataset budget changes a dataset takes: its own name,
+    or for a user's file the shipped dataset of its kind (grey-level images: ``digits``;
+    2-D points: ``8gaussians``); other files take the model's base budget."""
+    if dataset in SHIPPED:
+        return dataset
+    info = dataset_info(dataset)
+    if info.kind == "image" and (info.levels or 0) > 2:
+        return "digits"
+    return "8gaussians" if info.kind == "points" else dataset
 
 
 def budget_for(model: str, dataset: str | None = None) -> Budget:
     """The budget of ``model`` (the default one when it has none of its own), with its
-    changes for ``dataset``."""
+    changes for ``dataset`` (for a user's file: for the shipped dataset of its kind)."""
     budget = BUDGETS.get(model, DEFAULT_BUDGET)
-    return budget if dataset is None else budget.for_dataset(dataset)
+    return budget if dataset is None else budget.for_dataset(budget_key(dataset))
 
 
 Cell = tuple[str, str, int, float]

@@ -13,6 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from genzoo.bench.summary import TIE_Z, mean_and_stderr
+
 Row = dict[str, Any]
 
 #: The survey's order of families.
@@ -65,10 +67,38 @@ def _base(rows: list[Row]) -> list[Row]:
     return [r for r in rows if float(r.get("lr_factor", 1.0)) == 1.0]
 
 
+def _per_seed(rows: list[Row], key: str) -> tuple[float | None, float | None]:
+    """Mean of ``key`` and its standard error over seeds (each seed: the mean over datasets);
+    ``(None, None)`` when no row has it, ``(mean, None)`` with one seed."""
+    by_seed: dict[Any, list[float]] = {}
+    for r in rows:
+        if (v := _num(r, key)) is not None:
+            by_seed.setdefault(r.get("seed"), []).append(v)
+    if not by_seed:
+        return None, None
+    return mean_and_stderr([sum(v) / len(v) for v in by_seed.values()])
+
+
+def _with_spread(
+    value: float, stderr: float | None, cuts: tuple[float, float, float, float]
+) -> tuple[int, str]:
+    """Stars of ``value`` and, with several seeds, ``± s.e.`` and the stars within 2 s.e.:
+    models whose stars differ by less than that spread are tied."""
+    got = _thresholds(value, cuts)
+    if stderr is None:
+        return got, ""
+    low, high = _thresholds(value - TIE_Z * stderr, cuts), _thresholds(value + TIE_Z * stderr, cuts)
+    if low == high:
+        return got, f" ± {stderr:.2f}"
+    return got, f" ± {stderr:.2f} ({low}-{high} stars within the spread: a tie there)"
+
+
 def _density(rows: list[Row]) -> tuple[int, str]:
     rows = _base(rows)
     kinds = {r.get("density", "none") for r in rows}  # EBMs: exact in 2-D, else unnormalised
     kind = min(kinds, key=lambda k: DENSITY_STARS.get(k, 1))
+    # only normalised densities have an NLL: an energy's would move with a constant shift
+    rows = [r for r in rows if r.get("density") in ("exact", "bound", "estimate")]
     gaps = [g for r in rows if (g := _num(r, "gap_to_entropy")) is not None]
     bpd = [b for r in rows if (b := _num(r, "bits_per_dim")) is not None]
     parts = [" / ".join(sorted(kinds, key=lambda k: -DENSITY_STARS.get(k, 1)))]
@@ -81,14 +111,12 @@ def _density(rows: list[Row]) -> tuple[int, str]:
 
 def _capacity(rows: list[Row]) -> tuple[int, str]:
     rows = _base(rows)
-    cover = [c for r in rows if (c := _num(r, "coverage")) is not None]
-    prec = [p for r in rows if (p := _num(r, "precision")) is not None]
-    value = _mean(cover)
+    value, stderr = _per_seed(rows, "coverage")
+    precision, _ = _per_seed(rows, "precision")
     if value is None:
         return 0, "no samples measured"
-    return _thresholds(value, (0.9, 0.75, 0.5, 0.25)), (
-        f"coverage {value:.2f}, precision {_mean(prec):.2f}"
-    )
+    got, spread = _with_spread(value, stderr, (0.9, 0.75, 0.5, 0.25))
+    return got, f"coverage {value:.2f}{spread}, precision {precision:.2f}"
 
 
 def _stability(rows: list[Row]) -> tuple[int, str]:
@@ -150,9 +178,12 @@ RULES = (
          "more above 0.3, minus 1 if sample coverage varies over seeds by more than 0.05 (std)",
          _stability),
     Rule("capacity", "mean k-NN coverage of the test set by samples (Naeem et al. 2020): "
-         "5 stars >= 0.9, 4 >= 0.75, 3 >= 0.5, 2 >= 0.25, else 1", _capacity),
+         "5 stars >= 0.9, 4 >= 0.75, 3 >= 0.5, 2 >= 0.25, else 1; with several seeds, "
+         "± the standard error over seeds and the stars reached within 2 of them (models "
+         "whose stars differ by less than that spread are tied)", _capacity),
     Rule("density", "what log_prob is: exact 5, estimate 4, bound 3, unnormalised 2, none 1; "
-         "the measured gap to the true entropy and bits/dim beside it", _density),
+         "the measured gap to the true entropy and bits/dim beside it (normalised densities "
+         "only: an unnormalised energy has no NLL)", _density),
     Rule("architecture", "declared, not measured: how freely the networks can be chosen",
          _architecture),
     Rule("speed", "the mean, rounded half up, of sampling stars (median samples per second: "

@@ -12,25 +12,38 @@ from typing import Any
 
 from genzoo.bench.grid import cell_name
 from genzoo.bench.ratings import RULES, ratings, stars
+from genzoo.bench.summary import rank, summarise
 from genzoo.io import atomic_write
 
+#: (key, header) of the per-dataset tables; the header says which way is better
+#: (↓ lower, ↑ higher) and the "held-out data" row gives the reference values.
 DATASET_COLUMNS = [
     ("model", "model"),
+    ("seeds", "seeds"),
     ("measure", "log_prob is"),
-    ("nll", "test NLL (nats)"),
-    ("bits_per_dim", "bits/dim"),
-    ("gap_to_entropy", "NLL - entropy"),
-    ("frechet_digits", "Fréchet (digits classifier)"),
-    ("mmd", "MMD²"),
-    ("precision", "precision"),
-    ("coverage", "coverage"),
-    ("modes_covered", "modes"),
-    ("high_quality_share", "HQ share"),
+    ("nll", "test NLL (nats) ↓"),
+    ("nll_rank", "NLL rank"),
+    ("bits_per_dim", "bits/dim ↓"),
+    ("bits_per_token", "bits/token ↓"),
+    ("gap_to_entropy", "NLL - entropy ↓ (0 best)"),
+    ("frechet_digits", "Fréchet (digits classifier) ↓"),
+    ("mmd", "MMD² ↓"),
+    ("c2st_accuracy", "C2ST accuracy (0.5 best)"),
+    ("c2st_rank", "C2ST rank"),
+    ("precision", "precision ↑"),
+    ("coverage", "coverage ↑"),
+    ("modes_covered", "modes ↑"),
+    ("high_quality_share", "HQ share ↑"),
+    ("steps", "steps"),
     ("train_seconds", "train s"),
-    ("time_to_target", "s to target"),
-    ("samples_per_second", "samples/s"),
+    ("time_to_target", "s to target ↓"),
+    ("samples_per_second", "samples/s ↑"),
     ("status", "status"),
 ]
+#: The runner's reference values per dataset, read by the report.
+REFERENCES_FILE = "references.json"
+#: The first row of each dataset table: held-out data scored as if it were a model's samples.
+REFERENCE_NAME = "(held-out data)"
 PICTURES = ("samples.png", "density.png", "loss.png")
 #: Marks the page once loaded: ``data-images-ok="true"`` when every image decoded.
 IMAGE_CHECK = (
@@ -47,7 +60,23 @@ INTRO = (
     "mixture modes reached and the share of samples within 3 standard deviations of one. "
     "On digits, 'Fréchet' is the Fréchet distance between Gaussians fitted to the features "
     "of a small classifier genzoo trains itself (not FID: no Inception network; test against "
-    "train digits scores about 3.5, uniform noise about 113)."
+    "train digits scores about 3.5, uniform noise about 113). C2ST accuracy is a classifier "
+    "two-sample test (Lopez-Paz & Oquab 2017): a small classifier trained to tell samples from "
+    "test data, scored on held-out halves; 0.5 means indistinguishable. The NLL is marked '≤' "
+    "where it is an upper bound (a VAE's -ELBO; a continuous model on discrete levels, through "
+    "uniform dequantisation with the stated number of draws) and '≈' where it is an estimate "
+    "(IWAE, AIS, probability-flow ODE); unnormalised energies get no NLL at all. With several "
+    "seeds every number is the mean ± its standard error; ranks are shared ('=') where two "
+    "models differ by less than 2 standard errors (over seeds, else over test examples). "
+    "The first row of each table, '(held-out data)', scores the validation split against the "
+    "test split with the same metrics: the reference a perfect model would reach (its NLL "
+    "column holds the true entropy where the data's density is known)."
+)
+TIMED_TEXT = (
+    "Every cell trained for the same wall-clock training time (evaluation excluded) instead "
+    "of its own step budget: quality at equal compute, the table to read when choosing a "
+    "family for a fixed time. 'steps' is how many steps each model took in that time; models "
+    "fitted by EM stop earlier when they converge."
 )
 
 #: Lowest value drawn on the log-scaled quality curves (unbiased estimates can be <= 0).
@@ -87,6 +116,8 @@ def write_report(bench_dir: str | Path) -> list[Path]:
 
 
 def _fmt(value: Any) -> str:
+    if isinstance(value, float) and value.is_integer() and abs(value) < 1e6:
+        return f"{value:.0f}"  # counts (steps, modes) summarised over seeds
     if isinstance(value, float):
         if abs(value) >= 100:
             return f"{value:,.0f}"
@@ -94,9 +125,28 @@ def _fmt(value: Any) -> str:
     return "" if value is None else str(value)
 
 
+#: How the NLL column marks what its number is.
+NLL_MARKS = {"bound": "≤ ", "estimate": "≈ "}
+
+
+def _cell(row: dict[str, Any], key: str) -> str:
+    """A table cell: the value, ``± s.e.`` over seeds, and the NLL's kind mark."""
+    if key == "measure" and row.get("nll_kind", row.get("density")) != row.get("density"):
+        # the NLL column holds something else than log_prob (a dequantisation bound)
+        return f"{row['measure']}; NLL column: {row['nll_label']}"
+    text = _fmt(row.get(key))
+    if text and (se := row.get(f"{key}_se")):
+        text += f" ± {_fmt(float(se))}"
+    if key == "nll" and text:
+        text = NLL_MARKS.get(row.get("nll_kind", row.get("density", "")), "") + text
+    return text
+
+
 def _run_path(row: dict[str, Any]) -> Path:
     factor = float(row.get("lr_factor", 1.0))
-    return Path("runs") / cell_name(row["model"], row["dataset"], row["seed"], factor)
+    budget = row.get("budget_seconds")
+    name = cell_name(row["model"], row["dataset"], row["seed"], factor, budget)
+    return Path("runs") / name
 
 
 def _cell_pictures(bench_dir: Path, row: dict[str, Any]) -> list[str]:
@@ -164,8 +214,12 @@ def _curves(bench_dir: Path, rows: list[dict[str, Any]], read):
 def _sections(bench_dir: Path, rows, figures) -> list[tuple[str, Any]]:
     """The report as a list of (kind, content) blocks, rendered to Markdown or HTML."""
     blocks: list[tuple[str, Any]] = [("h1", "genzoo benchmark"), ("p", INTRO)]
+    stepped = [r for r in rows if r.get("mode", "steps") == "steps"]
+    timed = [r for r in rows if r.get("mode") == "seconds"]
     blocks.append(("h2", "Ratings"))
-    table = ratings(rows)
+    if not stepped:
+        blocks.append(("p", "Rated from the equal-time runs (--budget-seconds)."))
+    table = ratings(stepped or timed)
     head = ["model", "family"] + [rule.name for rule in RULES]
     body = [
         [t["model"], t["family"]] + [f"{stars(t[r.name][0])} {t[r.name][1]}" for r in RULES]
@@ -175,12 +229,13 @@ def _sections(bench_dir: Path, rows, figures) -> list[tuple[str, Any]]:
     blocks.append(("list", [f"**{rule.name}**: {rule.text}" for rule in RULES]))
     swept = [r for r in rows if float(r.get("lr_factor", 1.0)) != 1.0]
     rows = [r for r in rows if float(r.get("lr_factor", 1.0)) == 1.0]
-    for dataset in dict.fromkeys(r["dataset"] for r in rows):
-        blocks.append(("h2", f"Dataset: {dataset}"))
-        subset = [r for r in rows if r["dataset"] == dataset]
-        columns = [(k, t) for k, t in DATASET_COLUMNS if any(k in r for r in subset)]
-        body = [[_fmt(r.get(k)) for k, _ in columns] for r in subset]
-        blocks.append(("table", ([t for _, t in columns], body)))
+    references = _references(bench_dir)
+    blocks += _dataset_tables([r for r in rows if r in stepped], references, "Dataset")
+    for seconds in dict.fromkeys(r["budget_seconds"] for r in timed):
+        blocks.append(("h2", f"Quality at equal training time: {seconds:g} s per cell"))
+        blocks.append(("p", TIMED_TEXT))
+        subset = [r for r in rows if r in timed and r["budget_seconds"] == seconds]
+        blocks += _dataset_tables(subset, references, f"{seconds:g} s on", level="h3")
     if swept:
         blocks.append(("h2", "Learning-rate sweep (stability)"))
         head = ["model", "dataset", "seed", "lr factor", "status", "error"]
@@ -206,6 +261,31 @@ def _sections(bench_dir: Path, rows, figures) -> list[tuple[str, Any]]:
             blocks.append(("pre", (run / "samples.txt").read_text(encoding="utf-8")))
         if pictures:
             blocks.append(("images", pictures))
+    return blocks
+
+
+def _references(bench_dir: Path) -> dict[str, dict[str, Any]]:
+    """The "held-out data" rows the runner measured, by dataset (``references.json``)."""
+    path = bench_dir / REFERENCES_FILE
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+
+
+def _dataset_tables(rows, references, title: str, level: str = "h2") -> list[tuple[str, Any]]:
+    """One table per dataset: models summarised over seeds, ranked by NLL and by C2ST."""
+    blocks: list[tuple[str, Any]] = []
+    for dataset in dict.fromkeys(r["dataset"] for r in rows):
+        blocks.append((level, f"{title}: {dataset}"))
+        subset = summarise([r for r in rows if r["dataset"] == dataset])
+        for key, target in (("nll", None), ("c2st_accuracy", 0.5)):
+            ranks = rank(subset, key, target)
+            for i, row in enumerate(subset):
+                if i in ranks:
+                    row[key.split("_")[0] + "_rank"] = ranks[i]
+        if dataset in references:
+            subset.insert(0, {"model": REFERENCE_NAME, **references[dataset]})
+        columns = [(k, t) for k, t in DATASET_COLUMNS if any(k in r for r in subset)]
+        body = [[_cell(r, k) for k, _ in columns] for r in subset]
+        blocks.append(("table", ([t for _, t in columns], body)))
     return blocks
 
 

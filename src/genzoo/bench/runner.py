@@ -12,6 +12,7 @@ import csv
 import json
 import multiprocessing
 import os
+import re
 import shutil
 import time
 import traceback
@@ -24,13 +25,16 @@ import torch
 from tqdm.auto import tqdm
 
 from genzoo.bench.grid import PRESETS, Cell, budget_for, cell_name, cells
-from genzoo.bench.report import write_report
+from genzoo.bench.report import REFERENCES_FILE, write_report
 from genzoo.data import dataset_info, load_dataset, text
+from genzoo.errors import TrainingDiverged
 from genzoo.io import atomic_write, read_json, write_json
 from genzoo.plotting import plot_density, plot_losses, plot_samples
 from genzoo.registry import list_models, model_class
 
 RESULT_FILE = "result.json"
+#: The suffix of an equal-time cell's folder name: ``__{seconds}s``.
+TIMED = re.compile(r"__[0-9.e+-]+s")
 #: Sample-quality evaluations during each run (for time-to-target and quality-vs-time).
 TRACKED_POINTS = 5
 #: Quality at several sampler step counts, for models whose budget lists them.
@@ -41,9 +45,16 @@ FIRST_COLUMNS = [
 ]  # fmt: skip
 
 
-def cell_dir(out: Path, model: str, dataset: str, seed: int, lr_factor: float = 1.0) -> Path:
+def cell_dir(
+    out: Path,
+    model: str,
+    dataset: str,
+    seed: int,
+    lr_factor: float = 1.0,
+    budget_seconds: float | None = None,
+) -> Path:
     """The folder of one cell."""
-    return out / "runs" / cell_name(model, dataset, seed, lr_factor)
+    return out / "runs" / cell_name(model, dataset, seed, lr_factor, budget_seconds)
 
 
 def run_bench(
@@ -56,8 +67,18 @@ def run_bench(
     force: bool = False,
     jobs: int | None = None,
     lr_factors: Sequence[float] | None = None,
+    data: Sequence[str] | None = None,
+    budget_seconds: float | None = None,
 ) -> list[Path]:
-    """Run the grid (resuming finished cells), write the results, then the report."""
+    """Run the grid (resuming finished cells), write the results, then the report.
+
+    ``data`` holds the user's files (``.npy``, ``.npz``, ``.csv``, IDX, text): every model that
+    accepts a file's kind, shape and levels is trained on it, beside any ``datasets``.
+    ``budget_seconds`` trains every cell for that much wall-clock training time (evaluation
+    excluded) instead of its budget's step count: the equal-compute comparison.
+    """
+    if budget_seconds is not None and not budget_seconds > 0:
+        raise ValueError(f"budget_seconds must be > 0, got {budget_seconds}")
     out = Path(out)
     if force and (out / "runs").exists():
         shutil.rmtree(out / "runs")
@@ -68,13 +89,27 @@ def run_bench(
     names = list(models) if models else [m.name for m in list_models()]
     for name in names:
         model_class(name)  # unknown names fail before any training
-    data_names = list(datasets or preset.datasets)
+    files = [str(path) for path in data or ()]
+    for path in files:
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"--data {path}: no such file")
+    explicit = bool(datasets or files)
+    data_names = list(datasets or ()) + files if explicit else list(preset.datasets)
     for name in data_names:
         dataset_info(name)
     n_seeds = preset.seeds if seeds is None else seeds
+    if n_seeds < 1:
+        raise ValueError(f"seeds must be >= 1, got {n_seeds}")
     factors = tuple(lr_factors) if lr_factors else preset.lr_factors
-    grid = cells(names, data_names, n_seeds, explicit=bool(datasets), lr_factors=factors)
-    todo = [c for c in grid if not (cell_dir(out, *c) / RESULT_FILE).exists()]
+    grid = cells(names, data_names, n_seeds, explicit=explicit, lr_factors=factors)
+    if not grid:
+        raise ValueError(
+            f"no model accepts {', '.join(data_names)}: see `genzoo list` for what each "
+            "model and dataset is"
+        )
+    _write_references(out, sorted({c[1] for c in grid}))
+    done = lambda c: (cell_dir(out, *c, budget_seconds) / RESULT_FILE).exists()  # noqa: E731
+    todo = [c for c in grid if not done(c)]
     if len(todo) < len(grid):
         tqdm.write(f"resuming: {len(grid) - len(todo)} of {len(grid)} cells already done")
     jobs = max(1, min(jobs or os.cpu_count() or 1, len(todo) or 1))
@@ -82,18 +117,33 @@ def run_bench(
                disable=None)  # fmt: skip
     if jobs == 1:
         for cell in todo:
-            _report_cell(run_cell(str(out), *cell, quick, device), bar)
+            _report_cell(run_cell(str(out), *cell, quick, device, budget_seconds), bar)
             collect(out, grid)
     else:
         context = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(jobs, mp_context=context) as pool:
-            futures = [pool.submit(run_cell, str(out), *c, quick, device) for c in todo]
+            futures = [
+                pool.submit(run_cell, str(out), *c, quick, device, budget_seconds) for c in todo
+            ]
             for future in as_completed(futures):
                 _report_cell(future.result(), bar)
                 collect(out, grid)
     bar.close()
     collect(out, grid)
     return write_report(out)
+
+
+def _write_references(out: Path, datasets: list[str]) -> None:
+    """Measure each dataset's held-out data once (the tables' reference row); kept across
+    reruns in ``references.json``."""
+    from genzoo.bench.measure import reference_row
+
+    path = out / REFERENCES_FILE
+    known = read_json(path) if path.is_file() else {}
+    missing = [d for d in datasets if d not in known]
+    if missing:
+        known.update({d: reference_row(d) for d in missing})
+        write_json(path, known)
 
 
 def _report_cell(row: dict[str, Any], bar) -> None:
@@ -105,10 +155,18 @@ def _report_cell(row: dict[str, Any], bar) -> None:
 
 
 def run_cell(
-    out: str, model: str, dataset: str, seed: int, lr_factor: float, quick: bool, device: str
+    out: str,
+    model: str,
+    dataset: str,
+    seed: int,
+    lr_factor: float,
+    quick: bool,
+    device: str,
+    budget_seconds: float | None = None,
 ) -> dict[str, Any]:
     """Train, measure and picture one cell; a failure becomes a row. Cells of a
-    learning-rate sweep (``lr_factor`` other than 1) are measured but not pictured."""
+    learning-rate sweep (``lr_factor`` other than 1) are measured but not pictured. With
+    ``budget_seconds`` the cell trains for that much training time instead of a step count."""
     from genzoo.bench.measure import (
         measure,
         quality_target,
@@ -120,23 +178,31 @@ def run_cell(
 
     torch.set_num_threads(1)  # one process per core
     budget = budget_for(model, dataset)
-    run_dir = cell_dir(Path(out), model, dataset, seed, lr_factor)
+    run_dir = cell_dir(Path(out), model, dataset, seed, lr_factor, budget_seconds)
     row: dict[str, Any] = {
         "model": model, "family": model_class(model).family, "dataset": dataset,
         "seed": seed, "lr_factor": lr_factor, "steps": budget.steps(quick),
         "density": model_class(model).density,
+        "mode": "steps" if budget_seconds is None else "seconds",
     }  # fmt: skip
+    if budget_seconds is None:
+        length = {"steps": budget.steps(quick),
+                  "evaluate_every": max(1, budget.steps(quick) // TRACKED_POINTS)}  # fmt: skip
+    else:  # equal compute: a step cap no run reaches, the clock decides
+        row["budget_seconds"] = budget_seconds
+        length = {"steps": 10**9, "max_seconds": budget_seconds,
+                  "evaluate_every_seconds": budget_seconds / TRACKED_POINTS}  # fmt: skip
     tracker = quality_tracker(dataset, seed)
     tic = time.perf_counter()
     try:
         trained, trainer = train(
             model, dataset, out=run_dir, hparams=budget.hparams, data_seed=seed,
-            steps=budget.steps(quick), batch_size=budget.batch_size, lr=budget.lr * lr_factor,
-            seed=seed, device=device, progress=False, force=True, checkpoint_every=10**9,
-            evaluate=tracker, evaluate_every=max(1, budget.steps(quick) // TRACKED_POINTS),
+            batch_size=budget.batch_size, lr=budget.lr * lr_factor, seed=seed, device=device,
+            progress=False, force=True, checkpoint_every=10**9, evaluate=tracker, **length,
         )  # fmt: skip
         # training time only: the tracked evaluations' time is left out of the log's clock
         row["train_seconds"] = trainer.history[-1]["time"] if trainer.history else 0.0
+        row["steps"] = trainer.history[-1]["step"] if trainer.history else 0
         trained.eval()
         row.update(measure(trained, dataset, seed, trainer.history))
         if tracker is not None:
@@ -152,7 +218,7 @@ def run_cell(
         row["status"] = "ok"
     except Exception as err:  # a failed cell is a result, not a crash of the benchmark
         row["train_seconds"] = time.perf_counter() - tic
-        row["status"] = "diverged" if "became" in str(err) else "failed"
+        row["status"] = "diverged" if isinstance(err, TrainingDiverged) else "failed"
         row["error"] = f"{type(err).__name__}: {err}"
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "error.txt").write_text(traceback.format_exc())
@@ -180,12 +246,14 @@ def _pictures(run_dir: Path, model, history, dataset: str, seed: int) -> None:
 
 
 def collect(out: Path, grid: list[Cell]) -> list[dict[str, Any]]:
-    """Gather the finished cells into ``results.jsonl`` and ``results.csv``."""
-    rows = [
-        read_json(cell_dir(out, *c) / RESULT_FILE)
-        for c in grid
-        if (cell_dir(out, *c) / RESULT_FILE).exists()
-    ]
+    """Gather the finished cells into ``results.jsonl`` and ``results.csv``: the grid's
+    step-budget runs and any equal-time runs (``--budget-seconds``) of the same cells."""
+    paths = [cell_dir(out, *c) / RESULT_FILE for c in grid]  # step budgets first, then
+    for cell in grid:  # equal-time runs of the same cells (the report's second table)
+        name = cell_name(*cell)
+        timed = (out / "runs").glob(f"{name}__*s/{RESULT_FILE}")
+        paths.extend(sorted(p for p in timed if TIMED.fullmatch(p.parent.name[len(name) :])))
+    rows = [read_json(path) for path in paths if path.exists()]
     columns = list(FIRST_COLUMNS)
     for row in rows:
         columns.extend(k for k in row if k not in columns)
