@@ -24,7 +24,7 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from genzoo.bench.grid import PRESETS, Cell, budget_for, cell_name, cells
+from genzoo.bench.grid import PRESETS, SHIPPED, Cell, budget_for, cell_name, cells
 from genzoo.bench.report import REFERENCES_FILE, write_report
 from genzoo.data import dataset_info, load_dataset, text
 from genzoo.errors import TrainingDiverged
@@ -150,7 +150,8 @@ def _report_cell(row: dict[str, Any], bar) -> None:
     bar.update(1)
     shown = row.get("nll", row.get("mmd", ""))
     lr = "" if row["lr_factor"] == 1.0 else f" lr x{row['lr_factor']:g}"
-    tqdm.write(f"{row['model']:>12} on {row['dataset']:<11} seed {row['seed']}{lr}: "
+    dataset = row["dataset"] if row["dataset"] in SHIPPED else Path(row["dataset"]).name
+    tqdm.write(f"{row['model']:>12} on {dataset:<11} seed {row['seed']}{lr}: "
                f"{row['status']:<6} {row['train_seconds']:>7.1f} s  {shown}")  # fmt: skip
 
 

@@ -69,7 +69,8 @@ class DeepGaussianMixture(GenerativeModel):
     Arguments:
         data_shape: shape of one example (flattened to d numbers).
         n_components: k_l per layer, bottom (next to the data) first, e.g. ``[4, 2]``.
-        latent_dims: r_l per layer; ``None`` halves the dimension at each layer (at least 1).
+        latent_dims: r_l per layer; ``None`` halves the dimension at each layer, keeping
+            r_l > r_(l+1) >= 1 (3-D data and two layers: r = (2, 1)).
         fit: ``"sem"`` or ``"gradient"`` (see above).
         strict_dims: demand r_l < r_{l-1} at every layer, as the paper does.
         reg_covar: floor added to every Psi (keeps covariances invertible).
@@ -110,10 +111,10 @@ class DeepGaussianMixture(GenerativeModel):
         if not ks or any(k < 1 for k in ks):
             raise ValueError(f"n_components must be a non-empty list of k_l >= 1, got {ks}")
         d = self.data_dim
-        if latent_dims is None:
+        if latent_dims is None:  # halve at each layer, leaving room for the layers below
             dims, r = [], d
-            for _ in ks:
-                r = max(1, r // 2)
+            for below in range(len(ks) - 1, -1, -1):
+                r = max(1 + below, r // 2) if strict_dims else max(1, r // 2)
                 dims.append(r)
         else:
             dims = [int(r) for r in latent_dims]
