@@ -87,8 +87,9 @@ def test_bench_on_a_user_file_trains_every_family_that_accepts_it(tmp_path, monk
 
 
 def test_seeds_give_standard_errors_and_identical_models_tie(tmp_path, monkeypatch):
-    monkeypatch.setattr(grid, "BUDGETS", {"gmm": grid.Budget(quick_steps=5,
-                                                             hparams={"n_components": 3})})
+    monkeypatch.setattr(
+        grid, "BUDGETS", {"gmm": grid.Budget(quick_steps=5, hparams={"n_components": 3})}
+    )
     run_bench(tmp_path, quick=True, models=["gmm"], datasets=["8gaussians"], seeds=3, jobs=1)
     rows = _rows(tmp_path)
     assert sorted(r["seed"] for r in rows) == [0, 1, 2]
