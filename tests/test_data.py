@@ -300,12 +300,67 @@ def test_bad_files_raise_helpful_errors(tmp_path) -> None:
     np.save(tmp_path / "strings.npy", np.array(["a", "b"]))
     with pytest.raises(DataError, match="not numbers"):
         load_dataset(tmp_path / "strings.npy")
-    (tmp_path / "data.txt").write_text("1 2\n")
-    with pytest.raises(DataError, match=r"unsupported extension '\.txt'.*\.npy, \.npz, \.csv"):
+    (tmp_path / "data.txt").write_text("1 2\n")  # text now, but far too short
+    with pytest.raises(DataError, match="longer text"):
         load_dataset(tmp_path / "data.txt")
+    (tmp_path / "data.bin").write_bytes(bytes(range(256)) * 4)
+    with pytest.raises(DataError, match=r"neither an array file nor UTF-8 text.*\.npy, \.npz"):
+        load_dataset(tmp_path / "data.bin")
     np.save(tmp_path / "tiny.npy", np.zeros((3, 2)))
     with pytest.raises(DataError, match="at least 10 examples"):
         load_dataset(tmp_path / "tiny.npy", split="val")
+
+
+def test_dataset_info_of_array_files(tmp_path) -> None:
+    rng = np.random.default_rng(0)
+    np.save(tmp_path / "binary.npy", rng.integers(0, 2, size=(50, 3)))
+    np.save(tmp_path / "floats.npy", rng.normal(size=(50, 3)))
+    np.save(tmp_path / "points.npy", rng.normal(size=(40, 2)))
+    np.save(tmp_path / "images.npy", rng.integers(0, 200, size=(20, 1, 4, 4)).astype(np.uint8))
+    binary = dataset_info(tmp_path / "binary.npy")
+    assert (binary.kind, binary.shape, binary.levels) == ("tabular", (3,), 2)
+    assert binary.name == str(tmp_path / "binary.npy") and not binary.has_true_density
+    assert "50 examples" in binary.description
+    floats = dataset_info(str(tmp_path / "floats.npy"))
+    assert (floats.kind, floats.shape, floats.levels) == ("tabular", (3,), None)
+    assert dataset_info(tmp_path / "points.npy").kind == "points"
+    images = dataset_info(tmp_path / "images.npy")
+    maximum = int(np.load(tmp_path / "images.npy").max())
+    assert (images.kind, images.shape, images.levels) == ("image", (1, 4, 4), maximum + 1)
+    (tmp_path / "t.csv").write_text("\n".join(f"{i % 3},{i % 2}" for i in range(20)) + "\n")
+    assert dataset_info(tmp_path / "t.csv").levels == 3
+    np.save(tmp_path / "binary.npy", rng.integers(0, 5, size=(50, 3)))  # edited: read again
+    assert dataset_info(tmp_path / "binary.npy").levels == 5
+    with pytest.raises(DataError, match="text files only"):
+        load_dataset(tmp_path / "floats.npy", tokens="words")
+    with pytest.raises(DataError, match="no such file"):
+        dataset_info(tmp_path / "missing.npy")
+    assert dataset_info("moons") is dataset_info("moons")  # shipped names unchanged
+
+
+def test_dataset_info_and_splits_of_a_text_file(tmp_path) -> None:
+    path = tmp_path / "story"  # no extension: text by content
+    body = "".join(f"line {i}: the fox saw {i % 7} hens.\n" for i in range(60))
+    path.write_text(body, encoding="utf-8")
+    info = dataset_info(path)
+    assert (info.name, info.kind, info.shape, info.has_true_density) == (
+        str(path), "text", (64,), False,
+    )  # fmt: skip
+    assert info.levels == 4 + len(set(body)) and "characters" in info.description
+    parts = [load_dataset(path, split=s, seed=3) for s in ("train", "val", "test")]
+    assert all(x.dtype == torch.int64 and x.shape[1] == 64 for x in parts)
+    assert sum(len(x) for x in parts) == len(body) // 64
+    assert int(torch.cat(parts).max()) < info.levels
+    lines = load_dataset(path, layout="lines", seed=1)
+    assert lines.shape[0] == 48 and lines.shape[1] == 1 + max(len(b) for b in body.split("\n"))
+    others = torch.cat(
+        [load_dataset(path, split=s, layout="lines", seed=1) for s in ("val", "test")]
+    )
+    assert not set(map(tuple, lines.tolist())) & set(map(tuple, others.tolist()))
+    assert not torch.equal(lines, load_dataset(path, layout="lines", seed=2))
+    words = dataset_info(path, tokens="words", seq_len=8)
+    # words: line the fox saw hens : . and the numbers 0..59, plus the 4 specials
+    assert words.shape == (8,) and words.levels == 4 + 7 + 60
 
 
 def test_user_files_are_not_modified(tmp_path) -> None:

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import itertools
+import json
 import math
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
 import genzoo
+from genzoo.cli import main
 from genzoo.data import text
 from genzoo.errors import DataError
+from genzoo.workflow import generate_text, train
 
 
 def test_char_tokenizer_round_trip_unknown_and_specials():
@@ -113,3 +117,103 @@ def test_pad_sequences_and_windows():
     out = text.pad_sequences([[5, 6], [7, 8, 9, 10]], 4)
     assert out.tolist() == [[5, 6, text.EOS, text.PAD], [7, 8, 9, 10]]
     assert text.windows(list(range(10)), 3).tolist() == [[0, 1, 2], [3, 4, 5], [6, 7, 8]]
+
+
+# -- text files by path: genzoo train/sample/eval ---------------------------------------------
+SMALL_LM = ["--set", "hidden=32", "--set", "embedding=16", "--batch-size", "16"]
+
+
+def _story(tmp_path, name: str = "story") -> tuple[Path, str]:
+    """A UTF-8 text file without extension: short lines of a few words, some accented."""
+    rng = np.random.default_rng(0)
+    words = ["the", "fox", "saw", "a", "hen", "by", "the", "barn", "café", "über", "déjà"]
+    lines = [" ".join(rng.choice(words, size=rng.integers(3, 8))) + "." for _ in range(120)]
+    body = "\n".join(lines) + "\n"
+    path = tmp_path / name
+    path.write_text(body, encoding="utf-8")
+    return path, body
+
+
+def test_cli_trains_samples_and_evaluates_a_text_file_without_extension(tmp_path, capsys):
+    path, body = _story(tmp_path)
+    run = tmp_path / "run"
+    argv = ["train", "lstm-lm", "--data", str(path), "--steps", "30", "--lr", "0.01"]
+    assert main([*argv, *SMALL_LM, "--out", str(run)]) == 0
+    info = json.loads((run / "run.json").read_text(encoding="utf-8"))
+    assert info["data_options"]["tokens"] == "chars" and info["data_file"] == str(path)
+    assert info["dataset"].startswith(f"{path}?tokens=chars&layout=windows&seq_len=64")
+    assert "tokens" not in genzoo.load(run).config  # a data option, not a hyper-parameter
+    assert text.tokenizer_for(run).tokens[4:] == text.tokenizer_for(path).tokens[4:]
+    capsys.readouterr()
+    assert main(["eval", str(run)]) == 0
+    scores = json.loads(capsys.readouterr().out)
+    assert math.isfinite(scores["nll"]) and scores["bits_per_dim"] < math.log2(len(set(body)) + 4)
+    path.rename(tmp_path / "moved")  # sampling needs only the run folder
+    assert main(["sample", str(run), "-n", "4", "--prompt", "the", "--top-k", "3"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("the") and set(out) <= set(body)
+    assert main(["sample", str(run), "-n", "3"]) == 0
+    ids = np.load(run / "samples.npy")
+    assert ids.shape == (3, 64) and text.tokenizer_for(run).decode_batch(ids)
+
+
+def test_words_mode_and_a_changed_file(tmp_path, capsys):
+    path, body = _story(tmp_path, "story.txt")
+    vocab = set(body.replace(".", " . ").split())
+    run = tmp_path / "run"
+    argv = ["train", "lstm-lm", "--data", str(path), "--steps", "5", "--out", str(run)]
+    assert main([*argv, *SMALL_LM, "--set", "tokens=words", "--set", "seq_len=8"]) == 0
+    assert (
+        "tokens=words&layout=windows&seq_len=8"
+        in json.loads((run / "run.json").read_text())["dataset"]
+    )
+    lines = generate_text(run, n=3, prompt="the fox", top_k=2)
+    assert all(line.startswith("the fox") and set(line.split()) <= vocab for line in lines)
+    x = genzoo.load_dataset(path, tokens="words", seq_len=8)
+    assert all(
+        set(row.split()) <= vocab
+        for row in text.tokenizer_for(path, tokens="words").decode_batch(x)
+    )
+    capsys.readouterr()
+    path.write_text(body + "zebra\n", encoding="utf-8")  # a new word: the vocabulary moved on
+    assert main(["eval", str(run)]) == 2
+    assert "no longer the one this run was trained with" in capsys.readouterr().err
+    assert generate_text(run, n=1, prompt="the")  # the recorded vocabulary still decodes
+
+
+def test_binary_and_non_utf8_files_are_refused(tmp_path, capsys):
+    garbage = tmp_path / "garbage"
+    garbage.write_bytes(bytes(range(256)) * 4)
+    assert main(["train", "lstm-lm", "--data", str(garbage), "--steps", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "neither an array file nor UTF-8 text" in err and ".npy, .npz, .csv" in err
+    (tmp_path / "latin.txt").write_bytes("caf\xe9 ".encode("latin-1") * 300)
+    with pytest.raises(DataError, match="not UTF-8 text.*save it as UTF-8"):
+        genzoo.load_dataset(tmp_path / "latin.txt")
+    np.save(tmp_path / "a.npy", np.zeros((20, 2)))
+    (tmp_path / "a.npy").rename(tmp_path / "array")
+    with pytest.raises(DataError, match="give it the .npy extension"):
+        genzoo.data.dataset_info(tmp_path / "array")
+    with pytest.raises(DataError, match="text files given by path"):
+        train("lstm-lm", "grammar", hparams={"tokens": "words"}, steps=1)
+    with pytest.raises(DataError, match="tokens must be 'chars' or 'words'"):
+        genzoo.load_dataset(_story(tmp_path)[0], tokens="bytes")
+
+
+def test_sentence_vae_reads_one_line_per_example(tmp_path):
+    path, body = _story(tmp_path)
+    hparams = {"tokens": "words", "hidden": 16, "embed_dim": 8, "latent_dim": 4}
+    model, _ = train("sentence-vae", str(path), tmp_path / "run", hparams, steps=3,
+                            batch_size=8)  # fmt: skip
+    info = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert info["data_options"]["layout"] == "lines"
+    tok = text.tokenizer_for(tmp_path / "run")
+    assert model.vocab_size == tok.vocab_size
+    x = genzoo.load_dataset(info["dataset"], split="test")
+    assert (
+        x.shape[1] == model.data_shape[0] == 1 + max(len(tok.encode(b)) for b in body.split("\n"))
+    )
+    for row in x.tolist():
+        end = row.index(text.EOS)
+        assert all(t == text.PAD for t in row[end + 1 :]) and text.PAD not in row[:end]
+        assert tok.decode(row).replace(" .", ".") in body

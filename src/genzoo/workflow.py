@@ -14,6 +14,8 @@ import torch
 from torch import Tensor
 
 from genzoo import data as datasets
+from genzoo.data import text
+from genzoo.errors import DataError
 from genzoo.io import load_model, read_json
 from genzoo.metrics import (
     DENSITY_LABELS,
@@ -25,6 +27,9 @@ from genzoo.models.base import GenerativeModel
 from genzoo.registry import create, hyperparameters, model_class
 from genzoo.train import Trainer
 from genzoo.train.trainer import RUN_INFO_FILE
+
+#: Models that read one sentence per example: on a text file they default to ``layout=lines``.
+LINE_MODELS = ("sentence-vae",)
 
 
 def batch_transform(model_kind: str, levels: int | None):
@@ -47,17 +52,47 @@ def train(
     data_seed: int = 0,
     **trainer_settings: Any,
 ) -> tuple[GenerativeModel, Trainer]:
-    """Train ``model_name`` on the train split of ``dataset``; return the model and trainer."""
-    info = datasets.dataset_info(dataset) if not Path(dataset).exists() else None
-    levels = info.levels if info else None
-    x = datasets.load_dataset(dataset, split="train", n=n, seed=data_seed)
+    """Train ``model_name`` on the train split of ``dataset``; return the model and trainer.
+
+    ``dataset`` is a shipped dataset's name or the path of a user's file (arrays or UTF-8
+    text). For a text file the data options ``tokens`` (``chars``, the default, or ``words``),
+    ``layout`` (``windows``, or ``lines``: one line per example, ``<eos>`` then ``<pad>``;
+    ``sentence-vae`` defaults to ``lines``), ``seq_len``, ``max_vocab`` and ``lowercase`` are
+    taken out of ``hparams`` (see ``genzoo.data.text.open_text_file``). ``run.json`` then records
+    them with the whole vocabulary (``tokenizer``), so sampling needs only the run folder, and
+    names the dataset ``PATH?options`` so that evaluation rebuilds the same examples.
+    Models with a ``levels``/``vocab_size`` hyper-parameter get the dataset's ``levels`` (a text
+    file's vocabulary size; see ``genzoo.data.dataset_info`` for array files).
+    """
     cls = model_class(model_name)
     hparams = dict(hparams or {})
-    transform = batch_transform(cls.data_kind_for(x, hparams), levels)
-    if levels is not None:  # discrete models size their outputs by the dataset's levels
+    run_info: dict[str, Any] = {"n": n, "seed": data_seed}
+    if datasets.is_text_file(dataset):
+        options = {k: hparams.pop(k) for k in text.TEXT_FILE_OPTIONS if k in hparams}
+        layout = "lines" if model_name in LINE_MODELS else "windows"
+        made = text.open_text_file(dataset, layout_default=layout, **options)
+        dataset = made.spec
+        run_info.update(made.record())
+    else:
+        accepted = hyperparameters(cls)
+        misplaced = [k for k in text.TEXT_FILE_OPTIONS if k in hparams and k not in accepted]
+        if misplaced:
+            raise DataError(
+                f"{', '.join(misplaced)}: data options of text files given by path, and "
+                f"{dataset} is not one; remove them"
+            )
+    info = datasets.dataset_info(dataset)
+    # evaluate scores array files on their raw values, so continuous models are not
+    # dequantised on them; discrete models are sized by their levels all the same
+    array_file = info.kind != "text" and datasets.is_user_file(dataset)
+    levels = info.levels
+    x = datasets.load_dataset(dataset, split="train", n=n, seed=data_seed)
+    data_kind = cls.data_kind_for(x, hparams)
+    transform = batch_transform(data_kind, None if array_file else levels)
+    if levels is not None and data_kind == "discrete":  # sized by the dataset's levels
         accepted = hyperparameters(cls)
         for key in ("levels", "vocab_size"):
-            if key in accepted and key not in hparams and transform is None:
+            if key in accepted and key not in hparams:
                 hparams[key] = levels
     trainer = Trainer(out=out, transform=transform, **trainer_settings)
     if trainer.resume and out is not None and (Path(out) / "config.json").exists():
@@ -66,7 +101,7 @@ def train(
         seen = x if transform is None else transform(x, torch.Generator().manual_seed(data_seed))
         torch.manual_seed(trainer.seed)
         model = create(model_name, data=seen, **hparams)
-    trainer.fit(model, x, run_info={"dataset": dataset, "n": n, "seed": data_seed})
+    trainer.fit(model, x, run_info={"dataset": dataset, **run_info})
     return model, trainer
 
 
@@ -142,16 +177,29 @@ def generate_text(
     **sampling: Any,
 ) -> list[str]:
     """Decoded samples of a language model trained on a text dataset, optionally continuing
-    ``prompt``; ``sampling`` takes ``temperature``, ``top_k``, ``top_p`` and ``length``."""
-    from genzoo.data import text
+    ``prompt``; ``sampling`` takes ``temperature``, ``top_k``, ``top_p`` and ``length``.
+
+    The tokenizer comes from the run folder (``genzoo.data.text.tokenizer_for(run)``): for a
+    text file, the vocabulary recorded at training, so the file need not exist any more.
+    """
+    from genzoo.models.autoregressive.lm import SequenceLM
 
     model = load_model(run)
-    dataset = read_json(Path(run) / RUN_INFO_FILE)["dataset"]
-    if datasets.dataset_info(dataset).kind != "text" or not hasattr(model, "generate"):
-        raise ValueError(f"{run} is not a language model trained on a text dataset")
-    tokenizer = text.tokenizer_for(dataset)
+    read_json(Path(run) / RUN_INFO_FILE)  # a clear error for a folder that is no run
+    if not isinstance(model, SequenceLM):
+        raise ValueError(
+            f"{run} holds a {model.name}, not a language model (lstm-lm, transformer-lm): "
+            "draw its samples with genzoo sample RUN -n N and decode them with "
+            "genzoo.data.text.tokenizer_for(RUN)"
+        )
+    try:
+        tokenizer = text.tokenizer_for(Path(run))
+    except DataError as err:
+        raise ValueError(f"{run} is not a language model trained on a text dataset") from err
     generator = torch.Generator(device=model.device).manual_seed(seed)
-    ids = tokenizer.encode(prompt or "", bos=True)
+    # no <bos>: the model starts every sequence from its own start symbol, and its training
+    # examples (windows of text, or lines) hold no <bos>
+    ids = tokenizer.encode(prompt or "")
     prompts = torch.tensor([ids] * n, dtype=torch.long, device=model.device)
     with torch.no_grad():
         out = model.generate(prompts, generator=generator, **sampling)

@@ -20,6 +20,10 @@ same arguments always give the same tensor and no global random state is touched
   decodes them. ``grammar`` has an exact ``true_log_prob`` and ``true_entropy``.
 - A path to a ``.npy``, ``.npz``, ``.csv`` or IDX (``…-ubyte[.gz]``) file
   (:mod:`genzoo.data.files`): seeded 80/10/10.
+- A path to a UTF-8 text file, with or without ``.txt`` (:func:`genzoo.data.text.open_text_file`):
+  int64 token ids; data options as keywords (``load_dataset(path, tokens="words")``) or in the
+  name (``"notes.txt?tokens=words&seq_len=32"``); ``text.tokenizer_for(path)`` decodes them.
+  Which files are text is decided by :func:`genzoo.data.files.file_kind`.
 
 For the fixed-size datasets ``n`` takes the first ``min(n, size of the split)`` examples.
 """
@@ -28,6 +32,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -42,6 +47,8 @@ __all__ = [
     "DatasetInfo",
     "dataset_info",
     "dequantize",
+    "is_text_file",
+    "is_user_file",
     "list_datasets",
     "load_dataset",
     "true_entropy",
@@ -56,7 +63,7 @@ class DatasetInfo:
     """One row of ``genzoo.list_datasets()``."""
 
     name: str
-    kind: str  # points | image | text | tabular
+    kind: str  # points | image | text | tabular | pair (| array: a user file of other shapes)
     shape: tuple[int, ...]
     levels: int | None  # number of discrete values per scalar (17 for digits), None if continuous
     has_true_density: bool
@@ -123,11 +130,59 @@ def list_datasets() -> list[DatasetInfo]:
     return list(_INFOS.values())
 
 
-def dataset_info(name: str) -> DatasetInfo:
-    """The ``DatasetInfo`` of a shipped dataset; unknown names suggest the closest one."""
-    if name not in _INFOS:
-        raise unknown_name("dataset", str(name), _INFOS)
-    return _INFOS[name]
+def is_user_file(name_or_path: str | Path) -> bool:
+    """True when ``name_or_path`` names a user's file (a path, or ``PATH?options`` for text),
+    not a shipped dataset; the file need not exist."""
+    return files.is_user_file(name_or_path, _INFOS)
+
+
+def is_text_file(name_or_path: str | Path) -> bool:
+    """True when ``name_or_path`` is a user's text file (``DataError`` if it does not exist or
+    is neither text nor an array file)."""
+    if not is_user_file(name_or_path):
+        return False
+    return files.file_kind(files.split_options(name_or_path)[0]) == "text"
+
+
+def dataset_info(name: str | Path, **options: Any) -> DatasetInfo:
+    """The ``DatasetInfo`` of a shipped dataset (unknown names suggest the closest one) or of
+    a user's file, read from its content (cached by path, size and modification time).
+
+    For a file, ``name`` is the path as given; ``kind`` is ``"text"`` for a text file,
+    ``"image"`` for (n, C, H, W) arrays and IDX images, ``"points"`` for 2-column arrays,
+    ``"tabular"`` for other flat vectors (and ``"array"`` for other shapes); ``shape`` is one
+    example's; ``has_true_density`` is false. ``levels``: a text file's vocabulary size (with
+    the data ``options`` of :func:`genzoo.data.text.open_text_file`, default
+    ``tokens="chars"``); for arrays whose values are all integers in ``0..L-1`` with
+    ``L = max + 1 <= 256``, ``L`` (at least 2: binary 0/1 data give 2, 8-bit images 256); else
+    ``None`` (continuous values).
+    """
+    if not is_user_file(name):
+        if options:
+            raise DataError(f"{name} is a shipped dataset; the options {', '.join(options)} "
+                            "apply to text files given by path")  # fmt: skip
+        if name not in _INFOS:
+            raise unknown_name("dataset", str(name), _INFOS)
+        return _INFOS[name]
+    path, in_name = files.split_options(name)
+    if files.file_kind(path) == "text":
+        made = text.open_text_file(name, **options)
+        return DatasetInfo(
+            str(name), "text", (made.seq_len,), made.tokenizer.vocab_size, False, made.describe()
+        )
+    _refuse_options(path, {**in_name, **options})
+    count, shape, levels, kind = files.array_summary(path)
+    values = f"integer levels 0..{levels - 1}" if levels else "real values"
+    about = f"file {path}: {count} examples of shape {shape}, {values}; seeded 80/10/10 split"
+    return DatasetInfo(str(name), kind, shape, levels, False, about)
+
+
+def _refuse_options(path: Path, options: dict[str, Any]) -> None:
+    if options:
+        raise DataError(
+            f"{path} holds arrays, not text; the options {', '.join(options)} apply to text "
+            "files only: remove them"
+        )
 
 
 def _to_tensor(x: np.ndarray) -> torch.Tensor:
@@ -135,27 +190,34 @@ def _to_tensor(x: np.ndarray) -> torch.Tensor:
 
 
 def load_dataset(
-    name_or_path: str | Path, split: str = "train", n: int | None = None, seed: int = 0
+    name_or_path: str | Path,
+    split: str = "train",
+    n: int | None = None,
+    seed: int = 0,
+    **options: Any,
 ) -> torch.Tensor:
     """Examples of a shipped dataset or of the user's file, as a float tensor (text: int64 ids).
 
     Args:
-        name_or_path: a name from ``list_datasets()`` or the path of a .npy/.npz/.csv/IDX file.
+        name_or_path: a name from ``list_datasets()``, the path of a .npy/.npz/.csv/IDX file,
+            or the path of a UTF-8 text file (optionally ``PATH?key=value&...``).
         split: ``"train"``, ``"val"`` or ``"test"``.
         n: toys draw ``n`` points (default 10,000); other datasets keep the first ``n``.
         seed: a non-negative integer; the same arguments always give the same tensor.
+        options: text files only: ``tokens``, ``layout``, ``seq_len``, ``max_vocab``,
+            ``lowercase`` (see :func:`genzoo.data.text.open_text_file`).
     """
     check_split(split)
     n = check_n(n)
-    name = name_or_path if isinstance(name_or_path, str) else None
-    if (
-        name is None
-        or (name not in _INFOS and Path(name).exists())
-        or (name not in _INFOS and files.looks_like_path(name))
-    ):
-        x = files.load_file_split(Path(name_or_path), split, seed)
+    if is_user_file(name_or_path):
+        path, in_name = files.split_options(name_or_path)
+        if files.file_kind(path) == "text":
+            return text.load_text_file_split(name_or_path, split, n, seed, **options)
+        _refuse_options(path, {**in_name, **options})
+        x = files.load_file_split(path, split, seed)
         return _to_tensor(x[:n])
-    info = dataset_info(name)
+    name = name_or_path
+    info = dataset_info(name, **options)
     if info.kind == "points":
         rng = make_rng(seed, name, split)
         return _to_tensor(toy2d.sample_toy(name, n or DEFAULT_TOY_N, rng))

@@ -1,18 +1,29 @@
-"""The user's own data files: ``.npy``, ``.npz``, ``.csv`` and IDX, read only, never written.
+"""The user's own data files: arrays (``.npy``, ``.npz``, ``.csv``, IDX) and UTF-8 text.
 
-Examples are along the first axis; a 1-D array becomes a column (n, 1). IDX files (MNIST's
-format, :mod:`genzoo.data.idx`) are recognised by name: ``…-ubyte``, ``….idx3``, ``…-ubyte.gz``
-and the like; 3-D IDX images (n, rows, cols) gain a channel axis: (n, 1, rows, cols). The rows
-are split 80/10/10 into train/val/test by a permutation seeded with ``seed``. Every problem raises
+Files are read only, never written. What a file holds is decided by :func:`file_kind`: the
+suffixes ``.npy``, ``.npz``, ``.csv`` and IDX names (``…-ubyte``, ``….idx3``, ``…-ubyte.gz`` and
+the like) are arrays; ``.txt``, or any other file whose bytes decode as UTF-8 text (no NUL
+bytes, almost no control characters), is text (:mod:`genzoo.data.text` cuts it into token ids);
+anything else is refused with a ``DataError`` listing the accepted formats.
+
+Arrays: examples are along the first axis; a 1-D array becomes a column (n, 1); 3-D IDX images
+(n, rows, cols) gain a channel axis: (n, 1, rows, cols). The rows are split 80/10/10 into
+train/val/test by a permutation seeded with ``seed``. Every problem raises
 ``genzoo.errors.DataError`` saying what is wrong and what to do.
+
+A text file may carry data options after a ``?``, as a run folder records them:
+``notes.txt?tokens=words&seq_len=32`` (:func:`split_options`).
 """
 
 from __future__ import annotations
 
 import csv
+import functools
 import re
 import zipfile
+from collections.abc import Container
 from pathlib import Path
+from urllib.parse import parse_qsl
 
 import numpy as np
 import torch
@@ -24,8 +35,18 @@ from genzoo.validation import check_finite
 
 FILE_FRACTIONS = (0.8, 0.1, 0.1)
 SUPPORTED_SUFFIXES = (".npy", ".npz", ".csv")
+TEXT_SUFFIXES = (".txt",)
+ACCEPTED = ".npy, .npz, .csv, IDX (…-ubyte[.gz]) or UTF-8 text"
+#: Leading bytes of binary formats, to name them when such a file lacks its extension.
+_MAGIC = {
+    b"\x93NUMPY": "a NumPy .npy array: give it the .npy extension",
+    b"PK\x03\x04": "a zip archive (a .npz?): give a .npz file its extension",
+    b"\x1f\x8b": "gzip-compressed: decompress it (IDX files keep their …-ubyte.gz name)",
+}
 _IDX_NAME = re.compile(r"(-ubyte|\.idx\d?(-ubyte)?)(\.gz)?$", re.IGNORECASE)
 NPZ_KEYS = ("x", "X", "data", "arr_0")
+#: Control characters (Unicode category Cc) other than tab, newline, CR, form feed, vertical tab.
+_CONTROL = re.compile(r"[\x00-\x08\x0e-\x1f\x7f-\x9f]")
 
 
 def is_idx_name(path: str | Path) -> bool:
@@ -39,6 +60,120 @@ def looks_like_path(name: str | Path) -> bool:
     if isinstance(name, Path):
         return True
     return "/" in name or "\\" in name or Path(name).suffix != "" or is_idx_name(name)
+
+
+def is_user_file(name: str | Path, shipped: Container[str]) -> bool:
+    """True when ``name`` means a file rather than one of the ``shipped`` dataset names: a
+    ``Path``, an existing path, a name with a directory separator, an extension or an IDX name,
+    or ``PATH?options`` where ``PATH`` is one of those."""
+    if isinstance(name, Path):
+        return True
+    if name in shipped:
+        return False
+    if Path(name).exists() or looks_like_path(name):
+        return True
+    base = name.rpartition("?")[0]
+    return bool(base) and (Path(base).exists() or looks_like_path(base))
+
+
+def split_options(name: str | Path) -> tuple[Path, dict[str, str]]:
+    """The file path and the ``key=value`` data options after a ``?`` in ``name``.
+
+    ``"notes.txt?tokens=words&seq_len=32"`` gives ``(Path("notes.txt"), {"tokens": "words",
+    "seq_len": "32"})``. A name that is itself an existing file, or a ``Path``, has no options.
+    """
+    if isinstance(name, Path) or "?" not in name or Path(name).exists():
+        return Path(name), {}
+    path, _, query = name.rpartition("?")
+    pairs = parse_qsl(query, keep_blank_values=True, strict_parsing=False)
+    if not pairs or any(not key for key, _ in pairs):
+        raise DataError(
+            f"cannot read the data options in {name!r}; write them as "
+            "PATH?key=value&key=value (e.g. notes.txt?tokens=words)"
+        )
+    return Path(path), dict(pairs)
+
+
+def _check_exists(path: Path) -> None:
+    if not path.exists():
+        raise DataError(
+            f"no such file: {path}; give the path of an existing {ACCEPTED} file "
+            "or the name of a shipped dataset (see genzoo.list_datasets())"
+        )
+    if path.is_dir():
+        raise DataError(f"{path} is a folder; give the path of a {ACCEPTED} file")
+
+
+def stat_key(path: Path) -> tuple[str, int, int]:
+    """The cache key of a file: its resolved path, size and modification time."""
+    st = path.stat()
+    return str(path.resolve()), st.st_size, st.st_mtime_ns
+
+
+def _binary_hint(raw: bytes) -> str:
+    for magic, what in _MAGIC.items():
+        if raw.startswith(magic):
+            return f" (it looks like {what})"
+    return ""
+
+
+@functools.lru_cache(maxsize=4)
+def _decode_text(key: tuple[str, int, int]) -> str | None:
+    """The UTF-8 text of the file in ``key`` (a leading BOM dropped), or ``None`` when it is
+    not text: invalid UTF-8, a NUL byte, or more than 1% control characters (tabs, newlines,
+    carriage returns, form feeds and vertical tabs do not count)."""
+    raw = Path(key[0]).read_bytes()
+    if b"\x00" in raw:
+        return None
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        return None
+    return None if len(_CONTROL.findall(text)) > 0.01 * len(text) else text
+
+
+def file_kind(path: str | Path) -> str:
+    """``"array"`` or ``"text"``: what the existing file ``path`` holds (see the module doc).
+
+    Raises ``DataError`` for a missing file, a folder, an empty text file, a ``.txt`` that is
+    not UTF-8, and a file of another format (binary data) naming the accepted formats.
+    """
+    path = Path(path)
+    _check_exists(path)
+    if is_idx_name(path) or path.suffix.lower() in SUPPORTED_SUFFIXES:
+        return "array"
+    if path.stat().st_size == 0:
+        raise DataError(f"{path} is empty (0 bytes); give a file holding at least one example")
+    if _decode_text(stat_key(path)) is not None:
+        return "text"
+    with open(path, "rb") as f:
+        head = f.read(8)
+    if path.suffix.lower() in TEXT_SUFFIXES:
+        raise DataError(
+            f"{path} is not UTF-8 text (it holds bytes that do not decode, NUL bytes or "
+            f"control characters){_binary_hint(head)}; save it as UTF-8 text"
+        )
+    raise DataError(
+        f"{path} is neither an array file nor UTF-8 text{_binary_hint(head)}; genzoo reads "
+        f"{ACCEPTED} files: convert the data to one of them"
+    )
+
+
+def read_text_file(path: str | Path) -> str:
+    """The UTF-8 text of the file ``path`` (checked by :func:`file_kind`; a BOM is dropped)."""
+    path = Path(path)
+    _check_exists(path)
+    if path.stat().st_size == 0:
+        raise DataError(f"{path} is empty (0 bytes); give a text holding at least one example")
+    text = _decode_text(stat_key(path))
+    if text is None:
+        raise DataError(
+            f"{path} is not UTF-8 text (it holds bytes that do not decode, NUL bytes or "
+            "control characters); save it as UTF-8 text"
+        )
+    if not text.strip():
+        raise DataError(f"{path} holds only whitespace; give a text holding some words")
+    return text
 
 
 def _read_idx(path: Path) -> np.ndarray:
@@ -143,19 +278,13 @@ def _read_csv(path: Path) -> np.ndarray:
 def read_data_file(path: str | Path) -> np.ndarray:
     """All examples in ``path`` as a float64 array with at least 2 dims; checks everything."""
     path = Path(path)
-    if not path.exists():
-        raise DataError(
-            f"no such file: {path}; give the path of an existing .npy, .npz, .csv or IDX file "
-            "or the name of a shipped dataset (see genzoo.list_datasets())"
-        )
-    if path.is_dir():
-        raise DataError(f"{path} is a folder; give the path of a .npy, .npz, .csv or IDX file")
+    _check_exists(path)
     suffix = "idx" if is_idx_name(path) else path.suffix.lower()
     if suffix != "idx" and suffix not in SUPPORTED_SUFFIXES:
         raise DataError(
             f"{path} has the unsupported extension {path.suffix or '(none)'!r}; "
-            f"genzoo reads {', '.join(SUPPORTED_SUFFIXES)} and IDX files (…-ubyte[.gz]): "
-            "convert the data to one of them"
+            f"genzoo reads arrays from {', '.join(SUPPORTED_SUFFIXES)} and IDX files "
+            "(…-ubyte[.gz]); text files are read by genzoo.load_dataset"
         )
     if path.stat().st_size == 0:
         raise DataError(f"{path} is empty (0 bytes); give a file holding at least one example")
@@ -175,16 +304,61 @@ def read_data_file(path: str | Path) -> np.ndarray:
     return array
 
 
-def load_file_split(path: str | Path, split: str, seed: int) -> np.ndarray:
-    """The rows of the user's file in ``split`` (80/10/10, seeded permutation)."""
+def split_rows(x: np.ndarray, split: str, seed: int, what: str | Path) -> np.ndarray:
+    """The rows of ``x`` in ``split``: 80/10/10 by a permutation seeded with ``seed`` (the same
+    permutation for every split, so the three are disjoint)."""
     k = check_split(split)
-    x = read_data_file(path)
     sizes = split_sizes(len(x), FILE_FRACTIONS)
     if sizes[k] == 0:
         raise DataError(
-            f"{path} holds {len(x)} examples, so its {split!r} split (10%) is empty; "
+            f"{what} holds {len(x)} examples, so its {split!r} split (10%) is empty; "
             "give at least 10 examples"
         )
     perm = make_rng(seed, "file").permutation(len(x))
     start = sum(sizes[:k])
     return x[perm[start : start + sizes[k]]]
+
+
+def load_file_split(path: str | Path, split: str, seed: int) -> np.ndarray:
+    """The rows of the user's array file in ``split`` (80/10/10, seeded permutation)."""
+    check_split(split)
+    return split_rows(read_data_file(path), split, seed, path)
+
+
+#: Arrays whose values are all integers in ``0..L-1`` with ``L <= MAX_LEVELS`` have levels.
+MAX_LEVELS = 256
+
+
+def array_levels(x: np.ndarray) -> int | None:
+    """``max + 1`` (at least 2) when every value of ``x`` is an integer in ``0..255``, else
+    ``None``: binary 0/1 data get 2, 8-bit grey levels 256, continuous data ``None``."""
+    if x.size == 0 or x.min() < 0 or x.max() > MAX_LEVELS - 1 or not np.all(x == np.round(x)):
+        return None
+    return max(2, int(x.max()) + 1)
+
+
+def array_kind(shape: tuple[int, ...]) -> str:
+    """``"points"`` for examples of shape (2,), ``"tabular"`` for other flat vectors,
+    ``"image"`` for (C, H, W) examples (IDX images included), ``"array"`` for other shapes."""
+    if len(shape) == 3:
+        return "image"
+    if shape == (2,):
+        return "points"
+    return "tabular" if len(shape) == 1 else "array"
+
+
+@functools.lru_cache(maxsize=32)
+def _array_summary(key: tuple[str, int, int]) -> tuple[int, tuple[int, ...], int | None, str]:
+    path = Path(key[0])
+    x = read_data_file(path)
+    shape = tuple(int(d) for d in x.shape[1:])
+    kind = array_kind(shape)
+    return len(x), shape, array_levels(x), kind
+
+
+def array_summary(path: str | Path) -> tuple[int, tuple[int, ...], int | None, str]:
+    """``(examples, shape of one example, levels, kind)`` of an array file, cached in memory
+    by path, size and modification time (so an edited file is read again)."""
+    path = Path(path)
+    _check_exists(path)
+    return _array_summary(stat_key(path))

@@ -15,20 +15,25 @@ tokens ``<pad>``, ``<bos>``, ``<eos>`` and ``<unk>``.
   chain over 8 symbols, :data:`GRAMMAR`) whose entropy rate is known exactly:
   ``H = -sum_i pi_i sum_j P_ij log P_ij`` (Cover & Thomas, eq. 4.27). Each split is a fresh
   draw started from the stationary distribution.
-- The user's own text file: ``load_text_file(path, ...)``.
+- The user's own UTF-8 text file, by path (with or without a ``.txt`` extension):
+  ``genzoo.load_dataset(path, tokens="words")`` or ``open_text_file(path, ...)``; see
+  :func:`open_text_file` for the data options (``tokens``, ``layout``, ``seq_len``,
+  ``max_vocab``, ``lowercase``). ``load_text_file`` is the older, tuple-returning reader.
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
 import importlib
 import inspect
+import json
 import math
 import re
 import string
 import warnings
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,6 +41,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from genzoo.data import files
 from genzoo.data._common import check_n, check_split, make_rng, split_sizes
 from genzoo.errors import DataError, unknown_name
 
@@ -47,6 +53,8 @@ ASCII_CHARS: tuple[str, ...] = tuple(
     string.ascii_letters + string.digits + string.punctuation + " \n"
 )
 _WORD = re.compile(r"[A-Za-z]+|[0-9]+|[^\sA-Za-z0-9]")
+#: Words of any script (user files): runs of letters, runs of digits, other single characters.
+_UNICODE_WORD = re.compile(r"[^\W\d_]+|\d+|[^\s\w]|_")
 
 
 class Tokenizer:
@@ -57,6 +65,8 @@ class Tokenizer:
         level: ``"char"`` or ``"word"`` (words: runs of letters, runs of digits, and single
             punctuation marks; ``decode`` joins words with spaces).
         lowercase: lower-case text before splitting it.
+        unicode_words: words are runs of letters of any script (``café`` is one word), not
+            only of ``A-Za-z`` (the shipped datasets' rule, kept for them).
 
     Example:
         >>> tok = Tokenizer.fit("hello world", level="char")
@@ -66,13 +76,20 @@ class Tokenizer:
         [3]
     """
 
-    def __init__(self, tokens: Sequence[str], level: str = "char", lowercase: bool = False):
+    def __init__(
+        self,
+        tokens: Sequence[str],
+        level: str = "char",
+        lowercase: bool = False,
+        unicode_words: bool = False,
+    ):
         if level not in LEVELS:
             raise ValueError(f"level must be one of {LEVELS}, not {level!r}")
         tokens = [t for t in tokens if t not in SPECIALS]
         if len(set(tokens)) != len(tokens):
             raise ValueError("the vocabulary holds duplicate tokens")
         self.level, self.lowercase = level, bool(lowercase)
+        self.unicode_words = bool(unicode_words)
         self.tokens: tuple[str, ...] = SPECIALS + tuple(tokens)
         self.index = {t: i for i, t in enumerate(self.tokens)}
 
@@ -83,15 +100,16 @@ class Tokenizer:
         level: str = "char",
         max_vocab: int | None = None,
         lowercase: bool = False,
+        unicode_words: bool = False,
     ) -> Tokenizer:
         """The ``max_vocab`` most frequent tokens of ``text`` (ties by order), plus specials."""
         if max_vocab is not None and max_vocab < 1:
             raise ValueError(f"max_vocab must be a positive integer or None, got {max_vocab}")
-        probe = cls((), level, lowercase)
+        probe = cls((), level, lowercase, unicode_words)
         texts = [text] if isinstance(text, str) else list(text)
         counts = Counter(t for chunk in texts for t in probe.split(chunk))
         ranked = sorted(counts, key=lambda t: (-counts[t], t))
-        return cls(ranked[:max_vocab], level, lowercase)
+        return cls(ranked[:max_vocab], level, lowercase, unicode_words)
 
     @property
     def vocab_size(self) -> int:
@@ -102,7 +120,9 @@ class Tokenizer:
         """``text`` as a list of token strings (before the vocabulary is applied)."""
         if self.lowercase:
             text = text.lower()
-        return list(text) if self.level == "char" else _WORD.findall(text)
+        if self.level == "char":
+            return list(text)
+        return (_UNICODE_WORD if self.unicode_words else _WORD).findall(text)
 
     def encode(self, text: str, bos: bool = False, eos: bool = False) -> list[int]:
         """Token ids of ``text``; tokens outside the vocabulary become ``<unk>`` (3)."""
@@ -129,12 +149,18 @@ class Tokenizer:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready description; ``Tokenizer.from_dict`` rebuilds it."""
-        return {"tokens": list(self.tokens[len(SPECIALS) :]), "level": self.level,
-                "lowercase": self.lowercase}  # fmt: skip
+        out = {"tokens": list(self.tokens[len(SPECIALS) :]), "level": self.level,
+               "lowercase": self.lowercase}  # fmt: skip
+        if self.unicode_words:
+            out["unicode_words"] = True
+        return out
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Tokenizer:
-        return cls(d["tokens"], d["level"], d.get("lowercase", False))
+        """The tokenizer described by ``to_dict()``."""
+        return cls(
+            d["tokens"], d["level"], d.get("lowercase", False), d.get("unicode_words", False)
+        )
 
     def __repr__(self) -> str:
         return f"Tokenizer(level={self.level!r}, vocab_size={self.vocab_size})"
@@ -316,9 +342,58 @@ def _spec(name: str) -> TextSpec:
     return TEXT_DATASETS[name]
 
 
+def tokenizer_for(name_or_path: str | Path, **options: Any) -> Tokenizer:
+    """The tokenizer that ``decode``s a text dataset's ids (and ``encode``s prompts).
+
+    ``name_or_path`` is one of:
+
+    - a shipped text dataset (:data:`TEXT_DATASETS`);
+    - the path of a user's text file, optionally ``PATH?key=value&...``: the tokenizer fitted
+      to the file with the data ``options`` (default ``tokens="chars"``, as
+      ``genzoo.load_dataset(path)`` uses; see :func:`open_text_file`);
+    - a run folder written by ``genzoo train`` on text: the tokenizer recorded in its
+      ``run.json`` (for a text file, its vocabulary as trained, whatever became of the file).
+    """
+    if isinstance(name_or_path, str) and name_or_path in TEXT_DATASETS:
+        if options:
+            raise DataError(
+                f"{name_or_path} is a shipped dataset with a fixed tokenizer; the options "
+                f"{', '.join(options)} apply to text files given by path"
+            )
+        return _shipped_tokenizer(name_or_path)
+    path = Path(name_or_path)
+    if path.is_dir():
+        return _run_tokenizer(path)
+    if files.is_user_file(name_or_path, TEXT_DATASETS):
+        return open_text_file(name_or_path, **options).tokenizer
+    raise unknown_name("text dataset", str(name_or_path), TEXT_DATASETS)
+
+
+def _run_tokenizer(run: Path) -> Tokenizer:
+    """The tokenizer recorded in a run folder, or that of the text dataset it names."""
+    from genzoo.train.trainer import RUN_INFO_FILE  # a run folder's file; imported late
+
+    info_file = run / RUN_INFO_FILE
+    if not info_file.is_file():
+        raise DataError(f"{run} is a folder without {RUN_INFO_FILE}: give a run folder written "
+                        "by genzoo train, a text dataset's name or a text file")  # fmt: skip
+    try:
+        info = json.loads(info_file.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise DataError(f"{info_file} is not valid JSON ({err}); the file is corrupt") from err
+    if isinstance(info.get("tokenizer"), dict):
+        return Tokenizer.from_dict(info["tokenizer"])
+    dataset = info.get("dataset")
+    if isinstance(dataset, str) and (
+        dataset in TEXT_DATASETS or files.is_user_file(dataset, TEXT_DATASETS)
+    ):
+        return tokenizer_for(dataset)
+    raise DataError(f"{run} was not trained on text (its dataset is {dataset!r}), so it has "
+                    "no tokenizer")  # fmt: skip
+
+
 @functools.cache
-def tokenizer_for(name: str) -> Tokenizer:
-    """The tokenizer of a text dataset, to ``decode`` its ids (and ``encode`` prompts)."""
+def _shipped_tokenizer(name: str) -> Tokenizer:
     spec = _spec(name)
     if spec.source == "grammar":
         return Tokenizer(GRAMMAR.symbols, "char")
@@ -409,10 +484,7 @@ def load_text_file(
     path = Path(path)
     if not path.is_file():
         raise DataError(f"no such text file: {path}")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as err:
-        raise DataError(f"{path} is not UTF-8 text ({err})") from err
+    text = files.read_text_file(path)
     if seq_len < 1:
         raise ValueError(f"seq_len must be a positive integer, got {seq_len}")
     tok = Tokenizer.fit(text, level, max_vocab, lowercase)
@@ -424,3 +496,249 @@ def load_text_file(
         )
     x = _stream_split(windowed, split, seed, "file")
     return torch.from_numpy(np.ascontiguousarray(x[: check_n(n)])), tok
+
+
+# -- the user's text files ----------------------------------------------------------------------
+#: Data options of a text file; ``genzoo train`` takes them out of the model's ``--set`` values.
+TEXT_FILE_OPTIONS: tuple[str, ...] = (
+    "tokens", "layout", "seq_len", "max_vocab", "lowercase", "vocab",
+)  # fmt: skip
+TOKEN_LEVELS = {"chars": "char", "words": "word"}
+LAYOUTS = ("windows", "lines")
+#: ``seq_len`` of ``layout="windows"`` when none is given.
+DEFAULT_WINDOW = {"chars": 64, "words": 32}
+#: The longest default ``seq_len`` of ``layout="lines"`` (the longest line + 1 up to this).
+MAX_DEFAULT_LINE = {"chars": 256, "words": 64}
+_TRUE, _FALSE = ("true", "1", "yes"), ("false", "0", "no")
+
+
+def vocab_fingerprint(tokenizer: Tokenizer) -> str:
+    """12 hex digits identifying a tokenizer's vocabulary (a hash of ``to_dict()``)."""
+    blob = json.dumps(tokenizer.to_dict(), sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:12]
+
+
+def _positive(key: str, value: Any, allow_none: bool) -> int | None:
+    if allow_none and (value is None or str(value).lower() in ("none", "null", "")):
+        return None
+    least = 2 if key == "seq_len" else 1  # a window or a line needs 2 tokens to be learnt
+    try:
+        number = None if isinstance(value, (bool, float)) else int(value)
+    except (TypeError, ValueError):
+        number = None
+    if number is None or number < least:
+        raise DataError(f"{key} must be an integer >= {least}, got {value!r}")
+    return number
+
+
+def text_file_options(options: Mapping[str, Any]) -> dict[str, Any]:
+    """The data options of a text file checked and typed (strings such as ``"32"`` or
+    ``"true"`` from a ``PATH?key=value`` name become numbers and booleans); unknown keys and
+    bad values raise ``DataError``. Missing options are left out (defaults apply later)."""
+    unknown = sorted(set(options) - set(TEXT_FILE_OPTIONS))
+    if unknown:
+        raise DataError(
+            f"unknown text file option {', '.join(map(repr, unknown))}; text files take "
+            f"{', '.join(TEXT_FILE_OPTIONS)}"
+        )
+    out: dict[str, Any] = {}
+    for key, value in options.items():
+        if key == "tokens":
+            value = {"char": "chars", "word": "words"}.get(value, value)
+            if value not in TOKEN_LEVELS:
+                raise DataError(f"tokens must be 'chars' or 'words', got {value!r}")
+        elif key == "layout":
+            if value not in LAYOUTS:
+                raise DataError(f"layout must be 'windows' or 'lines', got {value!r}")
+        elif key in ("seq_len", "max_vocab"):
+            value = _positive(key, value, allow_none=True)
+        elif key == "lowercase":
+            if not isinstance(value, bool):
+                word = str(value).lower()
+                if word not in _TRUE + _FALSE:
+                    raise DataError(f"lowercase must be true or false, got {value!r}")
+                value = word in _TRUE
+        elif key == "vocab" and not isinstance(value, str):
+            raise DataError(f"vocab must be a vocabulary fingerprint string, got {value!r}")
+        out[key] = value
+    return out
+
+
+@dataclass(frozen=True)
+class TextFile:
+    """A user's text file cut into examples, with the tokenizer and options that made them.
+
+    ``examples`` holds every example ``(m, seq_len)`` (int64, read only) before the split;
+    ``options`` and ``spec`` (``PATH?options``) rebuild exactly these examples, the
+    vocabulary's fingerprint included; ``split(split, seed)`` gives one split.
+    """
+
+    path: Path
+    tokens: str
+    layout: str
+    seq_len: int
+    max_vocab: int | None
+    lowercase: bool
+    tokenizer: Tokenizer
+    examples: np.ndarray
+    n_chars: int
+    n_lines: int
+    dropped: int
+
+    @property
+    def options(self) -> dict[str, Any]:
+        """The resolved data options, JSON-ready, with the vocabulary's fingerprint."""
+        out: dict[str, Any] = {"tokens": self.tokens, "layout": self.layout,
+                               "seq_len": self.seq_len}  # fmt: skip
+        if self.max_vocab is not None:
+            out["max_vocab"] = self.max_vocab
+        if self.lowercase:
+            out["lowercase"] = True
+        out["vocab"] = vocab_fingerprint(self.tokenizer)
+        return out
+
+    @property
+    def spec(self) -> str:
+        """``PATH?tokens=...&layout=...&seq_len=...&vocab=...``: a dataset name that
+        ``genzoo.load_dataset`` and ``dataset_info`` read back into these examples."""
+        query = "&".join(f"{k}={str(v).lower() if isinstance(v, bool) else v}"
+                         for k, v in self.options.items())  # fmt: skip
+        return f"{self.path}?{query}"
+
+    def record(self) -> dict[str, Any]:
+        """What a run folder keeps so that sampling needs no text file: the file's path, the
+        options, the tokenizer (its whole vocabulary)."""
+        return {"data_file": str(self.path), "data_options": self.options,
+                "tokenizer": self.tokenizer.to_dict()}  # fmt: skip
+
+    def split(self, split: str, seed: int = 0) -> np.ndarray:
+        """The examples of ``split``. ``layout="lines"``: 80/10/10 by a permutation seeded
+        with ``seed``, as for array files. ``layout="windows"``: the stream's first 80%, next
+        10% and last 10% (neighbouring windows share their text, so a random split would
+        leak it into the test split), each shuffled with ``seed``."""
+        if self.layout == "lines":
+            return files.split_rows(self.examples, split, seed, self.path)
+        return _stream_split(self.examples, split, seed, "file")
+
+    def describe(self) -> str:
+        """One line for ``DatasetInfo.description``."""
+        level = self.tokens + (", lower-cased" if self.lowercase else "")
+        if self.layout == "windows":
+            made = f"{len(self.examples)} windows of {self.seq_len} {self.tokens}"
+        else:
+            made = (f"{len(self.examples)} lines of up to {self.seq_len - 1} {self.tokens} + "
+                    "<eos>, padded")  # fmt: skip
+            if self.dropped:
+                made += f" ({self.dropped} longer lines left out)"
+        split = "seeded 80/10/10 split" if self.layout == "lines" else "80/10/10 regions"
+        return (f"text file {self.path}: {self.n_chars} characters, vocabulary "
+                f"{self.tokenizer.vocab_size} ({level} + 4 specials), {made}; {split}")  # fmt: skip
+
+
+def open_text_file(
+    path_or_spec: str | Path, layout_default: str = "windows", **options: Any
+) -> TextFile:
+    """The user's UTF-8 text file cut into examples of token ids (cached in memory by the
+    file's path, size and modification time, so an edited file is read again).
+
+    Data options (``options``, or ``PATH?key=value&...`` in ``path_or_spec``; the keywords win):
+
+    - ``tokens``: ``"chars"`` (default) or ``"words"`` (runs of letters of any script, runs of
+      digits, single punctuation marks; decoded text joins them with spaces).
+    - ``layout``: ``"windows"`` (``layout_default``): the whole text as one token stream cut
+      into non-overlapping windows of ``seq_len`` tokens, for language models; ``"lines"``: one
+      non-blank line (whitespace stripped) per example, its tokens then ``<eos>`` then
+      ``<pad>`` up to ``seq_len``, as ``stdlib-sentences`` and ``sentence-vae`` want; lines
+      longer than ``seq_len - 1`` tokens are left out.
+    - ``seq_len``: windows: 64 characters or 32 words by default; lines: the longest line + 1
+      (for ``<eos>``), at most 256 characters or 64 words by default.
+    - ``max_vocab``: keep the most frequent tokens (others become ``<unk>``); default all.
+    - ``lowercase``: lower-case the text first (default false).
+    - ``vocab``: a fingerprint from ``TextFile.options``; if the file's vocabulary no longer
+      matches it (the file changed since a run was trained), ``DataError``.
+
+    The tokenizer is fitted on the whole file, so all splits share it; at least 10 examples
+    are needed.
+    """
+    path, in_name = files.split_options(path_or_spec)
+    given = text_file_options({**in_name, **options})
+    if files.file_kind(path) != "text":
+        raise DataError(
+            f"{path} holds arrays, not text; the options {', '.join(given) or 'tokens, layout'} "
+            "apply to text files only"
+        )
+    layout = given.get("layout", layout_default)
+    if layout not in LAYOUTS:
+        raise DataError(f"layout must be 'windows' or 'lines', got {layout!r}")
+    made = _text_file(files.stat_key(path), str(path), given.get("tokens", "chars"), layout,
+                      given.get("seq_len"), given.get("max_vocab"),
+                      given.get("lowercase", False))  # fmt: skip
+    expected = given.get("vocab")
+    if expected is not None and expected != vocab_fingerprint(made.tokenizer):
+        raise DataError(
+            f"the vocabulary of {path} is no longer the one this run was trained with "
+            f"(fingerprint {vocab_fingerprint(made.tokenizer)}, expected {expected}): the file "
+            "changed since; restore it, or train again on the new text"
+        )
+    return made
+
+
+@functools.lru_cache(maxsize=8)
+def _text_file(
+    key: tuple[str, int, int],
+    shown: str,
+    tokens: str,
+    layout: str,
+    seq_len: int | None,
+    max_vocab: int | None,
+    lowercase: bool,
+) -> TextFile:
+    path = Path(shown)
+    body = files.read_text_file(path)
+    level = TOKEN_LEVELS[tokens]
+    fit = functools.partial(Tokenizer.fit, level=level, max_vocab=max_vocab, lowercase=lowercase,
+                            unicode_words=level == "word")  # fmt: skip
+    lines = [line.strip() for line in body.splitlines()]
+    lines = [line for line in lines if line]
+    dropped = 0
+    if layout == "windows":
+        tok = fit(body)
+        seq_len = seq_len or DEFAULT_WINDOW[tokens]
+        examples = windows(tok.encode(body), seq_len)
+        if len(examples) < 10:
+            raise DataError(
+                f"{path} gives {len(examples)} windows of {seq_len} {tokens}; give a longer "
+                "text (at least 10 windows) or a smaller seq_len (--set seq_len=N)"
+            )
+    else:
+        tok = fit(lines)
+        encoded = [tok.encode(line) for line in lines]
+        longest = max((len(e) for e in encoded), default=0)
+        seq_len = seq_len or min(longest + 1, MAX_DEFAULT_LINE[tokens])
+        kept = [e for e in encoded if len(e) < seq_len]
+        dropped = len(encoded) - len(kept)
+        if len(kept) < 10:
+            raise DataError(
+                f"{path}: {len(kept)} of its {len(encoded)} non-blank lines fit in seq_len="
+                f"{seq_len} {tokens} with <eos>; give at least 10 lines, a larger seq_len "
+                "(--set seq_len=N) or layout=windows"
+            )
+        examples = pad_sequences(kept, seq_len)
+    examples.setflags(write=False)
+    return TextFile(path, tokens, layout, seq_len, max_vocab, lowercase, tok, examples,
+                    len(body), len(lines), dropped)  # fmt: skip
+
+
+def load_text_file_split(
+    path_or_spec: str | Path,
+    split: str = "train",
+    n: int | None = None,
+    seed: int = 0,
+    **options: Any,
+) -> torch.Tensor:
+    """Token ids ``(n, seq_len)`` (int64) of ``split`` of the user's text file: the first
+    ``n`` of :meth:`TextFile.split`; options as in :func:`open_text_file`."""
+    check_split(split)
+    n = check_n(n)
+    x = open_text_file(path_or_spec, **options).split(split, seed)
+    return torch.from_numpy(np.array(x[:n], dtype=np.int64))
