@@ -82,13 +82,12 @@ def train(
                 f"{dataset} is not one; remove them"
             )
     info = datasets.dataset_info(dataset)
-    # evaluate scores array files on their raw values, so continuous models are not
-    # dequantised on them; discrete models are sized by their levels all the same
-    array_file = info.kind != "text" and datasets.is_user_file(dataset)
+    # integer levels (digits, or a user's file of 0..L-1 values) are dequantised for
+    # continuous models, exactly as evaluate scores them; discrete models are sized by them
     levels = info.levels
     x = datasets.load_dataset(dataset, split="train", n=n, seed=data_seed)
     data_kind = cls.data_kind_for(x, hparams)
-    transform = batch_transform(data_kind, None if array_file else levels)
+    transform = batch_transform(data_kind, levels)
     if levels is not None and data_kind == "discrete":  # sized by the dataset's levels
         accepted = hyperparameters(cls)
         for key in ("levels", "vocab_size"):
@@ -109,7 +108,7 @@ def evaluate(
     run: str | Path | GenerativeModel,
     dataset: str | None = None,
     n: int | None = None,
-    seed: int = 0,
+    seed: int | None = None,
     dequantization_draws: int = 1,
 ) -> dict[str, Any]:
     """Metrics of a trained model on the test split: NLL (nats), bits, KL gap, entropy, each
@@ -123,16 +122,18 @@ def evaluate(
     an example (the sentence VAE skips ``<pad>``) gets ``bits_per_token`` instead of
     ``bits_per_dim``. A model with an unnormalised ``log_prob`` (``-E(x)``) gets no ``nll``,
     bits, ``gap_to_entropy`` or ``kl_gap``, only a ``note``: any such number would move with a
-    constant shift of the energy.
+    constant shift of the energy. ``seed`` picks the test split; by default a run folder's
+    own (its ``run.json``), so user files split by another seed never test on training rows.
     """
     model = run if isinstance(run, GenerativeModel) else load_model(run)
     if dataset is None:
         if isinstance(run, GenerativeModel):
             raise ValueError("name the dataset to evaluate a model object on")
         dataset = read_json(Path(run) / RUN_INFO_FILE)["dataset"]
-    known = not Path(dataset).exists()
-    info = datasets.dataset_info(dataset) if known else None
-    x = datasets.load_dataset(dataset, split="test", n=n, seed=seed)
+        if seed is None:  # the run's own split: another seed would test on training rows
+            seed = int(read_json(Path(run) / RUN_INFO_FILE).get("seed", 0))
+    info = datasets.dataset_info(dataset)  # shipped or a user's file: its levels count
+    x = datasets.load_dataset(dataset, split="test", n=n, seed=seed or 0)
     result: dict[str, Any] = {
         "model": model.name,
         "dataset": dataset,
@@ -146,7 +147,7 @@ def evaluate(
     if model.density == "unnormalized":
         result["note"] = UNNORMALIZED_NOTE
         return result
-    levels = info.levels if info else None
+    levels = info.levels
     result.update(
         negative_log_likelihood(model, x, levels=levels, n_dequantizations=dequantization_draws)
     )

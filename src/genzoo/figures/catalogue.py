@@ -40,7 +40,7 @@ def run_figures(run: str | Path, out: str | Path | None = None, seed: int = 0) -
     if dataset is None:
         raise FileNotFoundError(f"{run} has no {RUN_INFO_FILE} naming its dataset: point "
                                 "genzoo figures at a folder written by genzoo train")  # fmt: skip
-    info = dataset_info(dataset) if not Path(dataset).exists() else None
+    info = dataset_info(dataset)
     test = load_dataset(dataset, split="test", n=N_DATA, seed=seed)
     data = to_model_scale(test, model, info.levels if info else None)
     with torch.no_grad():

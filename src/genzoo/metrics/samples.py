@@ -5,7 +5,7 @@ examples (flattened to vectors).
 
 from __future__ import annotations
 
-import math
+import warnings
 
 import numpy as np
 import torch
@@ -130,19 +130,21 @@ def classifier_two_sample_accuracy(
     samples: Tensor | np.ndarray,
     reference: Tensor | np.ndarray,
     seed: int = 0,
-    neighbours: int | None = None,
+    hidden: int = 64,
+    max_iter: int = 200,
 ) -> float:
     """Held-out accuracy of a classifier told ``samples`` from ``reference``: the classifier
     two-sample test (Lopez-Paz & Oquab 2017, "Revisiting classifier two-sample tests").
 
     Examples are flattened; the larger sample is subsampled (seeded) to the size ``n`` of the
     smaller, so the classes are balanced; both are standardised with the pooled mean and
-    standard deviation. Each class is split in half: a k-nearest-neighbour classifier (one of
-    the paper's two C2STs; scikit-learn's ``KNeighborsClassifier``, ``k = neighbours``, by
-    default the square root of the training points) learns on one half, and the accuracy on
-    the other half is returned. k-NN needs no training schedule that could stop early, and
-    costs milliseconds: a small MLP with early stopping told a Gaussian from a four-cluster
-    mixture at 0.58 (300 points) where k-NN reaches 0.78.
+    standard deviation. Each class is split in half: a one-hidden-layer MLP (scikit-learn's
+    ``MLPClassifier``, ``hidden`` ReLU units, Adam for ``max_iter`` epochs, no early
+    stopping) learns on one half, and the accuracy on the other half is returned. Measured
+    on this choice: with early stopping the MLP told a Gaussian from a four-cluster 3-D
+    mixture at only 0.58 (300 points), and a k-nearest-neighbour C2ST scored an EBM's
+    noise-like 64-pixel digits at 0.50 (nearest neighbours fail in high dimension), where this
+    MLP gives 0.89 and 0.97; under the null it stays at 0.50 +- 0.01. About 0.1-0.5 s.
 
     0.5 means the classifier cannot tell the samples apart; 1.0 that it always can. Under the
     null hypothesis (one distribution) the accuracy on the ``2 * (n // 2)`` held-out points is
@@ -153,7 +155,8 @@ def classifier_two_sample_accuracy(
         DataError: if either input is not numeric, holds NaN/inf, has fewer than 20 examples,
         or the two disagree on the shape of one example.
     """
-    from sklearn.neighbors import KNeighborsClassifier
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.neural_network import MLPClassifier
 
     x, x_shape = _c2st_input(samples, "samples")
     y, y_shape = _c2st_input(reference, "reference")
@@ -161,8 +164,8 @@ def classifier_two_sample_accuracy(
         raise DataError(
             f"samples and reference must have examples of one shape; got {x_shape} and {y_shape}"
         )
-    if neighbours is not None and neighbours < 1:
-        raise ValueError(f"neighbours must be >= 1, got {neighbours}")
+    if hidden < 1 or max_iter < 1:
+        raise ValueError(f"need hidden >= 1 and max_iter >= 1; got {hidden}, {max_iter}")
     generator = torch.Generator().manual_seed(seed)
     n = min(len(x), len(y))
     x = x[torch.randperm(len(x), generator=generator)[:n]]
@@ -175,6 +178,8 @@ def classifier_two_sample_accuracy(
     train = torch.cat([x[:half], y[:half]]).numpy()
     test = torch.cat([x[half : 2 * half], y[half : 2 * half]]).numpy()
     labels = np.repeat([0, 1], half)
-    k = neighbours or max(1, round(math.sqrt(len(train))))
-    classifier = KNeighborsClassifier(n_neighbors=min(k, len(train))).fit(train, labels)
+    classifier = MLPClassifier((int(hidden),), max_iter=int(max_iter), random_state=seed)
+    with warnings.catch_warnings():  # a fixed epoch budget, not convergence, ends training
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        classifier.fit(train, labels)
     return float((classifier.predict(test) == labels).mean())
