@@ -190,6 +190,8 @@ def sample_metrics(samples: torch.Tensor, reference: torch.Tensor, seed: int) ->
     }
     row.update(precision_recall(reference, samples))
     row["c2st_accuracy"] = classifier_two_sample_accuracy(samples, reference, seed=seed)
+    held_out = 2 * (min(len(samples), len(reference)) // 2)  # its test half, both classes
+    row["c2st_accuracy_stderr"] = 0.5 / math.sqrt(held_out)  # at chance (Lopez-Paz & Oquab)
     return row
 
 

@@ -76,14 +76,15 @@ def spread(row: Row, key: str) -> float:
 
 
 def rank(rows: list[Row], key: str, target: float | None = None) -> dict[int, str]:
-    """Ranks of ``rows`` by ``key`` (lower is better; with ``target``, closer to it is better),
+    """Ranks of ``rows`` by ``key`` (lower is better; with ``target``, the excess over it:
+    a two-sample accuracy below chance is chance),
     as ``{index: "1" | "=1" | ...}``. A row whose value is within ``TIE_Z`` standard errors
     of its group's best (``spread``) shares that rank, shown with "=" when shared."""
     scored = []
     for i, row in enumerate(rows):
         if (value := number(row, key)) is not None:
             scored.append(
-                (abs(value - target) if target is not None else value, spread(row, key), i)
+                (max(value, target) - target if target is not None else value, spread(row, key), i)
             )
     scored.sort()
     ranks: dict[int, int] = {}
