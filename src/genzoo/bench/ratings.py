@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from genzoo.bench.summary import TIE_Z, mean_and_stderr
+from genzoo.bench.summary import number as _num
 
 Row = dict[str, Any]
 
@@ -32,14 +33,6 @@ ARCHITECTURE = {
     "score": (4, "any network with the data's shape as output, conditioned on noise"),
     "mixture": (1, "a fixed parametric form: K Gaussians"),
 }
-
-
-def _num(row: Row, key: str) -> float | None:
-    try:
-        value = float(row.get(key, ""))
-    except (TypeError, ValueError):
-        return None
-    return value if math.isfinite(value) else None
 
 
 def _mean(values: list[float]) -> float | None:
