@@ -17,12 +17,7 @@ from genzoo import data as datasets
 from genzoo.data import text
 from genzoo.errors import DataError
 from genzoo.io import load_model, read_json
-from genzoo.metrics import (
-    DENSITY_LABELS,
-    UNNORMALIZED_NOTE,
-    kl_gap,
-    negative_log_likelihood,
-)
+from genzoo.metrics import UNNORMALIZED_NOTE, density_label, kl_gap, negative_log_likelihood
 from genzoo.models.base import GenerativeModel
 from genzoo.registry import create, hyperparameters, model_class
 from genzoo.train import Trainer
@@ -65,6 +60,7 @@ def train(
     file's vocabulary size; see ``genzoo.data.dataset_info`` for array files).
     """
     cls = model_class(model_name)
+    accepted = hyperparameters(cls)
     hparams = dict(hparams or {})
     run_info: dict[str, Any] = {"n": n, "seed": data_seed}
     if datasets.is_text_file(dataset):
@@ -74,7 +70,6 @@ def train(
         dataset = made.spec
         run_info.update(made.record())
     else:
-        accepted = hyperparameters(cls)
         misplaced = [k for k in text.TEXT_FILE_OPTIONS if k in hparams and k not in accepted]
         if misplaced:
             raise DataError(
@@ -89,7 +84,6 @@ def train(
     data_kind = cls.data_kind_for(x, hparams)
     transform = batch_transform(data_kind, levels)
     if levels is not None and data_kind == "discrete":  # sized by the dataset's levels
-        accepted = hyperparameters(cls)
         for key in ("levels", "vocab_size"):
             if key in accepted and key not in hparams:
                 hparams[key] = levels
@@ -129,17 +123,17 @@ def evaluate(
     if dataset is None:
         if isinstance(run, GenerativeModel):
             raise ValueError("name the dataset to evaluate a model object on")
-        dataset = read_json(Path(run) / RUN_INFO_FILE)["dataset"]
+        run_info = read_json(Path(run) / RUN_INFO_FILE)
+        dataset = run_info["dataset"]
         if seed is None:  # the run's own split: another seed would test on training rows
-            seed = int(read_json(Path(run) / RUN_INFO_FILE).get("seed", 0))
+            seed = int(run_info.get("seed", 0))
     info = datasets.dataset_info(dataset)  # shipped or a user's file: its levels count
     x = datasets.load_dataset(dataset, split="test", n=n, seed=seed or 0)
     result: dict[str, Any] = {
         "model": model.name,
         "dataset": dataset,
         "density": model.density,
-        "measure": DENSITY_LABELS[model.density]
-        + (f" ({model.density_method})" if model.density_method else ""),
+        "measure": density_label(model),
         "n_test": int(x.shape[0]),
     }
     if model.density == "none":
@@ -147,11 +141,12 @@ def evaluate(
     if model.density == "unnormalized":
         result["note"] = UNNORMALIZED_NOTE
         return result
-    levels = info.levels
     result.update(
-        negative_log_likelihood(model, x, levels=levels, n_dequantizations=dequantization_draws)
+        negative_log_likelihood(
+            model, x, levels=info.levels, n_dequantizations=dequantization_draws
+        )
     )
-    if info is not None and info.has_true_density:
+    if info.has_true_density:
         truth = datasets.true_log_prob(dataset, x)
         entropy = datasets.true_entropy(dataset)
         result["true_entropy"] = entropy

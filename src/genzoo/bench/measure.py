@@ -172,12 +172,7 @@ def measure(model, dataset: str, seed: int, history: list[dict[str, float]]) -> 
     if model.density != "none":
         scored = to_model_scale(test, model, info.levels)
         row["log_prob_per_second"] = log_prob_speed(model, scored)
-    if dataset in MODE_DATASETS:
-        centres, std = mode_centres(dataset)
-        coverage = mode_coverage(samples, centres, std)
-        row["modes_covered"] = coverage["modes_covered"]
-        row["n_modes"] = coverage["n_modes"]
-        row["high_quality_share"] = coverage["high_quality_share"]
+    row.update(mode_metrics(samples, dataset))
     return _finite(row)
 
 
@@ -213,11 +208,17 @@ def reference_row(dataset: str, seed: int = 0) -> dict[str, Any]:
         )
     scale = info.levels or 1
     row.update(sample_metrics(held_out / scale, test / scale, seed))
-    if dataset in MODE_DATASETS:
-        centres, std = mode_centres(dataset)
-        coverage = mode_coverage(held_out, centres, std)
-        row.update({k: coverage[k] for k in ("modes_covered", "n_modes", "high_quality_share")})
+    row.update(mode_metrics(held_out, dataset))
     return _finite(row)
+
+
+def mode_metrics(samples: torch.Tensor, dataset: str) -> dict[str, Any]:
+    """Modes reached and the high-quality share on the Gaussian-mixture toys; empty elsewhere."""
+    if dataset not in MODE_DATASETS:
+        return {}
+    centres, std = mode_centres(dataset)
+    coverage = mode_coverage(samples, centres, std)
+    return {k: coverage[k] for k in ("modes_covered", "n_modes", "high_quality_share")}
 
 
 def _finite(row: dict[str, Any]) -> dict[str, Any]:

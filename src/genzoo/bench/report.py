@@ -276,11 +276,9 @@ def _dataset_tables(rows, references, title: str, level: str = "h2") -> list[tup
     for dataset in dict.fromkeys(r["dataset"] for r in rows):
         blocks.append((level, f"{title}: {dataset}"))
         subset = summarise([r for r in rows if r["dataset"] == dataset])
-        for key, target in (("nll", None), ("c2st_accuracy", 0.5)):
-            ranks = rank(subset, key, target)
-            for i, row in enumerate(subset):
-                if i in ranks:
-                    row[key.split("_")[0] + "_rank"] = ranks[i]
+        for key, target, column in (("nll", None, "nll_rank"), ("c2st_accuracy", 0.5, "c2st_rank")):
+            for i, shown in rank(subset, key, target).items():
+                subset[i][column] = shown
         if dataset in references:
             subset.insert(0, {"model": REFERENCE_NAME, **references[dataset]})
         columns = [(k, t) for k, t in DATASET_COLUMNS if any(k in r for r in subset)]

@@ -108,8 +108,7 @@ def run_bench(
             "model and dataset is"
         )
     _write_references(out, sorted({c[1] for c in grid}))
-    done = lambda c: (cell_dir(out, *c, budget_seconds) / RESULT_FILE).exists()  # noqa: E731
-    todo = [c for c in grid if not done(c)]
+    todo = [c for c in grid if not (cell_dir(out, *c, budget_seconds) / RESULT_FILE).exists()]
     if len(todo) < len(grid):
         tqdm.write(f"resuming: {len(grid) - len(todo)} of {len(grid)} cells already done")
     jobs = max(1, min(jobs or os.cpu_count() or 1, len(todo) or 1))

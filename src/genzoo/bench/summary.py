@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import statistics
+from collections import Counter
 from typing import Any
 
 Row = dict[str, Any]
@@ -94,5 +95,5 @@ def rank(rows: list[Row], key: str, target: float | None = None) -> dict[int, st
             ranks[i] = ranks[best[2]]
         else:
             ranks[i], best = position, (value, se, i)
-    shared = [r for r in ranks.values()]
-    return {i: ("=" if shared.count(r) > 1 else "") + str(r) for i, r in ranks.items()}
+    shared = Counter(ranks.values())
+    return {i: ("=" if shared[r] > 1 else "") + str(r) for i, r in ranks.items()}

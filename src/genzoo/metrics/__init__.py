@@ -4,6 +4,7 @@ from genzoo.metrics.frechet import frechet_digits_distance, frechet_distance
 from genzoo.metrics.likelihood import (
     DENSITY_LABELS,
     UNNORMALIZED_NOTE,
+    density_label,
     dequantized_log_prob,
     kl_gap,
     negative_log_likelihood,
@@ -22,6 +23,7 @@ __all__ = [
     "DENSITY_LABELS",
     "UNNORMALIZED_NOTE",
     "classifier_two_sample_accuracy",
+    "density_label",
     "dequantized_log_prob",
     "energy_distance",
     "frechet_digits_distance",

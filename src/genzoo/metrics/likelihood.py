@@ -80,7 +80,8 @@ def dequantized_log_prob(
     return torch.logsumexp(torch.stack(terms), 0) - math.log(draws)
 
 
-def _density_label(model: GenerativeModel) -> str:
+def density_label(model: GenerativeModel) -> str:
+    """What ``model.log_prob`` is, in words, naming its estimator: "estimated NLL (AIS)"."""
     method = model.density_method
     return DENSITY_LABELS[model.density] + (f" ({method})" if method else "")
 
@@ -148,16 +149,16 @@ def negative_log_likelihood(
 def _nll_kind(model: GenerativeModel, draws: int | None) -> dict[str, Any]:
     """``nll_kind``, ``nll_label`` (and ``dequantization_draws``) of an NLL from ``model``."""
     if draws is None:
-        return {"nll_kind": model.density, "nll_label": _density_label(model)}
+        return {"nll_kind": model.density, "nll_label": density_label(model)}
     bound = f"upper bound on the discrete NLL (uniform dequantisation, k={draws})"
     if model.density == "exact":
         kind, label = "bound", bound
     elif model.density == "bound":
-        kind, label = "bound", f"{_density_label(model)} of the dequantised data: {bound}"
+        kind, label = "bound", f"{density_label(model)} of the dequantised data: {bound}"
     else:
         kind, label = (
             "estimate",
-            f"{_density_label(model)} of the dequantised data: estimates an {bound}",
+            f"{density_label(model)} of the dequantised data: estimates an {bound}",
         )
     return {"nll_kind": kind, "nll_label": label, "dequantization_draws": draws}
 
