@@ -45,3 +45,30 @@ def test_list_models_rows():
     rows = {m.name: m for m in genzoo.list_models()}
     assert rows["gmm"].family == "mixture" and rows["gmm"].density == "exact"
     assert rows["realnvp"].family == "flow" and rows["realnvp"].density == "exact"
+
+
+def test_a_variant_forwarding_kwargs_takes_and_records_its_parents_arguments(tmp_path):
+    """A variant declares only what it changes; the registry validates and the saved config
+    records the parent's arguments it forwards, so the model rebuilds from its config."""
+    import torch
+
+    from genzoo.registry import hyperparameters, model_class
+
+    base = model_class("realnvp")
+
+    class Wider(base):
+        def __init__(self, data_shape, hidden: int = 48, **kwargs):
+            super().__init__(data_shape, hidden=hidden, **kwargs)
+
+    params = hyperparameters(Wider)
+    assert params["hidden"].default == 48  # the variant's own default shadows the parent's
+    assert set(hyperparameters(base)) == set(params)
+    model = Wider([2], n_layers=2)
+    assert model.config["hidden"] == 48 and model.config["n_layers"] == 2
+    assert set(model.config) == set(params)
+    rebuilt = Wider(**model.config)
+    rebuilt.load_state_dict(model.state_dict())
+    x = torch.randn(5, 2)
+    torch.testing.assert_close(rebuilt.log_prob(x), model.log_prob(x))
+    with pytest.raises(TypeError):
+        Wider([2], n_layer=2)

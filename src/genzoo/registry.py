@@ -63,10 +63,11 @@ def list_models() -> list[ModelInfo]:
 
 
 def hyperparameters(cls: type[GenerativeModel]) -> dict[str, inspect.Parameter]:
-    """The keyword arguments of a model's constructor, minus those fixed by the data."""
-    params = dict(inspect.signature(cls.__init__).parameters)
-    params.pop("self", None)
-    return {k: p for k, p in params.items() if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
+    """The keyword arguments of a model's constructor, those a variant forwards to its parent
+    through ``**kwargs`` included (``beta-vae`` takes every ``vae`` argument)."""
+    from genzoo.models.base import constructor_parameters
+
+    return constructor_parameters(cls)
 
 
 def create(name: str, data: torch.Tensor | None = None, **hparams: Any) -> GenerativeModel:

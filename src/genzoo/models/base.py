@@ -28,8 +28,35 @@ DENSITY_KINDS = ("exact", "bound", "estimate", "unnormalized", "none")
 LossOutput = Tensor | Mapping[str, Tensor]
 
 
+def constructor_parameters(cls: type) -> dict[str, inspect.Parameter]:
+    """The keyword parameters of ``cls(...)``, following ``**kwargs`` up the class hierarchy.
+
+    A variant declares only what it changes (``class BetaVAE(VAE)`` takes ``beta`` and
+    forwards ``**kwargs``); its parameters are its own, then those of the first ancestor
+    that defines ``__init__``, and so on while a constructor forwards ``**kwargs``. A
+    parameter a variant redeclares (a new default) shadows its ancestor's.
+    """
+    params: dict[str, inspect.Parameter] = {}
+    for klass in cls.__mro__:
+        if "__init__" not in klass.__dict__ or klass is nn.Module or klass is object:
+            continue
+        signature = inspect.signature(inspect.unwrap(klass.__dict__["__init__"]))
+        forwards = False
+        for name, param in signature.parameters.items():
+            if name == "self" or param.kind is param.VAR_POSITIONAL:
+                continue
+            if param.kind is param.VAR_KEYWORD:
+                forwards = True
+            elif name not in params:
+                params[name] = param.replace(kind=param.KEYWORD_ONLY)
+        if not forwards:
+            break
+    return params
+
+
 def _record_config(init):
-    """Wrap ``__init__`` so the outermost call records its arguments as the model config."""
+    """Wrap ``__init__`` so the outermost call records every constructor argument (those a
+    variant forwards through ``**kwargs`` included, defaults filled in) as the model config."""
 
     signature = inspect.signature(init)
 
@@ -37,10 +64,20 @@ def _record_config(init):
     def wrapped(self, *args, **kwargs):
         if "_config" not in self.__dict__:
             bound = signature.bind(self, *args, **kwargs)
-            bound.apply_defaults()
-            arguments = dict(bound.arguments)
-            arguments.pop("self")
-            object.__setattr__(self, "_config", arguments)
+            arguments = {}
+            for name, value in bound.arguments.items():
+                kind = signature.parameters[name].kind
+                if kind is inspect.Parameter.VAR_KEYWORD:
+                    arguments.update(value)
+                elif kind is not inspect.Parameter.VAR_POSITIONAL and name != "self":
+                    arguments[name] = value
+            config = {}
+            for name, param in constructor_parameters(type(self)).items():
+                if name in arguments:
+                    config[name] = arguments[name]
+                elif param.default is not param.empty:
+                    config[name] = param.default
+            object.__setattr__(self, "_config", config)
         init(self, *args, **kwargs)
 
     return wrapped
