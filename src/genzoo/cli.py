@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -88,9 +89,12 @@ def cmd_train(args: argparse.Namespace) -> None:
 
 
 def cmd_sample(args: argparse.Namespace) -> None:
+    from genzoo.io import atomic_write
     from genzoo.plotting import plot_samples
     from genzoo.workflow import generate_text, sample
 
+    if args.n < 1:
+        raise ValueError(f"-n must be at least 1 (samples to draw), got {args.n}")
     text_options = {"temperature": args.temperature, "top_k": args.top_k,
                     "top_p": args.top_p, "length": args.length}  # fmt: skip
     if args.prompt is not None or any(v is not None for v in text_options.values()):
@@ -99,12 +103,19 @@ def cmd_sample(args: argparse.Namespace) -> None:
             print(line)
         return
 
-    x = sample(args.run, args.n, seed=args.seed)
     out = Path(args.out or Path(args.run) / "samples.npy")
+    if out.suffix != ".npy":  # numpy would add it after the check below
+        out = out.with_name(out.name + ".npy")
     if out.exists() and not args.force:
-        raise SystemExit(f"genzoo: error: {out} exists; pass --force to overwrite it")
+        raise FileExistsError(f"{out} exists; pass --force to overwrite it")
+    x = sample(args.run, args.n, seed=args.seed)
     out.parent.mkdir(parents=True, exist_ok=True)
-    np.save(out, x.numpy())
+
+    def write(tmp: str) -> None:
+        with open(tmp, "wb") as f:  # a file object: numpy adds no second extension
+            np.save(f, x.numpy())
+
+    atomic_write(out, write)
     print(f"wrote {args.n} samples to {out}")
     if args.plot:
         print(f"wrote {plot_samples(x, args.plot, title=str(args.run))}")
@@ -260,11 +271,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _one_line_warning(message, category, filename, lineno, line=None) -> str:
+    """Warnings on the command line as one line, without the source location."""
+    return f"genzoo: warning: {message}\n"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``genzoo`` command."""
     from genzoo.errors import GenzooError
 
     args = build_parser().parse_args(argv)
+    warnings.formatwarning = _one_line_warning
     try:
         args.func(args)
     except (GenzooError, ValueError, FileNotFoundError, FileExistsError) as err:

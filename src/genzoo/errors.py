@@ -37,6 +37,14 @@ class RunExistsError(GenzooError, FileExistsError):
     """The output folder already holds a run and neither resume nor force was asked."""
 
 
+class RunLockedError(GenzooError, RuntimeError):
+    """Another process is writing to the run (or benchmark) folder, or it cannot be written."""
+
+
+class ResumeMismatchError(GenzooError, ValueError):
+    """``resume`` was asked with a model, data or settings other than the run's own."""
+
+
 def unknown_name(kind: str, name: str, known: Iterable[str]) -> UnknownNameError:
     """An error for an unknown ``name`` of ``kind`` listing ``known`` and the closest match."""
     known = sorted(known)

@@ -47,6 +47,10 @@ def register_model(name: str, family: str):
 def model_class(name: str) -> type[GenerativeModel]:
     """The class registered under ``name``; unknown names get the closest suggestion."""
     _import_families()
+    if not isinstance(name, str):
+        raise UnknownNameError(
+            f"a model name is a string such as 'realnvp', got {name!r}; see genzoo.list_models()"
+        )
     if name not in _MODELS:
         raise unknown_name("model", name, _MODELS)
     return _MODELS[name]
@@ -78,14 +82,21 @@ def create(name: str, data: torch.Tensor | None = None, **hparams: Any) -> Gener
     """
     cls = model_class(name)
     valid = hyperparameters(cls)
-    for key in hparams:
+    for key, value in hparams.items():
         if key not in valid:
             tunable = [k for k in valid if k not in cls.data_fixed]
             raise unknown_name(f"hyper-parameter of {name}", key, tunable)
+        _check_kind(name, key, valid[key], value)
     config: dict[str, Any] = {}
     if data is not None:
         if not isinstance(data, torch.Tensor):
-            data = torch.as_tensor(data)
+            try:
+                data = torch.as_tensor(data)
+            except (TypeError, ValueError, RuntimeError) as err:
+                raise DataError(
+                    f"{name} needs numeric data (an array of numbers shaped (n_examples, ...)); "
+                    f"could not read a {type(data).__name__} ({err})"
+                ) from err
         if data.ndim < 2 or data.shape[0] == 0:
             raise DataError(
                 f"{name} needs data shaped (n_examples, ...) with n_examples > 0; "
@@ -99,10 +110,31 @@ def create(name: str, data: torch.Tensor | None = None, **hparams: Any) -> Gener
             f"{name} needs {', '.join(missing)}: pass data=... so they are read from it, "
             "or give them as keyword arguments"
         )
-    model = cls(**config)
+    try:
+        model = cls(**config)
+    except TypeError as err:  # a value of the wrong kind deep in a constructor
+        raise ValueError(f"cannot build {name} with {hparams}: {err}") from err
     if data is not None:
         model.initialize(data.to(torch.get_default_dtype()))
     return model
+
+
+def _check_kind(model: str, key: str, param: inspect.Parameter, value: Any) -> None:
+    """Refuse text where the parameter takes a number or a flag (``--set hidden=abc``), and
+    a number where it takes only a name, with the expected kind in the message."""
+    default, annotation = param.default, str(param.annotation)
+    takes_text = "str" in annotation or "Any" in annotation
+    numeric = isinstance(default, (int, float)) and not isinstance(default, bool)
+    if isinstance(value, str) and (numeric or isinstance(default, bool)) and not takes_text:
+        kind = "true or false" if isinstance(default, bool) else "a number"
+        raise ValueError(
+            f"hyper-parameter {key} of {model} must be {kind} (default {default!r}), "
+            f"got {value!r}"
+        )
+    if annotation == "str" and not isinstance(value, str):
+        raise ValueError(
+            f"hyper-parameter {key} of {model} must be a name such as {default!r}, got {value!r}"
+        )
 
 
 def _import_families() -> None:

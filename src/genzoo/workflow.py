@@ -6,7 +6,9 @@ on, so that ``evaluate`` can score it on the matching test split.
 
 from __future__ import annotations
 
+import json
 import math
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -15,8 +17,8 @@ from torch import Tensor
 
 from genzoo import data as datasets
 from genzoo.data import text
-from genzoo.errors import DataError
-from genzoo.io import load_model, read_json
+from genzoo.errors import DataError, ResumeMismatchError
+from genzoo.io import CONFIG_FILE, load_model, read_json
 from genzoo.metrics import UNNORMALIZED_NOTE, density_label, kl_gap, negative_log_likelihood
 from genzoo.models.base import GenerativeModel
 from genzoo.registry import create, hyperparameters, model_class
@@ -62,6 +64,8 @@ def train(
     cls = model_class(model_name)
     accepted = hyperparameters(cls)
     hparams = dict(hparams or {})
+    if isinstance(dataset, (str, Path)) and Path(dataset).exists():
+        dataset = str(Path(dataset).resolve())  # run.json must find it from any folder
     run_info: dict[str, Any] = {"n": n, "seed": data_seed}
     if datasets.is_text_file(dataset):
         options = {k: hparams.pop(k) for k in text.TEXT_FILE_OPTIONS if k in hparams}
@@ -81,6 +85,9 @@ def train(
     # continuous models, exactly as evaluate scores them; discrete models are sized by them
     levels = info.levels
     x = datasets.load_dataset(dataset, split="train", n=n, seed=data_seed)
+    if n is not None and x.shape[0] < n:
+        warnings.warn(f"{dataset} has {x.shape[0]} training examples, fewer than n={n}: "
+                      "training on all of them", stacklevel=2)  # fmt: skip
     data_kind = cls.data_kind_for(x, hparams)
     transform = batch_transform(data_kind, levels)
     if levels is not None and data_kind == "discrete":  # sized by the dataset's levels
@@ -88,14 +95,34 @@ def train(
             if key in accepted and key not in hparams:
                 hparams[key] = levels
     trainer = Trainer(out=out, transform=transform, **trainer_settings)
-    if trainer.resume and out is not None and (Path(out) / "config.json").exists():
+    if trainer.resume and out is not None and (Path(out) / CONFIG_FILE).exists():
         model = load_model(out)
+        _check_same_model(out, model, model_name, hparams)
     else:
         seen = x if transform is None else transform(x, torch.Generator().manual_seed(data_seed))
         torch.manual_seed(trainer.seed)
         model = create(model_name, data=seen, **hparams)
     trainer.fit(model, x, run_info={"dataset": dataset, **run_info})
     return model, trainer
+
+
+def _check_same_model(
+    out: str | Path, model: GenerativeModel, name: str, hparams: dict[str, Any]
+) -> None:
+    """Refuse to resume ``out`` as another model or with other hyper-parameters, naming
+    each difference (the saved model would silently be trained instead)."""
+    differences = [f"model: the run has {model.name!r}, now {name!r}"] if model.name != name else []
+    saved = model.config
+    differences += [
+        f"{key}: the run has {saved.get(key)!r}, now {value!r}"
+        for key, value in json.loads(json.dumps(hparams)).items()
+        if saved.get(key) != value
+    ]
+    if differences:
+        raise ResumeMismatchError(
+            f"cannot resume {out} as asked ({'; '.join(differences)}): resume with the run's "
+            "own model and hyper-parameters (--set), or start a new run folder"
+        )
 
 
 def evaluate(

@@ -8,10 +8,12 @@ with a clear message when a loss turns NaN or infinite.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import sys
 import time
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -21,12 +23,13 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from genzoo.errors import RunExistsError, TrainingDiverged
-from genzoo.io import atomic_write, write_json
+from genzoo.errors import CheckpointError, ResumeMismatchError, RunExistsError, TrainingDiverged
+from genzoo.io import atomic_write, read_json, write_json
 from genzoo.models.base import GenerativeModel
 from genzoo.train import distributed
 from genzoo.train.checkpoint import CHECKPOINT_FILE, load_checkpoint, save_checkpoint
 from genzoo.train.distributed import DIAGNOSTIC_PREFIX, RANK_STRIDE, Context  # noqa: F401 (re-export)
+from genzoo.train.runfolder import folder_lock, replacing, restore_interrupted_replacement
 from genzoo.validation import check_finite, check_shape
 
 METRICS_FILE = "metrics.jsonl"
@@ -51,6 +54,24 @@ EVAL_PREFIX = "eval/"
 
 
 BATCH_ORDERS = ("random", "epochs")
+#: Settings a resumed run must share with the run it continues: any other value would make
+#: the resumed run a different experiment under the old one's name. The others may change:
+#: steps, the logging and checkpoint intervals, device, progress, evaluation, time limit, and
+#: the learning rate and gradient clipping (the way to go on after a divergence).
+RESUME_FIXED = ("batch_size", "batch_order", "seed", "dtype", "transform")
+
+
+def _require_int(name: str, value: Any, minimum: int) -> None:
+    """Refuse a non-integer (``2.5``, ``"10"``, ``True``) or a value below ``minimum``."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+
+
+def _require_positive(name: str, value: Any) -> None:
+    """Refuse anything but a finite number above zero."""
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if not ok or not (math.isfinite(value) and value > 0):
+        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
 
 
 class EpochOrder:
@@ -174,18 +195,32 @@ class Trainer:
     evaluate_every_seconds: float = 0.0
     history: list[dict[str, float]] = field(default_factory=list, init=False, repr=False)
     _order: EpochOrder | None = field(default=None, init=False, repr=False)
+    _time_offset: float = field(default=0.0, init=False, repr=False)
     evaluations: list[dict[str, float]] = field(default_factory=list, init=False, repr=False)
 
     def __post_init__(self) -> None:
-        if self.steps < 0 or self.batch_size < 1 or self.lr <= 0:
-            raise ValueError("steps must be >= 0, batch_size >= 1 and lr > 0")
+        _require_int("steps", self.steps, 0)
+        _require_int("batch_size", self.batch_size, 1)
+        _require_int("checkpoint_every", self.checkpoint_every, 1)
+        _require_int("log_every", self.log_every, 1)
+        _require_int("evaluate_every", self.evaluate_every, 0)
+        _require_int("seed", self.seed, 0)
+        _require_positive("lr", self.lr)
+        if self.clip_grad is not None:  # 0 would freeze training, < 0 turn it into ascent
+            _require_positive("clip_grad", self.clip_grad)
         if self.batch_order not in BATCH_ORDERS:
             raise ValueError(
                 f"batch_order must be one of {list(BATCH_ORDERS)}, not {self.batch_order!r}"
             )
         if self.dtype not in DTYPES:
             raise ValueError(f"dtype must be one of {sorted(DTYPES)}, not {self.dtype!r}")
-        if self.device.startswith("cuda") and not torch.cuda.is_available():
+        try:
+            device_type = torch.device(self.device).type
+        except (RuntimeError, TypeError):
+            device_type = None
+        if device_type not in ("cpu", "cuda", "mps"):
+            raise ValueError(f"device must be 'cpu', 'cuda' or 'cuda:N', got {self.device!r}")
+        if device_type == "cuda" and not torch.cuda.is_available():
             raise ValueError("device 'cuda' was asked for but torch sees no CUDA device")
         if self.resume and self.force:
             raise ValueError("resume and force exclude each other: pick one")
@@ -219,6 +254,13 @@ class Trainer:
         """
         if data is not None:
             data = self._check_data(model, data)
+            if self.batch_size > data.shape[0]:
+                warnings.warn(
+                    f"batch_size {self.batch_size} is larger than the {data.shape[0]} training "
+                    f"examples: using batches of {data.shape[0]}",
+                    stacklevel=2,
+                )
+                self.batch_size = int(data.shape[0])
         self._fit(model, data, run_info, distributed.setup(self.device))
         return model
 
@@ -230,9 +272,21 @@ class Trainer:
                 "max_seconds is not supported under torchrun: each rank's clock would stop it "
                 "at a different step; give a step count instead"
             )
+        with contextlib.ExitStack() as guards:
+            if self.out is not None and context.main:  # one writer per run folder
+                guards.enter_context(folder_lock(self.out))
+                restore_interrupted_replacement(Path(self.out), RUN_FILES)
+            self._fit_guarded(model, data, run_info, context, parallel, guards)
+
+    def _fit_guarded(self, model, data, run_info, context, parallel, guards) -> None:
         rank = context.rank if parallel else 0
         self.evaluations = []  # a reused Trainer must not time this run by an earlier one
+        self._time_offset = 0.0
         out = self._prepare_out(context)
+        if out is not None and self.force and context.main:  # the old run back on failure
+            guards.enter_context(replacing(out, RUN_FILES))
+        if out is not None and self.resume:
+            self._check_resumable(out, run_info)
         torch.manual_seed(self.seed + RANK_STRIDE * rank)
         model.to(device=context.device, dtype=DTYPES[self.dtype])
         if data is not None:  # integer data (token ids) keep their dtype
@@ -258,6 +312,10 @@ class Trainer:
                 batches.manual_seed(self.seed + RANK_STRIDE * rank + start)
                 torch.manual_seed(self.seed + RANK_STRIDE * rank + start)
             drawn = int(extra.get("batches_drawn", 0))
+            for player, optimizer in optimizers.items():  # the learning rate asked for now
+                lr = self.lr * model.optimizer_settings(player).get("lr_scale", 1.0)
+                for group in optimizer.param_groups:
+                    group["lr"] = lr
         self._order = None
         if self.batch_order == "epochs" and data is not None:
             world = context.world if parallel else 1
@@ -266,7 +324,7 @@ class Trainer:
             write_json(out / "trainer.json", self._settings())
             if run_info is not None:
                 write_json(out / RUN_INFO_FILE, run_info)
-            self._truncate_log(out, start)
+            self._time_offset = self._truncate_log(out, start)
         self._context = context if parallel else Context(device=context.device)
         self._loss = distributed.wrap(model, self._context)
         self._loop(model, data, optimizers, batches, start, out, context.main)
@@ -279,7 +337,9 @@ class Trainer:
         files = out if main else None  # only rank 0 writes
         bar = tqdm(total=self.steps, initial=start, disable=not show, desc=model.name, leave=False)
         sums: dict[str, float] = {}
-        count, last_good, tic = 0, None, time.perf_counter()
+        # a resumed run's clock goes on from the logged training time of its checkpoint
+        count, last_good = 0, None
+        tic = time.perf_counter() - (self._time_offset if start > 0 else 0.0)
         if out is not None and start > 0:
             last_good = (out / CHECKPOINT_FILE, start)
         step = start
@@ -321,6 +381,8 @@ class Trainer:
                     last_good = (out / CHECKPOINT_FILE, step)
                 if model.converged or out_of_time:
                     break
+            if out is not None and step == start == 0:  # steps=0: the untrained model is saved
+                self._checkpoint(out, model, optimizers, step, batches, main)
         finally:
             bar.close()
 
@@ -384,7 +446,8 @@ class Trainer:
                     f"the last good checkpoint is {last_good[0]} (step {last_good[1]}); "
                     "resume from it with a lower learning rate or gradient clipping"
                     if last_good
-                    else "no checkpoint was written before it (set out=... and checkpoint_every)"
+                    else "no checkpoint was written before it (checkpoints need out=... and "
+                    "come every checkpoint_every steps)"
                 )
                 raise TrainingDiverged(
                     f"loss term {name!r} of player {player!r} became {value} at step {step + 1}; "
@@ -396,7 +459,19 @@ class Trainer:
         if not isinstance(data, Tensor):
             data = torch.as_tensor(data)
         check_shape(data, model.data_shape, "training data")
-        return check_finite(data, "training data")
+        data = check_finite(data, "training data")
+        continuous = model.data_kind == "continuous" and self.transform is None
+        if continuous and data.is_floating_point() and data.shape[0] > 1:
+            flat = data.reshape(data.shape[0], -1)
+            constant = int((flat.amax(0) == flat.amin(0)).sum())
+            if constant and model.density != "none":
+                warnings.warn(
+                    f"{constant} of the {flat.shape[1]} data dimensions are constant: the data "
+                    "has no density in those directions, so a continuous model's NLL can fall "
+                    "without bound; drop them or add noise",
+                    stacklevel=3,
+                )
+        return data
 
     def _prepare_out(self, context: Context | None = None) -> Path | None:
         """Check the run folder on every rank; rank 0 alone clears and creates it."""
@@ -412,13 +487,36 @@ class Trainer:
                 "or choose another folder"
             )
         context.barrier()  # every rank has looked before rank 0 changes anything
-        if not context.main:
-            return out
-        if self.force:
-            for name in present:
-                (out / name).unlink()
-        out.mkdir(parents=True, exist_ok=True)
+        if context.main:
+            out.mkdir(parents=True, exist_ok=True)
         return out
+
+    def _check_resumable(self, out: Path, run_info: dict[str, Any] | None) -> None:
+        """Refuse to resume a run with other settings or data than its own, naming each
+        difference (steps, logging, device and evaluation may change)."""
+        differences = []
+        if (out / "trainer.json").exists():
+            saved = read_json(out / "trainer.json")
+            now = self._settings()
+            differences += [
+                f"{key}: the run has {saved[key]!r}, now {now[key]!r}"
+                for key in RESUME_FIXED
+                if key in saved and saved[key] != now[key]
+            ]
+        if run_info is not None and (out / RUN_INFO_FILE).exists():
+            saved = read_json(out / RUN_INFO_FILE)
+            differences += [
+                f"{key}: the run has {saved.get(key)!r}, now {value!r}"
+                for key, value in json.loads(json.dumps(run_info)).items()
+                if saved.get(key) != value
+            ]
+        if differences:
+            raise ResumeMismatchError(
+                f"cannot resume {out} with different settings ({'; '.join(differences)}): "
+                "resume with the run's own, or start a new run folder (only steps, logging, "
+                "checkpoint interval, device, evaluation, learning rate and gradient clipping "
+                "may change on resume)"
+            )
 
     def _checkpoint(self, out: Path, model, optimizers, step: int, batches, main=True) -> None:
         rng = {"batches": batches.get_state(), "torch": torch.get_rng_state()}
@@ -432,13 +530,29 @@ class Trainer:
         model.save(out)
 
     @staticmethod
-    def _truncate_log(out: Path, step: int) -> None:
-        """Drop log lines written after the checkpoint a resumed run restarts from."""
+    def _truncate_log(out: Path, step: int) -> float:
+        """Drop log lines written after the checkpoint a resumed run restarts from, and a
+        torn last line (a crash mid-write); return the training time logged at ``step``."""
         path = out / METRICS_FILE
         if not path.exists():
-            return
-        kept = [line for line in path.read_text().splitlines() if json.loads(line)["step"] <= step]
-        atomic_write(path, lambda tmp: Path(tmp).write_text("".join(k + "\n" for k in kept)))
+            return 0.0
+        lines = path.read_text(encoding="utf-8").splitlines()
+        rows = []
+        for number, line in enumerate(lines, 1):
+            try:
+                rows.append((line, json.loads(line)))
+            except json.JSONDecodeError as err:
+                if number < len(lines):
+                    raise CheckpointError(
+                        f"{path} line {number} is not JSON ({err}): repair or delete that "
+                        "line to resume"
+                    ) from err
+                warnings.warn(f"{path}: dropped a torn last line (a crash mid-write)",
+                              stacklevel=4)  # fmt: skip
+        kept = [(line, row) for line, row in rows if row.get("step", 0) <= step]
+        atomic_write(path, lambda tmp: Path(tmp).write_text("".join(k + "\n" for k, _ in kept)))
+        times = [row["time"] for _, row in kept if row.get("step") == step and "time" in row]
+        return float(times[0]) if times else 0.0
 
     def _log(self, out: Path | None, row: dict[str, float]) -> None:
         self.history.append(row)
@@ -455,6 +569,7 @@ class Trainer:
         settings.pop("history")
         settings.pop("evaluations")
         settings.pop("_order")
+        settings.pop("_time_offset")
         settings["out"] = str(self.out)
         settings["transform"] = getattr(self.transform, "__name__", repr(self.transform))
         settings["evaluate"] = getattr(self.evaluate, "__name__", repr(self.evaluate))
