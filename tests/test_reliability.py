@@ -251,3 +251,29 @@ def test_oversized_batches_and_constant_dimensions_are_warned_about(moons):
     flat = torch.cat([moons[:200, :1], torch.zeros(200, 1)], dim=1)
     with pytest.warns(UserWarning, match="1 of the 2 data dimensions are constant"):
         genzoo.Trainer(steps=2, batch_size=64, progress=False).fit(model, flat)
+
+
+# 8: the report never reads outside its folder and escapes what it quotes ---------------------
+def test_report_reads_nothing_outside_its_folder_and_escapes_html(tmp_path):
+    from genzoo.bench import write_report
+    from genzoo.bench.grid import cell_name
+
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "samples.txt").write_text("SECRET-BY-PATH")
+    (tmp_path / "secret.txt").write_text("SECRET-BY-LINK")
+    bench = tmp_path / "bench"
+    linked = bench / "runs" / cell_name("gmm", "8gaussians", 1)
+    linked.mkdir(parents=True)
+    (linked / "samples.txt").symlink_to(tmp_path / "secret.txt")
+    base = {"model": "gmm", "dataset": "8gaussians", "family": "mixture", "lr_factor": 1.0}
+    rows = [
+        {**base, "seed": "0/../../../outside", "status": "ok", "density": "exact", "nll": 2.9},
+        {**base, "seed": 1, "status": "ok", "density": "exact", "nll": 3.0},
+        {**base, "seed": 2, "status": "failed", "error": "<img src=x onerror=alert(1)>"},
+    ]
+    (bench / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    for path in write_report(bench):
+        text = path.read_text()
+        assert "SECRET" not in text, path
+        assert "<img src=x" not in text and "&lt;img src=x" in text, path

@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import html
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -149,9 +150,21 @@ def _run_path(row: dict[str, Any]) -> Path:
     return Path("runs") / name
 
 
+def _inside(bench_dir: Path, relative: Path) -> Path | None:
+    """``bench_dir / relative`` if it is a file that really lies inside ``bench_dir`` (symbolic
+    links followed), else ``None``: a crafted ``results.jsonl`` (``"seed": "0/../../x"``) or a
+    link pointing out of the folder must never put another file into the report."""
+    path = bench_dir / relative
+    try:
+        real = path.resolve(strict=True)
+    except (OSError, RuntimeError):
+        return None
+    return path if real.is_file() and real.is_relative_to(bench_dir.resolve()) else None
+
+
 def _cell_pictures(bench_dir: Path, row: dict[str, Any]) -> list[str]:
     run = _run_path(row)
-    return [str(run / name) for name in PICTURES if (bench_dir / run / name).exists()]
+    return [str(run / name) for name in PICTURES if _inside(bench_dir, run / name)]
 
 
 def _summary_figures(bench_dir: Path, rows: list[dict[str, Any]]) -> list[str]:
@@ -176,27 +189,27 @@ def _summary_figures(bench_dir: Path, rows: list[dict[str, Any]]) -> list[str]:
     return [str(path.relative_to(bench_dir)) for path in paths]
 
 
-def _tracked_during_training(run: Path, metric: str) -> list[tuple[float, float]]:
+def _tracked_during_training(bench_dir: Path, run: Path, metric: str) -> list[tuple[float, float]]:
     """(training seconds, value) of the ``eval/`` rows of a run's metrics log."""
-    log = run / "metrics.jsonl"
-    if not log.is_file():
+    log = _inside(bench_dir, run / "metrics.jsonl")
+    if log is None:
         return []
     key = f"eval/{metric}"
     rows = map(json.loads, log.read_text(encoding="utf-8").splitlines())
     return [(max(r["time"], 1e-3), r[key]) for r in rows if key in r]
 
 
-def _scored_by_sampling_steps(run: Path, metric: str) -> list[tuple[float, float]]:
+def _scored_by_sampling_steps(bench_dir: Path, run: Path, metric: str) -> list[tuple[float, float]]:
     """(network evaluations per sample, value) from a run's ``quality_vs_steps.json``."""
-    path = run / "quality_vs_steps.json"
-    if not path.is_file():
+    path = _inside(bench_dir, run / "quality_vs_steps.json")
+    if path is None:
         return []
     return sorted((p["nfe"], p[metric]) for p in json.loads(path.read_text()))
 
 
 def _curves(bench_dir: Path, rows: list[dict[str, Any]], read):
     """``{dataset: {model: [(x, value), ...]}}`` read from each model's first run by
-    ``read(run_folder, metric)``, and ``{dataset: (metric, threshold)}``."""
+    ``read(bench_dir, run_folder, metric)``, and ``{dataset: (metric, threshold)}``."""
     curves: dict[str, dict[str, list[tuple[float, float]]]] = {}
     targets: dict[str, tuple[str, float]] = {}
     for row in rows:
@@ -204,7 +217,7 @@ def _curves(bench_dir: Path, rows: list[dict[str, Any]], read):
             continue
         metric, threshold = row["quality_target"].split(" <= ")
         # estimates at or below the floor (sampling noise of a near-perfect fit) sit on it
-        points = [(x, max(v, CURVE_FLOOR)) for x, v in read(bench_dir / _run_path(row), metric)]
+        points = [(x, max(v, CURVE_FLOOR)) for x, v in read(bench_dir, _run_path(row), metric)]
         if points:
             curves.setdefault(row["dataset"], {})[row["model"]] = points
             targets[row["dataset"]] = (metric, float(threshold))
@@ -254,11 +267,11 @@ def _sections(bench_dir: Path, rows, figures) -> list[tuple[str, Any]]:
     blocks.append(("h2", "Samples (text samples as decoded), densities and loss curves"))
     for row in rows:
         pictures = _cell_pictures(bench_dir, row)
-        run = bench_dir / _run_path(row)
-        if pictures or (run / "samples.txt").exists():
+        samples = _inside(bench_dir, _run_path(row) / "samples.txt")
+        if pictures or samples:
             blocks.append(("h3", f"{row['model']} on {row['dataset']} (seed {row['seed']})"))
-        if (run / "samples.txt").exists():
-            blocks.append(("pre", (run / "samples.txt").read_text(encoding="utf-8")))
+        if samples:
+            blocks.append(("pre", samples.read_text(encoding="utf-8")))
         if pictures:
             blocks.append(("images", pictures))
     return blocks
@@ -288,24 +301,31 @@ def _dataset_tables(rows, references, title: str, level: str = "h2") -> list[tup
 
 
 def _markdown(blocks) -> str:
+    """The report as Markdown; text from result files is escaped, so an error message or a
+    model's samples holding HTML show as text, never as markup."""
+
+    def esc(text: str) -> str:
+        return html.escape(text, quote=False)
+
     out: list[str] = []
     for kind, content in blocks:
         if kind in ("h1", "h2", "h3"):
-            out += ["#" * int(kind[1]) + " " + content, ""]
+            out += ["#" * int(kind[1]) + " " + esc(content), ""]
         elif kind == "p":
-            out += [content, ""]
+            out += [esc(content), ""]
         elif kind == "list":
-            out += [f"- {item}" for item in content] + [""]
+            out += [f"- {esc(item)}" for item in content] + [""]
         elif kind == "table":
             head, body = content
-            out.append("| " + " | ".join(head) + " |")
+            out.append("| " + " | ".join(map(esc, head)) + " |")
             out.append("|" + "---|" * len(head))
-            out += ["| " + " | ".join(cell.replace("|", "/") for cell in r) + " |" for r in body]
+            out += ["| " + " | ".join(esc(c).replace("|", "/") for c in r) + " |" for r in body]
             out.append("")
         elif kind == "images":
             out += [" ".join(f"![{Path(p).stem}]({p})" for p in content), ""]
-        elif kind == "pre":
-            out += ["```", content.rstrip("\n"), "```", ""]
+        elif kind == "pre":  # a fence longer than any run of backticks inside
+            fence = "`" * max(3, 1 + max((len(r) for r in re.findall("`+", content)), default=0))
+            out += [fence, content.rstrip("\n"), fence, ""]
     return "\n".join(out)
 
 
