@@ -277,3 +277,41 @@ def test_report_reads_nothing_outside_its_folder_and_escapes_html(tmp_path):
         text = path.read_text()
         assert "SECRET" not in text, path
         assert "<img src=x" not in text and "&lt;img src=x" in text, path
+
+
+# 6 and 9: altered weights and out-of-scale configs are refused before use ----------------------
+def _flip_a_byte_in_the_tensors(path: Path) -> None:
+    raw = bytearray(path.read_bytes())
+    header = 8 + int.from_bytes(raw[:8], "little")
+    raw[header + (len(raw) - header) // 2] ^= 0xFF
+    path.write_bytes(bytes(raw))
+
+
+@pytest.mark.parametrize("name", ["model.safetensors", "checkpoint.safetensors"])
+def test_a_flipped_byte_is_caught_by_the_checksum(gmm_run, name, capsys):
+    _flip_a_byte_in_the_tensors(gmm_run / name)
+    if name == "model.safetensors":
+        assert main(["sample", str(gmm_run), "-n", "5"]) == 2
+        assert "checksum" in capsys.readouterr().err
+        assert not (gmm_run / "samples.npy").exists()
+    else:
+        with pytest.raises(genzoo.CheckpointError, match="checksum"):
+            train("gmm", "8gaussians", out=gmm_run, n=500, hparams={"n_components": 4},
+                  resume=True, **{**_quick(), "steps": 30})  # fmt: skip
+
+
+def test_non_finite_parameters_are_refused(tmp_path, moons):
+    model = genzoo.create("realnvp", data=moons, n_layers=2, hidden=8)
+    with torch.no_grad():
+        next(model.parameters())[0] = float("nan")
+    model.save(tmp_path / "m")
+    with pytest.raises(genzoo.CheckpointError, match="non-finite parameters"):
+        genzoo.load(tmp_path / "m")
+
+
+def test_a_config_out_of_scale_with_its_weights_is_refused_before_building(gmm_run):
+    meta = json.loads((gmm_run / "config.json").read_text())
+    meta["config"]["n_components"] = 1e8
+    (gmm_run / "config.json").write_text(json.dumps(meta))
+    with pytest.raises(genzoo.CheckpointError, match="out of scale"):
+        genzoo.load(gmm_run)

@@ -5,7 +5,9 @@ No pickle anywhere: weights go through safetensors, everything else through JSON
 
 from __future__ import annotations
 
+import hashlib
 import json
+import math
 import os
 import tempfile
 from collections.abc import Callable
@@ -13,14 +15,19 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
 
 from genzoo.errors import CheckpointError
 
 FORMAT = "genzoo-model/1"
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
+#: Config numbers up to this size are always accepted (buffer sizes, chunk sizes), however
+#: few weights a model has; larger ones must not exceed the weights' count.
+CONFIG_NUMBER_FLOOR = 10**6
+#: Metadata key of the SHA-256 of a safetensors file's tensors.
+DIGEST_KEY = "genzoo_sha256"
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> None:
@@ -76,20 +83,52 @@ def write_tensors(
     mask reused by several layers) are stored as independent tensors.
     """
     flat = {k: v.detach().cpu().clone().contiguous() for k, v in tensors.items()}
+    metadata = {**(metadata or {}), DIGEST_KEY: tensors_digest(flat)}
     atomic_write(path, lambda tmp: save_file(flat, tmp, metadata=metadata))
 
 
+def tensors_digest(tensors: dict[str, torch.Tensor]) -> str:
+    """SHA-256 over the names, dtypes, shapes and bytes of ``tensors`` (in name order): kept
+    in a safetensors file's metadata, it shows any byte that changed after writing."""
+    digest = hashlib.sha256()
+    for name in sorted(tensors):
+        t = tensors[name].detach().cpu().contiguous()
+        digest.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+        digest.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def verify_tensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> None:
+    """Refuse tensors whose digest differs from the one written beside them (files written
+    before digests were kept have none and are taken as they are)."""
+    expected = metadata.get(DIGEST_KEY)
+    if expected is not None and tensors_digest(tensors) != expected:
+        raise CheckpointError(
+            f"{path} is corrupt: its tensors do not match the checksum written with them "
+            "(the file changed after it was saved); restore it from a copy or retrain"
+        )
+
+
+def _unreadable(path: Path, err: Exception) -> CheckpointError:
+    return CheckpointError(
+        f"{path} is not a readable safetensors file ({err}); it is corrupt or truncated"
+    )
+
+
 def read_tensors(path: str | os.PathLike) -> dict[str, torch.Tensor]:
-    """Read a safetensors file; a missing, truncated or foreign file raises ``CheckpointError``."""
+    """Read a safetensors file and verify its checksum; a missing, truncated, altered or
+    foreign file raises ``CheckpointError``."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path} does not exist: is this a genzoo run folder?")
     try:
-        return load_file(str(path))
+        with safe_open(str(path), framework="pt") as f:
+            metadata = f.metadata() or {}
+            tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (safe_open API)
     except (SafetensorError, OSError, ValueError, RuntimeError) as err:
-        raise CheckpointError(
-            f"{path} is not a readable safetensors file ({err}); it is corrupt or truncated"
-        ) from err
+        raise _unreadable(path, err) from err
+    verify_tensors(path, tensors, metadata)
+    return tensors
 
 
 def save_model(model: torch.nn.Module, directory: str | os.PathLike) -> Path:
@@ -119,6 +158,7 @@ def load_model(directory: str | os.PathLike, map_location: str | torch.device = 
     if not isinstance(meta.get("model"), str) or not isinstance(meta.get("config"), dict):
         raise CheckpointError(f"{directory / CONFIG_FILE} lacks the 'model' and 'config' entries")
     cls = model_class(meta["model"])
+    _check_config_scale(directory, meta["config"])
     try:
         model = cls(**meta["config"])
     except (TypeError, ValueError) as err:
@@ -128,6 +168,35 @@ def load_model(directory: str | os.PathLike, map_location: str | torch.device = 
     state = read_tensors(directory / WEIGHTS_FILE)
     load_state(model, state, str(directory / WEIGHTS_FILE))
     return model.to(map_location)
+
+
+def _numbers(value: Any) -> list[float]:
+    """The numbers in a config value (a number, or a list of them)."""
+    if isinstance(value, bool):
+        return []
+    if isinstance(value, (int, float)):
+        return [float(value)]
+    return [n for v in value for n in _numbers(v)] if isinstance(value, list) else []
+
+
+def _check_config_scale(directory: Path, config: dict[str, Any]) -> None:
+    """Refuse a config whose numbers dwarf the weights it comes with (``n_layers: 1e8`` beside
+    a few thousand weights) before building it: such a model would take all memory to build
+    and could not hold these weights anyway."""
+    path = directory / WEIGHTS_FILE
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            stored = sum(math.prod(f.get_slice(k).get_shape()) for k in f.keys())  # noqa: SIM118
+    except (SafetensorError, OSError, ValueError, RuntimeError) as err:
+        raise _unreadable(path, err) from err
+    limit = max(stored, CONFIG_NUMBER_FLOOR)
+    for key, value in config.items():
+        if any(not math.isfinite(n) or abs(n) > limit for n in _numbers(value)):
+            raise CheckpointError(
+                f"{directory / CONFIG_FILE} sets {key}={value!r}, out of scale for the "
+                f"{stored:,} numbers in {WEIGHTS_FILE}: the config is corrupt or does not "
+                "belong to these weights"
+            )
 
 
 def load_state(model: torch.nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
@@ -147,5 +216,12 @@ def load_state(model: torch.nn.Module, state: dict[str, torch.Tensor], source: s
         raise CheckpointError(
             f"{source} does not fit a {type(model).__name__} with this config "
             f"({'; '.join(details)}): it was written by another model or configuration"
+        )
+    bad = [name for name, p in model.named_parameters() if name in state
+           and p.is_floating_point() and not torch.isfinite(state[name]).all()]  # fmt: skip
+    if bad:
+        raise CheckpointError(
+            f"{source} holds non-finite parameters ({', '.join(bad[:5])}): the run diverged "
+            "before it was saved, or the file is corrupt; retrain or restore a good copy"
         )
     model.load_state_dict(state)

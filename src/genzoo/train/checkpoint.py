@@ -16,7 +16,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 
 from genzoo.errors import CheckpointError
-from genzoo.io import load_state, write_tensors
+from genzoo.io import load_state, verify_tensors, write_tensors
 
 CHECKPOINT_FILE = "checkpoint.safetensors"
 FORMAT = "genzoo-checkpoint/1"
@@ -84,10 +84,11 @@ def load_checkpoint(
             header = f.metadata() or {}
             tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (safe_open API)
         meta = json.loads(header["genzoo"])
-    except (SafetensorError, OSError, ValueError, KeyError) as err:
+    except (SafetensorError, OSError, ValueError, KeyError, RuntimeError) as err:
         raise CheckpointError(
             f"{path} is not a readable genzoo checkpoint ({err}); it is corrupt or truncated"
         ) from err
+    verify_tensors(path, tensors, header)
     if meta.get("format") != FORMAT or meta.get("model") != model.name:
         raise CheckpointError(
             f"{path} was written for model {meta.get('model')!r} ({meta.get('format')}), "
