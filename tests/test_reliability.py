@@ -315,3 +315,9 @@ def test_a_config_out_of_scale_with_its_weights_is_refused_before_building(gmm_r
     (gmm_run / "config.json").write_text(json.dumps(meta))
     with pytest.raises(genzoo.CheckpointError, match="out of scale"):
         genzoo.load(gmm_run)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_loading_onto_cuda_without_a_gpu_is_a_clear_error(gmm_run):
+    with pytest.raises(ValueError, match="no CUDA device"):
+        genzoo.load(gmm_run, map_location="cuda")

@@ -148,6 +148,11 @@ def load_model(directory: str | os.PathLike, map_location: str | torch.device = 
     from genzoo.registry import model_class
 
     directory = Path(directory)
+    target = torch.device(map_location)
+    if target.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(
+            f"map_location={str(map_location)!r} but torch sees no CUDA device: load on 'cpu'"
+        )
     meta = read_json(directory / CONFIG_FILE)
     found = meta.get("format") if isinstance(meta, dict) else type(meta).__name__
     if found != FORMAT:
