@@ -15,11 +15,19 @@ import pytest
 import torch
 
 from genzoo.bench import grid
-from genzoo.bench.measure import quality_tracker, quality_vs_sampling_steps, time_to_target
+from genzoo.bench.measure import (
+    QUALITY_TARGETS,
+    mode_metrics,
+    quality_target,
+    quality_tracker,
+    quality_vs_sampling_steps,
+    time_to_target,
+)
 from genzoo.bench.ratings import ratings
 from genzoo.bench.runner import RESULT_FILE, cell_dir, run_bench
 from genzoo.metrics.modes import mode_centres, mode_coverage
 from genzoo.metrics.samples import energy_distance, mmd_rbf, precision_recall, sliced_wasserstein
+from genzoo.models.capabilities import StepSampler
 
 TINY = {"gmm": grid.Budget(quick_steps=5, hparams={"n_components": 3})}
 
@@ -144,6 +152,19 @@ def test_quality_against_sampling_steps_of_a_score_model():
     points = quality_vs_sampling_steps(model, tracker, (2, 10))
     assert [(p["steps"], p["nfe"]) for p in points] == [(2, 2.0), (10, 10.0), (None, 40.0)]
     assert all(p["energy_distance"] > 0 for p in points)  # an untrained model is far off
+    gmm = genzoo.create("gmm", data=data, n_components=2)  # no StepSampler: no curve
+    assert not isinstance(gmm, StepSampler) and quality_vs_sampling_steps(gmm, tracker, (2,)) == []
+
+
+def test_measurements_follow_what_the_dataset_declares():
+    from genzoo.data import dataset_info
+
+    assert quality_target("digits") == QUALITY_TARGETS["digits_features"]
+    assert quality_target("8gaussians") == quality_target("moons") == QUALITY_TARGETS["2d"]
+    assert quality_target("digits-binary") is None and quality_target("wine") is None
+    x = torch.randn(300, 2, generator=torch.Generator().manual_seed(0))
+    assert mode_metrics(x, dataset_info("moons")) == {}  # no known modes
+    assert mode_metrics(x, dataset_info("25gaussians"))["n_modes"] == 25
 
 
 def _chromium() -> str | None:

@@ -167,6 +167,105 @@ def test_greedy_schedules_and_joint_training(binary_digits):
         genzoo.create("dbm", data=train, hidden=[4, 4, 4])
 
 
+FIRST_WIDTH = 7
+WIDTHS = {"rbm": "n_hidden", "gb-rbm": "n_hidden", "dbn": "hidden", "dbm": "hidden"}
+
+
+def _boltzmann(name, binary_digits, moons):
+    width = FIRST_WIDTH if WIDTHS[name] == "n_hidden" else [FIRST_WIDTH, 3]
+    data = moons if name == "gb-rbm" else binary_digits[0]
+    return genzoo.create(name, data=data, **{WIDTHS[name]: width}, ais_betas=10, ais_runs=4)
+
+
+@pytest.mark.parametrize("name", list(WIDTHS))
+def test_filters_are_the_weights_the_energy_couples_each_hidden_unit_with(
+    name, binary_digits, moons
+):
+    """``filters()`` is ``(n_hidden, data_dim)``: row ``j`` is what unit ``j`` adds to the
+    energy per visible unit, ``E(v, h = e_j) - E(v, h = 0) = -c_j - v . filters()[j]``."""
+    model = _boltzmann(name, binary_digits, moons)
+    filters = model.filters()
+    assert filters.shape == (FIRST_WIDTH, model.data_dim) and not filters.requires_grad
+    v = torch.randn(5, model.data_dim) if name == "gb-rbm" else (torch.rand(5, 64) < 0.5).float()
+    units = torch.eye(FIRST_WIDTH).repeat_interleave(len(v), 0)  # e_j for every row of v
+    vs, zeros = v.repeat(FIRST_WIDTH, 1), torch.zeros_like(units)
+    with torch.no_grad():
+        if name == "dbm":
+            top = torch.zeros(len(vs), model.top.n_hidden)
+            delta = model.energy(vs, units, top) - model.energy(vs, zeros, top)
+            bias = model.c1
+        else:
+            layer = model.rbm if name in ("rbm", "gb-rbm") else model.layers[0]
+            delta = layer.energy(vs, units) - layer.energy(vs, zeros)
+            bias = layer.hidden_bias
+    coupling = (-delta.reshape(FIRST_WIDTH, len(v)).T - bias).detach()  # (5, n_hidden)
+    torch.testing.assert_close(coupling, v @ filters.T, rtol=1e-5, atol=1e-5)
+    filters.add_(1.0)  # a copy: the model's weights do not change
+    assert not torch.equal(model.filters(), filters)
+
+
+#: Configs as runs saved them before the variants forwarded their parents' arguments.
+OLD_CONFIGS = {
+    "ebm": {
+        "data_shape": [2], "hidden": 8, "depth": 1, "activation": "silu", "box": 4.0,
+        "grid_size": 20, "langevin_steps": 3, "step_size": 0.05, "noise_scale": 1.0,
+        "buffer_size": 50, "reinit_prob": 0.05, "alpha": 0.1, "sample_steps": 5,
+        "sample_step_size": 0.01,
+    },
+    "mdsm-ebm": {
+        "data_shape": [2], "hidden": 8, "depth": 1, "activation": "silu", "box": 4.0,
+        "grid_size": 20, "sigma_min": 0.05, "sigma_max": 1.0, "sigma0": 0.3, "sample_steps": 5,
+        "sample_step_size": 0.01, "sample_temperature": 10.0,
+    },
+    "rbm": {
+        "data_shape": [1, 8, 8], "n_hidden": 6, "cd_k": 1, "persistent": False, "n_chains": 10,
+        "weight_decay": 0.0002, "momentum": 0.9, "optimizer": "sgd", "sample_steps": 10,
+        "ais_betas": 10, "ais_runs": 4, "ais_seed": 0, "exact_log_z": True,
+        "learn_sigma": False,
+    },
+    "gb-rbm": {
+        "data_shape": [2], "n_hidden": 6, "cd_k": 1, "persistent": True, "n_chains": 10,
+        "weight_decay": 0.0002, "momentum": 0.9, "optimizer": "sgd", "sample_steps": 10,
+        "ais_betas": 10, "ais_runs": 4, "ais_seed": 0, "exact_log_z": True, "learn_sigma": True,
+    },
+    "dbn": {
+        "data_shape": [1, 8, 8], "hidden": [6, 3], "steps_per_layer": 10, "cd_k": 1,
+        "weight_decay": 0.0002, "momentum": 0.9, "optimizer": "sgd", "sample_steps": 10,
+        "ais_betas": 10, "ais_runs": 4, "ais_seed": 0, "n_importance": 3,
+    },
+    "dbm": {
+        "data_shape": [1, 8, 8], "hidden": [6, 3], "steps_per_layer": 10, "cd_k": 1,
+        "n_chains": 10, "gibbs_steps": 1, "mean_field_steps": 3, "weight_decay": 0.0002,
+        "momentum": 0.9, "optimizer": "sgd", "sample_steps": 10, "ais_betas": 10,
+        "ais_runs": 4, "ais_seed": 0, "n_importance": 3,
+    },
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("name", list(OLD_CONFIGS))
+def test_energy_variants_take_their_parents_arguments_and_old_configs_rebuild(
+    name, binary_digits, moons
+):
+    """Each variant declares only what it adds or changes (``**kwargs`` carry the rest), yet
+    takes every argument it took before, records them all, and rebuilds from an old config."""
+    import inspect
+
+    from genzoo.registry import hyperparameters, model_class
+
+    cls = model_class(name)
+    old = OLD_CONFIGS[name]
+    assert set(hyperparameters(cls)) == set(old)
+    own = inspect.signature(cls.__init__).parameters
+    assert "ais_seed" not in own and "sample_step_size" not in own  # forwarded, not repeated
+    model = cls(**old)
+    assert model.config == old
+    data = moons if model.data_shape == (2,) else binary_digits[0]
+    model.initialize(data[:100])
+    rebuilt = cls(**model.config)
+    rebuilt.load_state_dict(model.state_dict())
+    torch.testing.assert_close(rebuilt.log_prob(data[:5]), model.log_prob(data[:5]))
+
+
 def _mixture():
     means = torch.tensor([[-2.0, 0.0], [2.0, 0.0], [0.0, 2.5]])
 

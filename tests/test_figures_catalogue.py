@@ -8,15 +8,19 @@ from genzoo.cli import main
 from genzoo.figures.catalogue import run_figures
 from genzoo.workflow import train
 
-#: model, dataset, hyper-parameters, steps, the figures expected besides samples.
+#: model, dataset, hyper-parameters, steps, the figures expected besides samples (chosen by
+#: the model's capabilities and the data: 8gaussians has known modes, so every model there
+#: gets modes.png).
 CASES = [
     ("gmm", "8gaussians", {"n_components": 8}, 20,
-     {"density.png", "ellipses.png", "responsibilities.png"}),
+     {"density.png", "ellipses.png", "responsibilities.png", "modes.png"}),
     ("rbm", "digits-binary", {"n_hidden": 16}, 20, {"filters.png"}),
     ("dbm", "digits-binary", {"hidden": [16, 8], "steps_per_layer": 5}, 20, {"filters.png"}),
-    ("ebm", "8gaussians", {"hidden": 16}, 5, {"density.png", "energy.png"}),
+    ("ebm", "8gaussians", {"hidden": 16}, 5, {"density.png", "energy.png", "modes.png"}),
     ("ncsn", "8gaussians", {"hidden": 16, "n_steps_each": 2}, 5,
-     {"score_field.png", "trajectories.png"}),
+     {"score_field.png", "trajectories.png", "modes.png"}),
+    ("ddpm", "moons", {"hidden": 16, "sampling_steps": 10, "ode_solver": "rk4"}, 3,
+     {"density.png", "score_field.png", "trajectories.png"}),
     ("ddpm", "digits", {"channels": 8, "sampling_steps": 10}, 3, {"denoising.png"}),
     ("made", "digits-binary", {"hidden": [32]}, 5, {"surprisal.png"}),
     ("lstm-lm", "grammar", {"hidden": 16}, 5, {"surprisal.png"}),

@@ -13,7 +13,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.mixture import GaussianMixture as SkGaussianMixture
 
 import genzoo
-from genzoo.errors import DataError
+from genzoo.errors import DataError, TrainingDiverged
 from genzoo.models import gmm_math as gm
 from genzoo.models.gmm_files import fit_gmm_memmap
 from genzoo.models.mixtures import GaussianMixture
@@ -394,3 +394,23 @@ def test_wrong_input_dimensions():
         model.fit_step(torch.randn(10))
     with pytest.raises(DataError, match="NaN"):
         model.initialize(torch.full((10, 2), math.nan))
+
+
+def test_every_em_step_stops_on_a_non_finite_log_likelihood():
+    """Batch, chunked and online EM share one guard: bad data are the data's fault
+    (``DataError``), a broken fit is ``TrainingDiverged`` naming the step."""
+    x = toy_mixture(300)
+    bad = x.clone()
+    bad[7, 0] = math.nan
+    for fit in (
+        lambda m, data: m.fit_step(data),
+        lambda m, data: m.fit_step_chunks(data.split(100)),
+        lambda m, data: m.online_step(data),
+    ):
+        model = GaussianMixture((2,), n_components=3).double()
+        model.initialize(x)
+        with pytest.raises(DataError, match="NaN"):
+            fit(model, bad)
+        model.means_.fill_(math.nan)  # a fit gone wrong on finite data
+        with pytest.raises(TrainingDiverged, match="EM (step|update) 1: the log-likelihood"):
+            fit(model, x)

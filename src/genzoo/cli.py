@@ -30,10 +30,11 @@ def _parse_set(pairs: Sequence[str]) -> dict[str, Any]:
 def cmd_list(args: argparse.Namespace) -> None:
     import genzoo
 
-    if args.what in ("models", "all"):
-        print(f"{'model':<14} {'family':<10} {'density':<13} description")
+    if args.what in ("models", "all"):  # density: every kind the model's config may give
+        print(f"{'model':<14} {'family':<10} {'density':<18} description")
         for m in genzoo.list_models():
-            print(f"{m.name:<14} {m.family:<10} {m.density:<13} {m.description}")
+            kinds = "|".join(m.density_kinds or (m.density,))
+            print(f"{m.name:<14} {m.family:<10} {kinds:<18} {m.description}")
     if args.what == "all":
         print()
     if args.what in ("datasets", "all"):
@@ -122,17 +123,20 @@ def cmd_sample(args: argparse.Namespace) -> None:
 
 
 def cmd_eval(args: argparse.Namespace) -> None:
-    from genzoo.io import read_json
+    from genzoo.io import load_model, read_json
+    from genzoo.models.capabilities import model_facts
     from genzoo.target_fitting import evaluate_target
     from genzoo.train.trainer import RUN_INFO_FILE
     from genzoo.workflow import evaluate
 
     info = read_json(Path(args.run) / RUN_INFO_FILE)
     if "target" in info and args.data is None:
-        print(json.dumps(evaluate_target(args.run), indent=2))
-        return
-    result = evaluate(args.run, dataset=args.data, n=args.n,
-                      dequantization_draws=args.dequantization_draws)  # fmt: skip
+        result = evaluate_target(args.run)
+    else:
+        result = evaluate(args.run, dataset=args.data, n=args.n,
+                          dequantization_draws=args.dequantization_draws)  # fmt: skip
+    # what this model is (its config decides): density kind, data kind, players, capabilities
+    result.update(model_facts(load_model(args.run)))
     print(json.dumps(result, indent=2))
 
 

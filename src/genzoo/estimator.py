@@ -17,21 +17,31 @@ Example:
 from __future__ import annotations
 
 import numbers
-from typing import Any
+from contextlib import AbstractContextManager
+from typing import Any, Protocol, cast
 
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator, DensityMixin
+from sklearn.utils import Tags
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted
 from sklearn.utils.validation import validate_data as _validate_data
+from torch import Tensor
 
 from genzoo.errors import DataError
 from genzoo.registry import create, hyperparameters, model_class
 from genzoo.train import Trainer
+from genzoo.validation import to_tensor
 
 #: Rows scored at once by ``score_samples``, to bound memory on large inputs.
 _EVAL_ROWS = 4096
+
+
+class _Online(Protocol):
+    """A model that learns from a stream: one online update per mini-batch (``gmm``)."""
+
+    def online_step(self, data: Tensor) -> dict[str, float]: ...
 
 
 class Estimator(DensityMixin, BaseEstimator):
@@ -126,7 +136,7 @@ class Estimator(DensityMixin, BaseEstimator):
             setattr(self, key, params[key])
         return self
 
-    def __sklearn_tags__(self):
+    def __sklearn_tags__(self) -> Tags:
         tags = super().__sklearn_tags__()
         tags.estimator_type = "density_estimator"
         tags.target_tags.required = False  # unsupervised: y is ignored
@@ -144,7 +154,7 @@ class Estimator(DensityMixin, BaseEstimator):
         """
         X = _validate_data(self, X, dtype=(np.float64, np.float32), ensure_min_samples=2)
         n, d = X.shape
-        data = torch.tensor(X, dtype=torch.float32)
+        data = to_tensor(X, torch.float32)
         hparams = {name: _plain(getattr(self, name)) for name in self._hparam_names}
         if "seed" in hyperparameters(model_class(self.model)):
             hparams["seed"] = self.seed  # the model's own seed (k-means++ for gmm) follows ours
@@ -193,7 +203,7 @@ class Estimator(DensityMixin, BaseEstimator):
         """
         first = not hasattr(self, "model_")
         X = _validate_data(self, X, dtype=(np.float64, np.float32), reset=first)
-        data = torch.tensor(X, dtype=torch.float32)
+        data = to_tensor(X, torch.float32)
         if first:
             hparams = {name: _plain(getattr(self, name)) for name in self._hparam_names}
             if "seed" in hyperparameters(model_class(self.model)):
@@ -205,7 +215,8 @@ class Estimator(DensityMixin, BaseEstimator):
         else:
             model = self.model_
         with torch.no_grad():
-            terms = model.online_step(data.to(device=model.device, dtype=model.dtype))
+            batch = data.to(device=model.device, dtype=model.dtype)
+            terms = cast(_Online, model).online_step(batch)
         self.model_ = model.eval()
         self.n_iter_ += 1
         self.history_.append({"step": self.n_iter_, **terms})
@@ -248,7 +259,7 @@ class Estimator(DensityMixin, BaseEstimator):
         check_is_fitted(self)
         X = _validate_data(self, X, dtype=(np.float64, np.float32), reset=False)
         model = self.model_
-        data = torch.tensor(X, dtype=model.dtype)
+        data = to_tensor(X, model.dtype)
         out = []
         with torch.no_grad():
             for chunk in data.split(_EVAL_ROWS):
@@ -301,7 +312,7 @@ def _seed_from(random_state: Any) -> int:
     )
 
 
-def _forked_rng(device: str):
+def _forked_rng(device: str) -> AbstractContextManager[None]:
     """Fork torch's global RNG (CPU, plus the CUDA device used) so ``fit`` leaves it as found."""
     devices: list[int] = []
     if str(device).startswith("cuda") and torch.cuda.is_available():

@@ -12,13 +12,16 @@ import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from genzoo.errors import CheckpointError
+
+if TYPE_CHECKING:
+    from genzoo.models.base import GenerativeModel
 
 FORMAT = "genzoo-model/1"
 CONFIG_FILE = "config.json"
@@ -143,7 +146,9 @@ def save_model(model: torch.nn.Module, directory: str | os.PathLike) -> Path:
     return directory
 
 
-def load_model(directory: str | os.PathLike, map_location: str | torch.device = "cpu"):
+def load_model(
+    directory: str | os.PathLike, map_location: str | torch.device = "cpu"
+) -> GenerativeModel:
     """Rebuild the model saved in ``directory``; refuse corrupt, foreign or mismatched files."""
     from genzoo.registry import model_class
 

@@ -22,12 +22,15 @@ M = TypeVar("M", bound="type[GenerativeModel]")
 
 @dataclass(frozen=True)
 class ModelInfo:
-    """One row of ``genzoo.list_models()``."""
+    """One row of ``genzoo.list_models()``: ``density`` is the class's usual kind,
+    ``density_kinds`` every kind a model of the class may have (its config decides: an EBM
+    is exact in 2-D, unnormalised above)."""
 
     name: str
     family: str
     density: str
     description: str
+    density_kinds: tuple[str, ...] = ()
 
 
 def register_model(name: str, family: str):
@@ -57,12 +60,13 @@ def model_class(name: str) -> type[GenerativeModel]:
 
 
 def list_models() -> list[ModelInfo]:
-    """Every registered model: name, family, density kind and a one-line description."""
+    """Every registered model: name, family, density kind (and every kind its config may
+    give) and a one-line description."""
     _import_families()
     rows = []
     for name, cls in sorted(_MODELS.items(), key=lambda kv: (kv[1].family, kv[0])):
         summary = (inspect.getdoc(cls) or "").split("\n", 1)[0]
-        rows.append(ModelInfo(name, cls.family, cls.density, summary))
+        rows.append(ModelInfo(name, cls.family, cls.density, summary, cls.density_kinds))
     return rows
 
 
@@ -128,8 +132,7 @@ def _check_kind(model: str, key: str, param: inspect.Parameter, value: Any) -> N
     if isinstance(value, str) and (numeric or isinstance(default, bool)) and not takes_text:
         kind = "true or false" if isinstance(default, bool) else "a number"
         raise ValueError(
-            f"hyper-parameter {key} of {model} must be {kind} (default {default!r}), "
-            f"got {value!r}"
+            f"hyper-parameter {key} of {model} must be {kind} (default {default!r}), got {value!r}"
         )
     if annotation == "str" and not isinstance(value, str):
         raise ValueError(

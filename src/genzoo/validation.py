@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 
 from genzoo.errors import DataError
@@ -39,3 +40,18 @@ def check_shape(x: torch.Tensor, data_shape: Sequence[int], what: str = "input")
             "reshape the data or create the model from data of this shape"
         )
     return x
+
+
+def to_tensor(x: np.ndarray, dtype: torch.dtype, what: str = "X") -> torch.Tensor:
+    """``x`` as a tensor of ``dtype``, refusing values that overflow it (``1e300`` becomes
+    ``inf`` in float32: say so, rather than report "infinite values" the user never had)."""
+    if dtype.is_floating_point and x.size:
+        largest = float(np.nanmax(np.abs(x)))
+        limit = torch.finfo(dtype).max
+        if np.isfinite(largest) and largest > limit:
+            raise DataError(
+                f"{what} holds values too large for {str(dtype).replace('torch.', '')} "
+                f"(largest |x| = {largest:.3g}, the limit is {limit:.3g}); rescale the data, "
+                "e.g. standardise each feature"
+            )
+    return torch.tensor(x, dtype=dtype)

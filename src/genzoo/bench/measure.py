@@ -9,8 +9,9 @@ from typing import Any
 import torch
 
 from genzoo.bench.grid import SHIPPED
-from genzoo.data import dataset_info, load_dataset, true_entropy
+from genzoo.data import DatasetInfo, dataset_info, load_dataset, true_entropy
 from genzoo.metrics.frechet import digits_to_unit, frechet_digits_distance
+from genzoo.metrics.likelihood import on_levels, to_model_scale
 from genzoo.metrics.modes import mode_centres, mode_coverage
 from genzoo.metrics.samples import (
     classifier_two_sample_accuracy,
@@ -18,10 +19,10 @@ from genzoo.metrics.samples import (
     mmd_rbf,
     precision_recall,
 )
+from genzoo.models.capabilities import StepSampler
 from genzoo.workflow import evaluate
 
 N_SAMPLES = 2000
-MODE_DATASETS = ("8gaussians", "25gaussians")
 #: Samples drawn for each evaluation during training (the final measurement uses N_SAMPLES).
 N_TRACKED = 500
 #: The sample-quality target of each kind of data, ``(metric, threshold)``, lower is better:
@@ -30,8 +31,12 @@ N_TRACKED = 500
 #: the energy distance of a fitted GMM is about 0.003 and of a mode-dropping GAN 0.1-0.5; on
 #: digits the Fréchet distance (genzoo's classifier) of test vs train is 3.5, of noise 113.
 #: Binary digits have none: there the energy distance ranks independent per-pixel
-#: Bernoullis above an RBM, so it would time the wrong thing.
-QUALITY_TARGETS = {"2d": ("energy_distance", 0.02), "digits": ("frechet_digits", 30.0)}
+#: Bernoullis above an RBM, so it would time the wrong thing. Keyed by what the dataset
+#: declares: 2-D points, or data the digits feature classifier applies to.
+QUALITY_TARGETS = {
+    "2d": ("energy_distance", 0.02),
+    "digits_features": ("frechet_digits", 30.0),
+}
 
 
 @torch.no_grad()
@@ -50,21 +55,6 @@ def log_prob_speed(model, x: torch.Tensor) -> float:
     tic = time.perf_counter()
     model.log_prob(x.to(model.device, model.dtype))
     return x.shape[0] / max(time.perf_counter() - tic, 1e-9)
-
-
-def on_levels(samples: torch.Tensor, model, levels: int) -> torch.Tensor:
-    """Samples as integer levels: a continuous model's ``(x + u) / L`` maps back to ``x``."""
-    if model.data_kind == "continuous":
-        return (samples * levels).floor().clamp(0, levels - 1)
-    return samples
-
-
-def to_model_scale(x: torch.Tensor, model, levels: int | None) -> torch.Tensor:
-    """Data on the scale the model was trained on: a continuous model of discrete levels saw
-    ``(x + u) / L``, so it gets the bin centres ``(x + 0.5) / L``; others get ``x``."""
-    if levels is not None and model.data_kind == "continuous":
-        return (x + 0.5) / levels
-    return x
 
 
 def target_metric(metric: str, samples, reference, model, levels: int | None) -> float:
@@ -100,8 +90,8 @@ def quality_target(dataset: str) -> tuple[str, float] | None:
     if dataset not in SHIPPED:  # a user's file: no threshold is known to mean "good" there
         return None
     info = dataset_info(dataset)
-    if dataset == "digits":
-        return QUALITY_TARGETS["digits"]
+    if info.digits_features:
+        return QUALITY_TARGETS["digits_features"]
     if info.shape == (2,):
         return QUALITY_TARGETS["2d"]
     return None
@@ -142,7 +132,10 @@ def time_to_target(evaluations: list[dict[str, float]], dataset: str) -> float |
 def quality_vs_sampling_steps(model, tracker, steps: tuple[int, ...]) -> list[dict[str, float]]:
     """The tracked quality metric and network evaluations per sample for each sampler step
     count in ``steps`` and for the configured one (last), on the trained model. Step counts
-    the sampler cannot take (an adaptive ODE solver sets its own) are left out."""
+    the sampler cannot take (an adaptive ODE solver sets its own) are left out; a model
+    that is no ``StepSampler`` gives no points."""
+    if not isinstance(model, StepSampler):
+        return []
     adaptive = model.sampling_cost().get("nfe_per_sample") is None
     points = []
     for k in (None,) if adaptive else (*steps, None):
@@ -159,10 +152,10 @@ def measure(model, dataset: str, seed: int, history: list[dict[str, float]]) -> 
     row.update(evaluate(model, dataset, n=N_SAMPLES, seed=seed))
     samples, row["samples_per_second"] = sample_speed(model, min(N_SAMPLES, len(test)), seed)
     row["loss_oscillation"] = loss_oscillation(history)
-    row["nfe_per_sample"] = getattr(model, "last_nfe", None) or ""
+    row["nfe_per_sample"] = (model.last_nfe if isinstance(model, StepSampler) else 0) or ""
     if info.kind == "text":  # distances between token-id vectors mean nothing
         return _finite(row)
-    if dataset == "digits":  # features of genzoo's own digits classifier (not FID)
+    if info.digits_features:  # features of genzoo's own digits classifier (not FID)
         row["frechet_digits"] = target_metric("frechet_digits", samples, test, model, info.levels)
     reference = test
     if info.levels is not None:  # compare discrete data on one scale: levels / L in [0, 1)
@@ -172,7 +165,7 @@ def measure(model, dataset: str, seed: int, history: list[dict[str, float]]) -> 
     if model.density != "none":
         scored = to_model_scale(test, model, info.levels)
         row["log_prob_per_second"] = log_prob_speed(model, scored)
-    row.update(mode_metrics(samples, dataset))
+    row.update(mode_metrics(samples, info))
     return _finite(row)
 
 
@@ -202,21 +195,22 @@ def reference_row(dataset: str, seed: int = 0) -> dict[str, Any]:
     row: dict[str, Any] = {"measure": "held-out data"}
     if info.has_true_density:
         row["nll"] = true_entropy(dataset)
-    if dataset == "digits":
+    if info.digits_features:
         row["frechet_digits"] = frechet_digits_distance(
             digits_to_unit(held_out), digits_to_unit(test)
         )
     scale = info.levels or 1
     row.update(sample_metrics(held_out / scale, test / scale, seed))
-    row.update(mode_metrics(held_out, dataset))
+    row.update(mode_metrics(held_out, info))
     return _finite(row)
 
 
-def mode_metrics(samples: torch.Tensor, dataset: str) -> dict[str, Any]:
-    """Modes reached and the high-quality share on the Gaussian-mixture toys; empty elsewhere."""
-    if dataset not in MODE_DATASETS:
+def mode_metrics(samples: torch.Tensor, info: DatasetInfo) -> dict[str, Any]:
+    """Modes reached and the high-quality share on data with known modes (the Gaussian-mixture
+    toys); empty elsewhere."""
+    if not info.has_known_modes:
         return {}
-    centres, std = mode_centres(dataset)
+    centres, std = mode_centres(info.name)
     coverage = mode_coverage(samples, centres, std)
     return {k: coverage[k] for k in ("modes_covered", "n_modes", "high_quality_share")}
 

@@ -52,7 +52,7 @@ IMAGE_CHECK = (
     "[...document.images].every(i=>i.complete&&i.naturalWidth>0)});"
 )
 INTRO = (
-    "Every model trained on every dataset with the budget in `genzoo/bench/grid.py`, then "
+    "Every model trained on every dataset with the budget in `genzoo/bench/budgets.py`, then "
     "measured on the test split. Test NLL is in nats per example (lower is better) and is "
     "exact only where 'log_prob is' says NLL; bounds and estimates are labelled as such. "
     "bits/dim are on the discrete 17-level scale for digits. MMD² (RBF kernel, median "

@@ -26,10 +26,12 @@ from tqdm.auto import tqdm
 
 from genzoo.bench.grid import PRESETS, SHIPPED, Cell, budget_for, cell_name, cells
 from genzoo.bench.report import REFERENCES_FILE, write_report
-from genzoo.data import dataset_info, load_dataset, text
+from genzoo.data import dataset_info
 from genzoo.errors import TrainingDiverged
+from genzoo.figures.catalogue import figure_data, sample_figures
 from genzoo.io import atomic_write, read_json, write_json
-from genzoo.plotting import plot_density, plot_losses, plot_samples
+from genzoo.models.capabilities import StepSampler
+from genzoo.plotting import plot_losses
 from genzoo.registry import list_models, model_class
 
 RESULT_FILE = "result.json"
@@ -39,7 +41,6 @@ TIMED = re.compile(r"__[0-9.e+-]+s")
 TRACKED_POINTS = 5
 #: Quality at several sampler step counts, for models whose budget lists them.
 STEPS_FILE = "quality_vs_steps.json"
-SAMPLES_TEXT = "samples.txt"
 FIRST_COLUMNS = [
     "model", "family", "dataset", "seed", "lr_factor", "status", "density", "measure", "steps",
 ]  # fmt: skip
@@ -209,7 +210,8 @@ def run_cell(
             metric, threshold = quality_target(dataset)
             row["quality_target"] = f"{metric} <= {threshold:g}"
             row["time_to_target"] = time_to_target(trainer.evaluations, dataset)
-            if budget.sampling_steps and lr_factor == 1.0:  # the sweep feeds stability only
+            sampler = isinstance(trained, StepSampler)
+            if sampler and budget.sampling_steps and lr_factor == 1.0:  # sweeps: stability only
                 with torch.no_grad():
                     curve = quality_vs_sampling_steps(trained, tracker, budget.sampling_steps)
                 write_json(run_dir / STEPS_FILE, curve)
@@ -226,23 +228,12 @@ def run_cell(
     return row
 
 
-@torch.no_grad()
 def _pictures(run_dir: Path, model, history, dataset: str, seed: int) -> None:
-    generator = torch.Generator(device=model.device).manual_seed(seed)
-    info = dataset_info(dataset)
+    """The loss curve, then the samples (and 2-D density) of ``genzoo figures``."""
     if history:
         plot_losses(history, run_dir / "loss.png", title=f"{model.name} on {dataset}")
-    if info.kind == "text":  # text is read, not plotted
-        tokenizer = text.tokenizer_for(dataset)
-        lines = tokenizer.decode_batch(model.sample(8, generator=generator).cpu().long())
-        (run_dir / SAMPLES_TEXT).write_text("\n".join(lines) + "\n", encoding="utf-8")
-        return
-    n = 64 if info.kind == "image" else 2000
-    samples = model.sample(n, generator=generator).cpu().float()
-    reference = load_dataset(dataset, split="test", n=2000) if info.kind != "image" else None
-    plot_samples(samples, run_dir / "samples.png", reference=reference, title=model.name)
-    if info.shape == (2,) and model.density in ("exact", "estimate", "unnormalized"):
-        plot_density(model, run_dir / "density.png", title=f"{model.name} ({model.density})")
+    info = dataset_info(dataset)
+    sample_figures(model, info, figure_data(model, info, seed), run_dir, seed)
 
 
 def collect(out: Path, grid: list[Cell]) -> list[dict[str, Any]]:

@@ -37,8 +37,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from genzoo.data import files, idx, images, tabular, text, toy2d
-from genzoo.data._common import SPLITS, check_n, check_split, make_rng
+from genzoo.data import domains, files, idx, images, tabular, text, toy2d
+from genzoo.data._common import SPLITS, check_n, check_split
 from genzoo.errors import DataError, DensityUnavailable, unknown_name
 from genzoo.validation import check_finite, check_shape
 
@@ -55,8 +55,6 @@ __all__ = [
     "true_log_prob",
 ]
 
-DEFAULT_TOY_N = 10_000
-
 
 @dataclass(frozen=True)
 class DatasetInfo:
@@ -68,11 +66,25 @@ class DatasetInfo:
     levels: int | None  # number of discrete values per scalar (17 for digits), None if continuous
     has_true_density: bool
     description: str
+    #: The Gaussian-mixture toys, whose mode centres are known
+    #: (``genzoo.metrics.mode_centres``): mode coverage is measured and drawn on them.
+    has_known_modes: bool = False
+    #: 8x8 digits on 17 grey levels, what genzoo's digits feature classifier was trained on:
+    #: the Fréchet digits distance (``genzoo.metrics.frechet``) applies.
+    digits_features: bool = False
 
 
 def _build_infos() -> dict[str, DatasetInfo]:
     infos = {
-        name: DatasetInfo(name, "points", (2,), None, True, toy2d.TOY_DESCRIPTIONS[name])
+        name: DatasetInfo(
+            name,
+            "points",
+            (2,),
+            None,
+            True,
+            toy2d.TOY_DESCRIPTIONS[name],
+            has_known_modes=name in ("8gaussians", "25gaussians"),
+        )  # fmt: skip
         for name in toy2d.TOY_NAMES
     }
     infos["digits"] = DatasetInfo(
@@ -82,6 +94,7 @@ def _build_infos() -> dict[str, DatasetInfo]:
         images.DIGITS_LEVELS,
         False,
         "sklearn 8x8 handwritten digits, 17 grey levels 0..16 (split 1000/350/447)",
+        digits_features=True,
     )
     infos["digits-binary"] = DatasetInfo(
         "digits-binary",
@@ -118,6 +131,10 @@ def _build_infos() -> dict[str, DatasetInfo]:
             text.text_vocab_size(name),
             spec.source == "grammar",
             spec.description,
+        )
+    for pair in domains.list_domain_pairs():  # unpaired pairs (CycleGAN) of the ones above
+        infos[pair.name] = DatasetInfo(
+            pair.name, "pair", pair.shape, pair.levels, False, pair.description
         )
     return infos
 
@@ -219,8 +236,7 @@ def load_dataset(
     name = name_or_path
     info = dataset_info(name, **options)
     if info.kind == "points":
-        rng = make_rng(seed, name, split)
-        return _to_tensor(toy2d.sample_toy(name, n or DEFAULT_TOY_N, rng))
+        return toy2d.load_toy(name, split, n, seed)
     if info.kind == "text":
         return text.load_text_dataset(name, split, n, seed)
     if info.kind == "pair":
@@ -291,12 +307,3 @@ def dequantize(
     device = generator.device if generator is not None else x_levels.device
     u = torch.rand(x_levels.shape, generator=generator, dtype=dtype, device=device)
     return (x_levels.to(dtype) + u.to(x_levels.device)) / levels
-
-
-# Unpaired domain pairs (CycleGAN) are built from the datasets above, so they come last.
-from genzoo.data import domains  # noqa: E402
-
-for _pair in domains.list_domain_pairs():
-    _INFOS[_pair.name] = DatasetInfo(
-        _pair.name, "pair", _pair.shape, _pair.levels, False, _pair.description
-    )

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from genzoo.data import load_dataset
+from genzoo.data import images, toy2d
 from genzoo.data._common import make_rng
 from genzoo.errors import DataError, unknown_name
 
@@ -89,10 +89,10 @@ def load_domain_pair(
         raise DataError(f"n must be a positive integer or None; got {n!r}")
     rng = make_rng(seed, name, split)
     if name == "moons-circles":
-        a = load_dataset("moons", split, n, seed)
-        b = load_dataset("circles", split, n, seed + 1)
+        a = toy2d.load_toy("moons", split, n, seed)
+        b = toy2d.load_toy("circles", split, n, seed + 1)
     else:
-        x = load_dataset("digits", split)
+        x = torch.as_tensor(images.load_digits_split(split), dtype=torch.get_default_dtype())
         a, b = x[0::2], x[1::2]
         b = invert_levels(b) if name == "digits-inverted" else thicken_strokes(b)
         m = min(a.shape[0], b.shape[0])

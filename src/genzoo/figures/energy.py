@@ -47,9 +47,9 @@ def plot_chains(states: Sequence[Tensor], path: str | Path, titles: Sequence[str
 
 @torch.no_grad()
 def plot_energy_landscape(model, path: str | Path, resolution: int = 200) -> Path:
-    """A 2-D energy model's energy ``E(x)`` and density ``exp(-E) / Z`` over its box."""
-    low = model.shift - model.box * model.scale
-    high = model.shift + model.box * model.scale
+    """A 2-D energy model's energy ``E(x)`` and density ``exp(-E) / Z`` over its box
+    (``EnergyModel``: ``energy`` and ``energy_box``)."""
+    low, high = model.energy_box()
     points, _ = grid(low, high, resolution)
     energy = model.energy(points).cpu().reshape(resolution, resolution).T
     density = model.log_prob(points).exp().cpu().reshape(resolution, resolution).T

@@ -62,7 +62,7 @@ def plot_infogan_codes(
         if not 0 <= code < model.n_continuous:
             raise ValueError(f"code must lie in 0..{model.n_continuous - 1}; got {code}")
         cont[:, code] = torch.linspace(-2, 2, n_values, device=model.device).repeat(k)
-    x = model.generate_with_codes(z, cat, cont, ema=model.ema_decay > 0)
+    x = model.generate_with_codes(z, cat, cont, ema=True)  # averaged weights where kept
     fig, ax = plt.subplots(figsize=(0.6 * n_values + 1, 0.6 * k + 1))
     if x.ndim == 4:
         _show(ax, _grid(_first_channel(x), k, n_values), title)
@@ -120,9 +120,8 @@ def plot_style_mixing(
     g = torch.Generator(device=model.device).manual_seed(seed)
     rows, cols = model.draw_latent(n, g), model.draw_latent(n, g)
     seed_noise = torch.Generator(device=model.device)
-    ema = model.ema_decay > 0
-    top = model.run_generator(cols, seed_noise.manual_seed(seed), ema=ema)
-    left = model.run_generator(rows, seed_noise.manual_seed(seed), ema=ema)
+    top = model.mix_styles(cols, cols, model.n_styles, seed_noise.manual_seed(seed))
+    left = model.mix_styles(rows, rows, model.n_styles, seed_noise.manual_seed(seed))
     mixed = model.mix_styles(
         rows.repeat_interleave(n, 0), cols.repeat(n, 1), crossover, seed_noise.manual_seed(seed)
     )

@@ -1,7 +1,8 @@
 """Figures for Gaussian mixtures: component ellipses, BIC/AIC over K, responsibilities.
 
-They take fitted models (``gmm`` or ``deep-gmm``, whose components are its paths) or
-scores already computed; nothing here trains. Ellipses are drawn at 1, 2 and 3 standard
+They take fitted mixtures (any model with the ``Mixture`` capability: ``gmm``, or
+``deep-gmm``, whose components are its paths) or scores already computed; nothing here
+trains. Ellipses are drawn at 1, 2 and 3 standard
 deviations: the set {x : (x - mu)^T Sigma^-1 (x - mu) = s^2} of each component.
 """
 
@@ -19,31 +20,17 @@ import torch  # noqa: E402
 from matplotlib.patches import Ellipse  # noqa: E402
 from torch import Tensor  # noqa: E402
 
-from genzoo.models.base import GenerativeModel  # noqa: E402
+from genzoo.models.capabilities import Mixture  # noqa: E402
 from genzoo.plotting import save_figure  # noqa: E402
 
 
 @torch.no_grad()
-def mixture_components(model: GenerativeModel) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Weights (K,), means (K, d) and full covariances (K, d, d) of a mixture, as numpy.
-
-    A ``gmm`` gives its components (any covariance type); a ``deep-gmm`` gives the
-    Gaussians of its paths (``prior(0)``).
-    """
-    if hasattr(model, "prior"):
-        log_w, means, covs = (t.detach().double().cpu() for t in model.prior(0))
-        return log_w.exp().numpy(), means.numpy(), covs.numpy()
-    weights = model.weights_.double().cpu()
-    means = model.means_.double().cpu()
-    cov = model.covariances_.double().cpu()
-    k, d = means.shape
-    if model.covariance_type == "diag":
-        cov = torch.diag_embed(cov)
-    elif model.covariance_type == "tied":
-        cov = cov.expand(k, d, d)
-    elif model.covariance_type == "spherical":
-        cov = cov[:, None, None] * torch.eye(d, dtype=cov.dtype)
-    return weights.numpy(), means.numpy(), cov.numpy()
+def mixture_components(model: Mixture) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Weights (K,), means (K, d) and full covariances (K, d, d) of a mixture, as float64
+    numpy (``model.components()``: a ``gmm``'s of any covariance type, a ``deep-gmm``'s
+    paths)."""
+    weights, means, covs = (t.detach().double().cpu().numpy() for t in model.components())
+    return weights, means, covs
 
 
 def _to_numpy(x: Tensor | np.ndarray) -> np.ndarray:
@@ -51,7 +38,7 @@ def _to_numpy(x: Tensor | np.ndarray) -> np.ndarray:
 
 
 def plot_component_ellipses(
-    model: GenerativeModel, data: Tensor | np.ndarray, path: str | Path, title: str = ""
+    model: Mixture, data: Tensor | np.ndarray, path: str | Path, title: str = ""
 ) -> Path:
     """2-D data with each component's 1, 2 and 3 sigma ellipses, line width ~ its weight."""
     x = _to_numpy(data).reshape(len(data), -1)
@@ -116,7 +103,7 @@ def plot_information_criteria(
 
 @torch.no_grad()
 def plot_responsibilities(
-    model: GenerativeModel,
+    model: Mixture,
     data: Tensor | np.ndarray,
     path: str | Path,
     n_bars: int = 200,

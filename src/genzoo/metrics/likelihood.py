@@ -43,6 +43,21 @@ DENSITY_LABELS = {
 UNNORMALIZED_NOTE = "no normalised density: log_prob is -E(x) up to an unknown constant"
 
 
+def to_model_scale(x: Tensor, model: GenerativeModel, levels: int | None) -> Tensor:
+    """Data on the scale the model was trained on: a continuous model of discrete levels saw
+    ``(x + u) / L``, so it gets the bin centres ``(x + 0.5) / L``; others get ``x``."""
+    if levels is not None and model.data_kind == "continuous":
+        return (x + 0.5) / levels
+    return x
+
+
+def on_levels(samples: Tensor, model: GenerativeModel, levels: int) -> Tensor:
+    """Samples as integer levels: a continuous model's ``(x + u) / L`` maps back to ``x``."""
+    if model.data_kind == "continuous":
+        return (samples * levels).floor().clamp(0, levels - 1)
+    return samples
+
+
 @torch.no_grad()
 def per_example_log_prob(model: GenerativeModel, x: Tensor, batch_size: int = 4096) -> Tensor:
     """``model.log_prob`` over ``x`` in batches, on the model's device; returns CPU float64."""

@@ -1,12 +1,17 @@
-"""Model families; importing this package registers every model."""
+"""Model families; importing this package registers every model.
 
-from genzoo.models import (  # noqa: F401
-    autoregressive,
-    deep_gmm,
-    energy,
-    flows,
-    gans,
-    mixtures,
-    score,
-    vae,
-)
+Every module and sub-package of ``genzoo.models`` is imported, so a new family is one folder
+(or one module) here and nothing else to edit. Models of other installed packages register
+through the ``genzoo.models`` entry-point group (``[project.entry-points."genzoo.models"]``
+naming the module that holds their ``@register_model`` classes).
+"""
+
+import importlib
+import pkgutil
+from importlib.metadata import entry_points
+
+for _module in pkgutil.iter_modules(__path__, prefix=f"{__name__}."):
+    importlib.import_module(_module.name)
+
+for _plugin in entry_points(group="genzoo.models"):
+    _plugin.load()

@@ -3,6 +3,11 @@
 A model is an ``nn.Module`` that states its ``density`` kind, gives the scalar to minimise
 for each optimiser ("player") through ``loss``, draws samples shaped like the data through
 ``sample`` and scores examples through ``log_prob``. It knows nothing of the trainer.
+
+Facts that depend on a model's config (an EBM's density is exact in 2-D, unnormalised above;
+a DBN has one player per layer) are :class:`model_fact` s: the class states a default and
+every kind it may have (``density_kinds``), the model computes its own. What else a model can
+do it declares by implementing the protocols of :mod:`genzoo.models.capabilities`.
 """
 
 from __future__ import annotations
@@ -10,7 +15,7 @@ from __future__ import annotations
 import functools
 import inspect
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
@@ -24,6 +29,9 @@ if TYPE_CHECKING:
 
 #: The kinds of density a model can offer; never pass a bound or estimate off as exact.
 DENSITY_KINDS = ("exact", "bound", "estimate", "unnormalized", "none")
+#: What a model is, declared by its class (a ``model_fact`` where the config decides) and
+#: never assigned on a model, so that ``list_models`` and a saved run state the same.
+FACTS = ("density", "data_kind", "players")
 
 LossOutput = Tensor | Mapping[str, Tensor]
 
@@ -83,12 +91,54 @@ def _record_config(init):
     return wrapped
 
 
+class model_fact:  # noqa: N801 - a decorator, read like ``property``
+    """A fact a model class states with a default and each model computes from its config.
+
+    Read on the class (``EBM.density``) it gives the default, which class-level questions
+    (``accepts``, ``data_kind_for``) may go by before any model exists; read on a model it
+    calls the decorated method. It cannot be assigned: a model's facts follow its config,
+    so a saved and reloaded model states the same ones.
+
+    Example::
+
+        density_kinds = ("unnormalized", "exact")
+
+        @model_fact("unnormalized")
+        def density(self) -> str:
+            return "exact" if self.data_dim <= 2 else "unnormalized"
+    """
+
+    def __init__(self, default: Any) -> None:
+        self.default = default
+        self.name = ""
+
+    def __call__(self, compute: Callable[[Any], Any]) -> model_fact:
+        self.compute = compute
+        self.__doc__ = compute.__doc__
+        return self
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, model: Any, owner: type | None = None) -> Any:
+        return self.default if model is None else self.compute(model)
+
+    def __set__(self, model: Any, value: Any) -> None:
+        raise AttributeError(
+            f"{type(model).__name__}.{self.name} is computed from the model's config; "
+            "change the config instead of assigning it"
+        )
+
+
 class GenerativeModel(nn.Module):
     """Base class of every genzoo model (not registered itself)."""
 
     name: ClassVar[str] = ""
     family: ClassVar[str] = ""
     density: ClassVar[str] = "none"
+    #: Every density kind a model of this class may have (its config decides, see
+    #: ``model_fact``); ``(density,)`` unless the class says otherwise.
+    density_kinds: ClassVar[tuple[str, ...]] = ("none",)
     #: "continuous" models need dequantised data when the data are discrete levels.
     data_kind: ClassVar[str] = "continuous"
     #: Kinds of dataset the model can be trained on (``DatasetInfo.kind``).
@@ -104,12 +154,28 @@ class GenerativeModel(nn.Module):
         super().__init_subclass__(**kwargs)
         if "__init__" in cls.__dict__:
             cls.__init__ = _record_config(cls.__dict__["__init__"])
-        if cls.density not in DENSITY_KINDS:
-            raise TypeError(f"{cls.__name__}.density must be one of {DENSITY_KINDS}")
+        own = cls.__dict__.get("density")
+        if isinstance(own, str) and "density_kinds" not in cls.__dict__:
+            cls.density_kinds = (own,)
+        elif isinstance(own, model_fact) and "density_kinds" not in cls.__dict__:
+            raise TypeError(f"{cls.__name__}.density depends on the config: declare the kinds "
+                            "it may take in density_kinds")  # fmt: skip
+        kinds = cls.density_kinds
+        if cls.density not in kinds or not set(kinds) <= set(DENSITY_KINDS):
+            raise TypeError(f"{cls.__name__}.density and every kind in density_kinds must be "
+                            f"one of {DENSITY_KINDS}, density among density_kinds")  # fmt: skip
 
     def __init__(self, data_shape: Sequence[int]) -> None:
         super().__init__()
         self.data_shape = tuple(int(d) for d in data_shape)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in FACTS:
+            raise AttributeError(
+                f"{type(self).__name__}.{name} is declared by the class: a class attribute, or "
+                "a model_fact computed from the config where the config decides"
+            )
+        super().__setattr__(name, value)
 
     # -- construction -------------------------------------------------------------------------
     @classmethod

@@ -16,9 +16,9 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from genzoo.errors import DataError, TrainingDiverged
+from genzoo.errors import DataError
 from genzoo.models import gmm_math as gm
-from genzoo.models.base import GenerativeModel
+from genzoo.models.base import GenerativeModel, model_fact
 from genzoo.registry import register_model
 from genzoo.validation import check_finite, check_shape
 
@@ -92,7 +92,12 @@ class DeepGaussianMixture(GenerativeModel):
     """
 
     density = "exact"
-    players = ()
+
+    @model_fact(())
+    def players(self) -> tuple[str, ...]:
+        """None for stochastic EM (``fit="sem"``: the model fits itself), one optimiser for
+        ``fit="gradient"``."""
+        return () if self.fit_method == "sem" else ("model",)
 
     def __init__(
         self,
@@ -138,7 +143,6 @@ class DeepGaussianMixture(GenerativeModel):
         self.fit_method = fit
         self.reg_covar = float(reg_covar)
         self.seed = int(seed)
-        self.players = () if fit == "sem" else ("model",)
         self.logits = nn.ParameterList([nn.Parameter(torch.zeros(k)) for k in ks])
         self.eta = nn.ParameterList(
             [nn.Parameter(torch.zeros(k, p)) for k, p in zip(ks, bigger, strict=False)]
@@ -214,6 +218,13 @@ class DeepGaussianMixture(GenerativeModel):
         chol = torch.linalg.cholesky(cov.double()).to(cov.dtype)  # float64: small P d^3
         rows = max(1, CHUNK_ELEMENTS // (mean.shape[0] * self.data_dim))
         return torch.cat([_mixture_log_prob(part, log_w, mean, chol) for part in x.split(rows)])
+
+    @torch.no_grad()
+    def components(self) -> tuple[Tensor, Tensor, Tensor]:
+        """The Gaussians of the paths on x: weights (P,), means (P, d), covariances (P, d, d)
+        (``Mixture``; ``prior(0)`` with the weights exponentiated)."""
+        log_w, mean, cov = self.prior(0)
+        return log_w.exp(), mean, cov
 
     def predict_proba(self, x: Tensor) -> Tensor:
         """Posterior over paths p(s | x), in ``prior(0)``'s order: (n, *data_shape) -> (n, P)."""
@@ -301,12 +312,8 @@ class DeepGaussianMixture(GenerativeModel):
             layer_ll, y, params = self._layer_step(i, y, generator)
             if i == 0:
                 ll = layer_ll
-            if not math.isfinite(layer_ll):
-                check_finite(data, "data")
-                raise TrainingDiverged(
-                    f"stochastic EM step {int(self.n_iter_) + 1}: layer {i + 1} log-likelihood "
-                    f"is {layer_ll}; increase reg_covar or standardise the data"
-                )
+            step = f"stochastic EM step {int(self.n_iter_) + 1}, layer {i + 1}"
+            gm.check_log_likelihood(layer_ll, data, "data", step)
             self._set_layer(i, *params)
         self.n_iter_.add_(1)
         self.log_likelihood_.fill_(ll)

@@ -1,8 +1,9 @@
 """Pure maths of Gaussian mixtures fitted by EM: log densities, sufficient statistics, M-step.
 
 Every function is a small torch function with the shapes in its docstring; nothing here holds
-state. ``k`` is the number of components, ``d`` the dimension of an example, ``n`` a number of
-examples. Covariance types are described by a ``CovarianceForm`` (one per type, in ``FORMS``:
+state (``check_log_likelihood`` is the guard every EM step runs on its E-step's result). ``k``
+is the number of components, ``d`` the dimension of an example, ``n`` a number of examples.
+Covariance types are described by a ``CovarianceForm`` (one per type, in ``FORMS``:
 full, diag, tied (one d x d matrix shared by all components) and spherical (var_k I)), so
 adding a type means adding one entry, not editing the EM loop.
 
@@ -29,7 +30,12 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from genzoo.errors import TrainingDiverged
+from genzoo.validation import check_finite
+
 LOG_2PI = math.log(2.0 * math.pi)
+#: Sufficient statistics and the M-step are computed in float64 whatever the model dtype.
+STATS_DTYPE = torch.float64
 
 
 # -- log densities ---------------------------------------------------------------------------
@@ -422,3 +428,15 @@ def lloyd(x: Tensor, centers: Tensor, steps: int, chunk: int) -> tuple[Tensor, T
             break
         labels = new
     return centers, labels
+
+
+# -- the guard --------------------------------------------------------------------------------
+def check_log_likelihood(value: float, data: Tensor, what: str, step: str) -> None:
+    """Stop EM at ``step`` when the log-likelihood ``value`` is not finite: ``DataError`` if
+    ``data`` (called ``what``) hold NaN or inf, else ``TrainingDiverged`` (a component
+    collapsed or the data are far too large)."""
+    if not math.isfinite(value):
+        check_finite(data, what)
+        raise TrainingDiverged(
+            f"{step}: the log-likelihood is {value}; increase reg_covar or scale the data"
+        )

@@ -1,8 +1,11 @@
 """Gaussian mixture models fitted by expectation-maximisation.
 
 The maths (log densities, sufficient statistics, M-step, k-means++) lives in
-``genzoo.models.gmm_math``; this module holds the model: its state, the EM step the trainer
-calls, and the protocol methods (``log_prob``, ``sample``, ``loss``).
+``genzoo.models.gmm_math``; online EM on a stream in ``genzoo.models.gmm_online``; the choice
+of K by BIC in ``genzoo.models.gmm_select``; EM over a file larger than memory in
+``genzoo.models.gmm_files``. This module holds the model: its state and initialisation, the
+batch EM step the trainer calls (on the whole data or on chunks), and the protocol methods
+(``log_prob``, ``sample``, ``loss``).
 """
 
 from __future__ import annotations
@@ -14,9 +17,12 @@ import torch
 from torch import Tensor
 from torch.nn.functional import one_hot
 
-from genzoo.errors import DataError, TrainingDiverged
+from genzoo.errors import DataError
 from genzoo.models import gmm_math as gm
 from genzoo.models.base import GenerativeModel
+from genzoo.models.gmm_math import STATS_DTYPE
+from genzoo.models.gmm_online import OnlineEM
+from genzoo.models.gmm_select import ModelSelection
 from genzoo.registry import register_model
 from genzoo.validation import check_finite, check_shape
 
@@ -24,18 +30,14 @@ COVARIANCE_TYPES = tuple(gm.FORMS)
 INITS = ("kmeans++", "random")
 #: Lloyd iterations after k-means++ seeding.
 LLOYD_STEPS = 10
-#: Most EM steps for each candidate K when ``n_components="auto"``.
-AUTO_MAX_ITER = 100
 #: Cap on the numbers held by one intermediate of the chunked E-step (rows x K x d): small
 #: on CPU so that a chunk stays in cache (measured fastest), large on accelerators.
 CHUNK_ELEMENTS = {"cpu": 2**18}
 DEFAULT_CHUNK_ELEMENTS = 2**24
-#: Sufficient statistics and the M-step are computed in float64 whatever the model dtype.
-STATS_DTYPE = torch.float64
 
 
 @register_model("gmm", family="mixture")
-class GaussianMixture(GenerativeModel):
+class GaussianMixture(OnlineEM, ModelSelection, GenerativeModel):
     """Gaussian mixture fitted by EM, with k-means++ initialisation; exact log-likelihood.
 
     p(x) = sum_k pi_k N(x | mu_k, Sigma_k). Each ``fit_step`` is one EM iteration over the
@@ -226,7 +228,7 @@ class GaussianMixture(GenerativeModel):
         best, best_ll = None, -math.inf
         for _ in range(self.n_init):
             self._set_parameters(*self._initial_parameters(x, generator))
-            ll = self._e_step(x, statistics=False)[0] if self.n_init > 1 else 0.0
+            ll = self._e_step(x, statistics=False)[0] / x.shape[0] if self.n_init > 1 else 0.0
             if best is None or ll > best_ll:
                 best_ll = ll
                 best = [t.clone() for t in (self.weights_, self.means_, self.covariances_)]
@@ -237,44 +239,6 @@ class GaussianMixture(GenerativeModel):
         self.n_updates_.zero_()
         self.converged_.fill_(False)
         self.initialized_.fill_(True)
-
-    def _choose_k(self, data: Tensor) -> None:
-        """``n_components="auto"``: fit every K in ``k_range`` by EM, keep the lowest BIC.
-
-        Each candidate is initialised as a fixed-K model would be and run to convergence (at
-        most ``AUTO_MAX_ITER`` EM steps); K larger than the number of examples, or whose fit
-        breaks down (a collapsed component), is skipped. The chosen model's parameters and
-        EM progress are kept, and its K becomes ``n_components`` in ``config``, so that
-        ``save``/``load`` rebuild a model of that size (buffers have fixed shapes).
-        """
-        n = data.shape[0]
-        low, high = self.k_range
-        best, best_bic, tried = None, math.inf, {}
-        for k in range(low, min(high, n) + 1):
-            config = {**self.config, "n_components": k, "online": False}
-            candidate = type(self)(**config).to(device=self.device, dtype=self.dtype)
-            try:
-                candidate.initialize(data)
-                candidate.fit(data, max_iter=AUTO_MAX_ITER)
-                bic = candidate.bic(self._flat(data))
-            except (ValueError, TrainingDiverged):
-                continue
-            tried[k] = bic
-            if bic < best_bic:
-                best, best_bic = candidate, bic
-        if best is None:
-            raise DataError(
-                f"n_components='auto' found no K in {list(self.k_range)} that fits "
-                f"{n} examples: widen k_range or increase reg_covar"
-            )
-        k = best.n_components
-        self.auto = False
-        self.n_components = k
-        self._config["n_components"] = k
-        self.bic_scores_ = tried  # K -> BIC on the data (not saved: a diagnostic)
-        for name, value in best.named_buffers():
-            setattr(self, name, value.clone())
-        self._last_ll = best._last_ll
 
     def _initial_parameters(self, x: Tensor, generator: torch.Generator):
         """One initialisation: x (n,d) -> weights (k,), means (k,d), covariances (float64)."""
@@ -311,7 +275,7 @@ class GaussianMixture(GenerativeModel):
             yield xc, self.form.log_prob(xc, means, self.precisions_cholesky_).add_(log_w)
 
     def _e_step(self, x: Tensor, statistics: bool = True):
-        """Mean log-likelihood of x (n,d) and, if asked, the sufficient statistics.
+        """Summed log-likelihood of x (n,d) and, if asked, the sufficient statistics.
 
         The statistics (float64) are centred on the current means (see ``chunk_statistics``).
         """
@@ -323,7 +287,7 @@ class GaussianMixture(GenerativeModel):
             total += log_norm.sum(dtype=STATS_DTYPE)
             if statistics:
                 stats = _add(stats, gm.chunk_statistics(xc, resp, means, self.form))
-        return float(total) / x.shape[0], stats
+        return float(total), stats
 
     @torch.no_grad()
     def fit_step(self, data: Tensor) -> dict[str, float]:
@@ -338,23 +302,9 @@ class GaussianMixture(GenerativeModel):
         check_shape(data, self.data_shape, "data")
         if not bool(self.initialized_):
             self.initialize(data)
-        x = self._flat(data)
-        n = x.shape[0]
         if self.online:  # one pass of mini-batch online EM instead of one batch EM step
-            ll = self._online_pass(x)
-            return self._record_step(ll)
-        # 1. E-step: responsibilities chunk by chunk, folded into sufficient statistics.
-        ll, stats = self._e_step(x)
-        if not math.isfinite(ll):
-            check_finite(data, "data")
-            raise TrainingDiverged(
-                f"EM step {int(self.n_iter_) + 1}: the log-likelihood is {ll}; "
-                "increase reg_covar or scale the data"
-            )
-        # 2. M-step: closed-form maximiser of the expected complete-data log-likelihood.
-        means = self.means_.to(STATS_DTYPE)
-        self._set_parameters(*gm.m_step(*stats, means, n, self.reg_covar, self.form))
-        return self._record_step(ll)
+            return self._record_step(self._online_pass(self._flat(data)))
+        return self._batch_em_step([data], "data")
 
     @torch.no_grad()
     def fit_step_chunks(self, chunks: Iterable[Tensor]) -> dict[str, float]:
@@ -367,18 +317,20 @@ class GaussianMixture(GenerativeModel):
         """
         if not bool(self.initialized_):
             raise RuntimeError("initialize the model (on a sample of the data) first")
+        return self._batch_em_step(chunks, "chunk")
+
+    def _batch_em_step(self, chunks: Iterable[Tensor], what: str) -> dict[str, float]:
+        """One batch EM iteration over the data given as chunks (the whole set in one piece,
+        or pieces read in turn): the E-step's sufficient statistics are summed over them,
+        responsibilities chunk by chunk, then the closed-form M-step maximises the expected
+        complete-data log-likelihood."""
         total, n, stats = 0.0, 0, None
         for chunk in chunks:
-            check_shape(chunk, self.data_shape, "chunk")
+            check_shape(chunk, self.data_shape, what)
             x = self._flat(chunk)
-            ll, part = self._e_step(x)
-            if not math.isfinite(ll):
-                check_finite(chunk, "chunk")
-                raise TrainingDiverged(
-                    f"EM step {int(self.n_iter_) + 1}: the log-likelihood is {ll}; "
-                    "increase reg_covar or scale the data"
-                )
-            total += ll * x.shape[0]
+            part_total, part = self._e_step(x)
+            gm.check_log_likelihood(part_total, chunk, what, f"EM step {int(self.n_iter_) + 1}")
+            total += part_total
             n += x.shape[0]
             stats = _add(stats, part)
         means = self.means_.to(STATS_DTYPE)
@@ -399,54 +351,6 @@ class GaussianMixture(GenerativeModel):
             "improvement": improvement if math.isfinite(improvement) else 0.0,
             "converged": float(self.converged),
         }
-
-    @torch.no_grad()
-    def online_step(self, batch: Tensor) -> dict[str, float]:
-        """One online-EM update from a mini-batch (Cappe & Moulines 2009).
-
-        The averaged sufficient statistics s are a stochastic approximation,
-        s_{t+1} = (1 - g_t) s_t + g_t s(batch) with step size g_t = (t + 2)^-kappa, each
-        normalised per example; the M-step maps them to parameters. s_t is not stored: it is
-        recovered exactly from the current parameters (at the means, S1 = 0, N_k = pi_k and
-        S2 follows from the covariances), so the state is the parameters plus ``n_updates_``.
-        A fresh model is initialised from the first batch. Returns ``log_likelihood`` (mean
-        over the batch, before the update) and ``step_size``.
-        """
-        check_shape(batch, self.data_shape, "batch")
-        if not bool(self.initialized_):
-            self.initialize(batch)
-        x = self._flat(batch)
-        ll, stats = self._e_step(x)
-        if not math.isfinite(ll):
-            check_finite(batch, "batch")
-            raise TrainingDiverged(
-                f"online EM update {int(self.n_updates_) + 1}: the log-likelihood is {ll}; "
-                "increase reg_covar or scale the data"
-            )
-        gamma = (int(self.n_updates_) + 2) ** -self.kappa
-        nk, s1, s2 = (s / x.shape[0] for s in stats)
-        weights = self.weights_.to(STATS_DTYPE)
-        old_s2 = self.form.second_moment(
-            weights, self.covariances_.to(STATS_DTYPE), self.reg_covar, self.data_dim
-        )
-        nk = (1 - gamma) * weights + gamma * nk
-        s2 = (1 - gamma) * old_s2 + gamma * s2
-        means = self.means_.to(STATS_DTYPE)
-        self._set_parameters(*gm.m_step(nk, gamma * s1, s2, means, 1, self.reg_covar, self.form))
-        self.n_updates_.add_(1)
-        return {"log_likelihood": ll, "step_size": gamma}
-
-    def _online_pass(self, x: Tensor) -> float:
-        """One shuffled pass of online EM over x (n,d) in mini-batches; mean log-likelihood."""
-        generator = torch.Generator().manual_seed(self.seed + int(self.n_iter_))
-        order = torch.randperm(x.shape[0], generator=generator).to(x.device)
-        total = 0.0
-        for idx in order.split(self.online_batch):
-            part = x[idx]
-            total += self.online_step(part.reshape(len(part), *self.data_shape))[
-                "log_likelihood"
-            ] * len(part)
-        return total / x.shape[0]
 
     @torch.no_grad()
     def fit(self, data: Tensor, max_iter: int = 100) -> GaussianMixture:
@@ -472,6 +376,19 @@ class GaussianMixture(GenerativeModel):
         return torch.softmax(self._weighted_log_prob(self.check_input(x)), 1)
 
     responsibilities = predict_proba
+
+    @torch.no_grad()
+    def components(self) -> tuple[Tensor, Tensor, Tensor]:
+        """Weights (k,), means (k, d) and full covariances (k, d, d), whatever the
+        ``covariance_type`` stores (``Mixture``)."""
+        cov, (k, d) = self.covariances_, self.means_.shape
+        if self.covariance_type == "diag":
+            cov = torch.diag_embed(cov)
+        elif self.covariance_type == "tied":
+            cov = cov.expand(k, d, d)
+        elif self.covariance_type == "spherical":
+            cov = cov[:, None, None] * torch.eye(d, dtype=cov.dtype, device=cov.device)
+        return self.weights_, self.means_, cov
 
     def predict(self, x: Tensor) -> Tensor:
         """Most probable component of each example: (n, *data_shape) -> (n,) int64."""
@@ -502,22 +419,6 @@ class GaussianMixture(GenerativeModel):
         out = torch.empty_like(z)
         out[order] = torch.cat(parts)
         return out.reshape(n, *self.data_shape)
-
-    # -- extras ----------------------------------------------------------------------------------
-    @property
-    def n_parameters(self) -> int:
-        """Number of free parameters: weights (K - 1), means (K d) and covariances."""
-        k, d = self.n_components, self.data_dim
-        return k - 1 + k * d + self.form.n_cov_parameters(k, d)
-
-    def bic(self, x: Tensor) -> float:
-        """Bayesian information criterion on x (lower is better)."""
-        total = float(self.log_prob(x).sum(dtype=torch.float64))
-        return -2 * total + self.n_parameters * math.log(x.shape[0])
-
-    def aic(self, x: Tensor) -> float:
-        """Akaike information criterion on x (lower is better)."""
-        return -2 * float(self.log_prob(x).sum(dtype=torch.float64)) + 2 * self.n_parameters
 
     def sklearn_init(self) -> dict:
         """The current parameters as scikit-learn's weights_init / means_init / precisions_init.

@@ -139,3 +139,42 @@ class DiscreteModel(GenerativeModel):
 def gather_log_softmax(logits: Tensor, x: Tensor) -> Tensor:
     """``log softmax(logits)[x]``: ``(n, D, V)`` logits, ``(n, D)`` ids -> ``(n, D)``."""
     return logits.log_softmax(-1).gather(-1, x.unsqueeze(-1)).squeeze(-1)
+
+
+class RasterModel(DiscreteModel):
+    """Base of the models whose one network pass gives every conditional (``made``,
+    ``pixelcnn``): sampling fills the ``D`` scalars in raster order, one pass each.
+
+    Subclasses give ``_logits(x)``: integer levels ``(n, *data_shape)`` -> the logits of
+    every conditional ``(n, D, levels)``, the ``d``-th depending on scalars ``< d`` only.
+
+    Arguments:
+        data_shape: shape of one example.
+        levels: categories per scalar.
+        temperature: default sampling temperature.
+    """
+
+    def __init__(self, data_shape: Sequence[int], levels: int, temperature: float = 1.0) -> None:
+        super().__init__(data_shape, levels)
+        check_sampling(temperature, 0, 1.0)
+        self.temperature = float(temperature)
+
+    def _logits(self, x: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def log_prob_terms(self, x: Tensor) -> Tensor:
+        x = self.check_input(x)
+        return gather_log_softmax(self._logits(x), x.flatten(1))
+
+    @torch.no_grad()
+    def sample(
+        self, n: int, generator: torch.Generator | None = None, temperature: float | None = None
+    ) -> Tensor:
+        """``(n, *data_shape)`` levels (as floats), at ``temperature`` (the model's if None)."""
+        temperature = self.temperature if temperature is None else temperature
+        check_sampling(temperature, 0, 1.0)
+        x = torch.zeros(n, *self.data_shape, dtype=torch.long, device=self.device)
+        flat = x.view(n, -1)
+        for d in range(self.data_dim):  # scalar d needs the scalars before it: a pass each
+            flat[:, d] = sample_logits(self._logits(x)[:, d], generator, temperature)
+        return x.to(self.dtype)

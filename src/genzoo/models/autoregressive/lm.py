@@ -33,6 +33,11 @@ class SequenceLM(DiscreteModel):
 
     Subclasses give ``logits(tokens)`` (all next-token logits of a prefix that starts with the
     start id) and ``step(tokens, state)`` (the next-token logits after feeding ``tokens``).
+
+    Arguments:
+        data_shape: ``[seq_len]``.
+        levels: vocabulary size.
+        temperature, top_k, top_p: default sampling settings (see ``generate``).
     """
 
     data_kinds = ("text",)
@@ -136,7 +141,8 @@ class LSTMLM(SequenceLM):
         embedding: size of the token embeddings.
         hidden: size of the LSTM state.
         n_layers: stacked LSTM layers.
-        temperature, top_k, top_p: default sampling settings (see ``generate``).
+        temperature, top_k, top_p: default sampling settings (see ``generate``), those of
+            every language model (``SequenceLM``).
     """
 
     def __init__(
@@ -146,11 +152,9 @@ class LSTMLM(SequenceLM):
         embedding: int = 64,
         hidden: int = 256,
         n_layers: int = 1,
-        temperature: float = 1.0,
-        top_k: int = 0,
-        top_p: float = 1.0,
+        **kwargs: Any,
     ) -> None:
-        super().__init__(data_shape, levels, temperature, top_k, top_p)
+        super().__init__(data_shape, levels, **kwargs)
         if min(embedding, hidden, n_layers) < 1:
             raise ValueError("embedding, hidden and n_layers must be positive integers")
         self.embed = nn.Embedding(levels + 1, embedding)  # + the start symbol

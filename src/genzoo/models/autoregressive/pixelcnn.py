@@ -8,16 +8,12 @@ Reference:
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-from genzoo.models.autoregressive.common import (
-    DiscreteModel,
-    check_sampling,
-    gather_log_softmax,
-    sample_logits,
-)
+from genzoo.models.autoregressive.common import RasterModel
 from genzoo.registry import register_model
 
 
@@ -59,7 +55,7 @@ class ResidualBlock(nn.Module):
 
 
 @register_model("pixelcnn", family="autoregressive")
-class PixelCNN(DiscreteModel):
+class PixelCNN(RasterModel):
     """PixelCNN (van den Oord et al. 2016): ``P(x) = prod_{pixels} P(x_ij | pixels before)``.
 
     A mask-A convolution, residual blocks of mask-B convolutions and 1x1 convolutions give a
@@ -72,7 +68,7 @@ class PixelCNN(DiscreteModel):
         channels: feature maps (even).
         n_layers: residual blocks.
         kernel: size of the first, mask-A convolution (odd).
-        temperature: default sampling temperature.
+        temperature: default sampling temperature (see ``RasterModel``).
     """
 
     data_kinds = ("image",)
@@ -84,9 +80,9 @@ class PixelCNN(DiscreteModel):
         channels: int = 64,
         n_layers: int = 4,
         kernel: int = 7,
-        temperature: float = 1.0,
+        **kwargs: Any,
     ) -> None:
-        super().__init__(data_shape, levels)
+        super().__init__(data_shape, levels, **kwargs)
         if len(self.data_shape) != 3 or self.data_shape[0] != 1:
             raise ValueError(
                 f"pixelcnn takes single-channel images shaped (n, 1, H, W); got examples shaped "
@@ -94,8 +90,6 @@ class PixelCNN(DiscreteModel):
             )
         if channels < 2 or channels % 2 or kernel < 3 or kernel % 2 == 0 or n_layers < 0:
             raise ValueError("channels must be even >= 2, kernel odd >= 3, n_layers >= 0")
-        check_sampling(temperature, 0, 1.0)
-        self.temperature = float(temperature)
         self.net = nn.Sequential(
             MaskedConv2d("A", 1, channels, kernel),
             *(ResidualBlock(channels) for _ in range(n_layers)),
@@ -109,19 +103,3 @@ class PixelCNN(DiscreteModel):
         """``(n, 1, H, W)`` levels -> ``(n, H * W, levels)`` logits, raster order."""
         h = self.net(x.to(self.dtype) / (self.levels - 1) - 0.5)  # (n, levels, H, W)
         return h.flatten(2).transpose(1, 2)
-
-    def log_prob_terms(self, x: Tensor) -> Tensor:
-        x = self.check_input(x)
-        return gather_log_softmax(self._logits(x), x.flatten(1))
-
-    @torch.no_grad()
-    def sample(
-        self, n: int, generator: torch.Generator | None = None, temperature: float | None = None
-    ) -> Tensor:
-        temperature = self.temperature if temperature is None else temperature
-        check_sampling(temperature, 0, 1.0)
-        x = torch.zeros(n, *self.data_shape, dtype=torch.long, device=self.device)
-        flat = x.view(n, -1)
-        for d in range(self.data_dim):  # pixel d needs the pixels before it
-            flat[:, d] = sample_logits(self._logits(x)[:, d], generator, temperature)
-        return x.to(self.dtype)

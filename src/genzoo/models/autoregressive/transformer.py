@@ -79,7 +79,8 @@ class TransformerLM(SequenceLM):
         n_layers: Transformer blocks.
         heads: attention heads (must divide ``width``).
         positions: ``"learned"`` or ``"sinusoidal"`` (fixed, section 3.5 of the paper).
-        temperature, top_k, top_p: default sampling settings.
+        temperature, top_k, top_p: default sampling settings, those of every language model
+            (``SequenceLM``).
     """
 
     def __init__(
@@ -90,11 +91,9 @@ class TransformerLM(SequenceLM):
         n_layers: int = 2,
         heads: int = 4,
         positions: str = "learned",
-        temperature: float = 1.0,
-        top_k: int = 0,
-        top_p: float = 1.0,
+        **kwargs: Any,
     ) -> None:
-        super().__init__(data_shape, levels, temperature, top_k, top_p)
+        super().__init__(data_shape, levels, **kwargs)
         if positions not in POSITIONS:
             raise ValueError(f"positions must be one of {POSITIONS}, not {positions!r}")
         if min(width, n_layers, heads) < 1 or width % heads:

@@ -34,15 +34,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from genzoo.models.base import GenerativeModel
-from genzoo.models.energy.ais import LogZCache, ais_log_z, log_mean_exp, sigmoid_betas
-from genzoo.models.energy.dbn import bernoulli_log_prob, check_boltzmann_settings
-from genzoo.models.energy.rbm import RBMLayer, _bernoulli, check_binary
+from genzoo.models.energy.ais import ais_log_z, log_mean_exp, sigmoid_betas
+from genzoo.models.energy.boltzmann import DeepBoltzmann, check_counts
+from genzoo.models.energy.rbm_layer import RBMLayer, bernoulli_log_prob, sample_bernoulli
 from genzoo.registry import register_model
 
 
 @register_model("dbm", family="energy")
-class DBM(LogZCache, GenerativeModel):
+class DBM(DeepBoltzmann):
     """Deep Boltzmann machine (Salakhutdinov & Hinton 2009): mean-field + PCD; IS+AIS estimate.
 
     For 0/1 data (``digits-binary``); two hidden layers.
@@ -63,9 +62,6 @@ class DBM(LogZCache, GenerativeModel):
         n_importance: importance samples per example in ``log_prob``.
     """
 
-    density = "estimate"
-    data_kind = "discrete"
-    max_levels = 2  # binary visible units
     players = ("layer0", "layer1", "dbm")
 
     def __init__(
@@ -73,25 +69,13 @@ class DBM(LogZCache, GenerativeModel):
         data_shape: Sequence[int],
         hidden: Sequence[int] = (64, 32),
         steps_per_layer: int = 500,
-        cd_k: int = 1,
         n_chains: int = 100,
         gibbs_steps: int = 1,
         mean_field_steps: int = 10,
-        weight_decay: float = 2e-4,
-        momentum: float = 0.9,
-        optimizer: str = "sgd",
-        sample_steps: int = 1000,
-        ais_betas: int = 1000,
-        ais_runs: int = 100,
-        ais_seed: int = 0,
-        n_importance: int = 100,
+        **kwargs: Any,
     ) -> None:
-        GenerativeModel.__init__(self, data_shape)
-        check_boltzmann_settings(
-            hidden, optimizer, cd_k=cd_k, n_chains=n_chains, gibbs_steps=gibbs_steps,
-            mean_field_steps=mean_field_steps, sample_steps=sample_steps,
-            n_importance=n_importance,
-        )  # fmt: skip
+        super().__init__(data_shape, hidden=hidden, steps_per_layer=steps_per_layer, **kwargs)
+        check_counts(n_chains=n_chains, gibbs_steps=gibbs_steps, mean_field_steps=mean_field_steps)
         if len(hidden) != 2:
             raise ValueError(f"dbm has two hidden layers: hidden=[h1, h2]; got {list(hidden)}")
         if steps_per_layer < 0:
@@ -99,13 +83,13 @@ class DBM(LogZCache, GenerativeModel):
         h1, h2 = (int(h) for h in hidden)
         self.bottom = RBMLayer(self.data_dim, h1)  # W1, b, c1 (part)
         self.top = RBMLayer(h1, h2)  # W2, c1 (part), c2
-        self.steps_per_layer, self.cd_k, self.weight_decay = steps_per_layer, cd_k, weight_decay
         self.gibbs_steps, self.mean_field_steps = gibbs_steps, mean_field_steps
-        self.momentum, self.optimizer, self.sample_steps = momentum, optimizer, sample_steps
-        self.n_importance = int(n_importance)
-        self._init_log_z_cache(ais_betas, ais_runs, ais_seed)
         self.register_buffer("chain_v", torch.zeros(n_chains, self.data_dim))
         self.register_buffer("chain_h2", torch.zeros(n_chains, h2))
+
+    @property
+    def first_layer(self) -> RBMLayer:
+        return self.bottom
 
     # -- the DBM's conditionals --------------------------------------------------------------
     @property
@@ -149,24 +133,15 @@ class DBM(LogZCache, GenerativeModel):
         """``steps`` sweeps ``h1 | v, h2`` then ``(v, h2) | h1``; returns ``(v, h1, h2)``."""
         h1 = v.new_zeros(v.shape[0], self.bottom.n_hidden)
         for _ in range(steps):
-            h1 = _bernoulli(torch.sigmoid(self.h1_input(v, h2)), generator)
+            h1 = sample_bernoulli(torch.sigmoid(self.h1_input(v, h2)), generator)
             v = self.bottom.sample_visible(h1, generator)
-            h2 = _bernoulli(self.top.p_hidden(h1), generator)
+            h2 = sample_bernoulli(self.top.p_hidden(h1), generator)
         return v, h1, h2
 
     # -- training ----------------------------------------------------------------------------
-    def _flat(self, x: Tensor) -> Tensor:
-        x = self.check_input(x)
-        check_binary(x, self.name)
-        return x.reshape(x.shape[0], -1)
-
     def initialize(self, data: Tensor) -> None:
-        check_binary(data, self.name)
-        v = data.reshape(data.shape[0], -1).to(self.device, self.dtype)
-        self.bottom.data_mean.copy_(v.mean(0))
-        with torch.no_grad():
-            self.bottom.visible_bias.copy_(torch.logit(v.mean(0).clamp(0.01, 0.99)))
-        self.chain_v.copy_(_bernoulli(v.mean(0).expand_as(self.chain_v)))
+        super().initialize(data)
+        self.chain_v.copy_(sample_bernoulli(self.bottom.data_mean.expand_as(self.chain_v)))
 
     def schedule(self, step: int) -> Sequence[str]:
         return (
@@ -181,9 +156,6 @@ class DBM(LogZCache, GenerativeModel):
         if player == "layer1":
             return list(self.top.parameters())
         return list(self.parameters())
-
-    def optimizer_settings(self, player: str) -> dict[str, Any]:
-        return {"optimizer": "sgd", "momentum": self.momentum} if self.optimizer == "sgd" else {}
 
     def loss(self, batch: Tensor | None, player: str = "dbm") -> dict[str, Tensor]:
         v = self._flat(batch)
@@ -218,14 +190,11 @@ class DBM(LogZCache, GenerativeModel):
         terms["weight_decay"] = 0.5 * self.weight_decay * weights
         return terms
 
-    def after_step(self, player: str, step: int) -> None:
-        self.invalidate_log_z()
-
     # -- sampling and density ----------------------------------------------------------------
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
         v = self.bottom.random_visible(n, generator)
-        h2 = _bernoulli(torch.full((n, self.top.n_hidden), 0.5, device=v.device), generator)
+        h2 = sample_bernoulli(torch.full((n, self.top.n_hidden), 0.5, device=v.device), generator)
         v, _, _ = self.gibbs(v, h2.to(v.dtype), self.sample_steps, generator)
         return v.reshape(n, *self.data_shape)
 
@@ -245,14 +214,14 @@ class DBM(LogZCache, GenerativeModel):
 
         def transition(state, beta: float, gen) -> tuple[Tensor, Tensor]:
             v, h2 = state
-            h1 = _bernoulli(torch.sigmoid(beta * self.h1_input(v, h2)), gen)
+            h1 = sample_bernoulli(torch.sigmoid(beta * self.h1_input(v, h2)), gen)
             a = (1 - beta) * base + beta * (self.bottom.visible_bias + h1 @ self.bottom.weight.T)
-            return _bernoulli(torch.sigmoid(a), gen), _bernoulli(
+            return sample_bernoulli(torch.sigmoid(a), gen), sample_bernoulli(
                 torch.sigmoid(beta * self.top.hidden_input(h1)), gen
             )
 
-        v0 = _bernoulli(torch.sigmoid(base).expand(n_runs, -1), generator)
-        h0 = _bernoulli(
+        v0 = sample_bernoulli(torch.sigmoid(base).expand(n_runs, -1), generator)
+        h0 = sample_bernoulli(
             torch.full((n_runs, n_h2), 0.5, device=v0.device, dtype=v0.dtype), generator
         )
         return ais_log_z(log_f, transition, (v0, h0), log_z0, sigmoid_betas(n_betas), generator)
@@ -265,6 +234,6 @@ class DBM(LogZCache, GenerativeModel):
         generator = torch.Generator(device=self.device).manual_seed(self.ais_seed + 1)
         _, mu2 = self.mean_field(v)
         q = mu2.clamp(1e-6, 1 - 1e-6).expand(self.n_importance, -1, -1)  # (K, batch, h2)
-        h2 = _bernoulli(q, generator)
+        h2 = sample_bernoulli(q, generator)
         log_w = self.log_unnormalized(v, h2) - bernoulli_log_prob(h2, torch.logit(q))
         return log_mean_exp(log_w, 0) - log_z

@@ -30,32 +30,15 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from genzoo.models.base import GenerativeModel
-from genzoo.models.energy.ais import LogZCache, log_mean_exp
-from genzoo.models.energy.rbm import OPTIMIZERS, RBMLayer, check_binary
+from genzoo.models.base import model_fact
+from genzoo.models.energy.ais import log_mean_exp
+from genzoo.models.energy.boltzmann import DeepBoltzmann, check_counts
+from genzoo.models.energy.rbm_layer import RBMLayer, bernoulli_log_prob
 from genzoo.registry import register_model
 
 
-def bernoulli_log_prob(x: Tensor, logits: Tensor) -> Tensor:
-    """``sum_i log Bernoulli(x_i; sigmoid(logits_i))`` over the last dimension."""
-    return -torch.nn.functional.binary_cross_entropy_with_logits(logits, x, reduction="none").sum(
-        -1
-    )
-
-
-def check_boltzmann_settings(hidden: Sequence[int], optimizer: str, **positive: float) -> None:
-    """Shared validation of the Boltzmann models' arguments."""
-    if not hidden or any(int(h) < 1 for h in hidden):
-        raise ValueError(f"hidden must be a non-empty list of positive widths; got {hidden}")
-    if optimizer not in OPTIMIZERS:
-        raise ValueError(f"optimizer must be one of {OPTIMIZERS}; got {optimizer!r}")
-    for name, value in positive.items():
-        if value < 1:
-            raise ValueError(f"{name} must be >= 1; got {value}")
-
-
 @register_model("dbn", family="energy")
-class DBN(LogZCache, GenerativeModel):
+class DBN(DeepBoltzmann):
     """Deep belief net (Hinton et al. 2006): stacked RBMs trained greedily; IS+AIS estimate.
 
     For 0/1 data (``digits-binary``). Sampling runs ``sample_steps`` Gibbs steps in the top RBM
@@ -81,51 +64,28 @@ class DBN(LogZCache, GenerativeModel):
         torch.Size([2, 1, 8, 8])
     """
 
-    density = "estimate"
-    data_kind = "discrete"
-    max_levels = 2  # binary visible units
+    @model_fact(("layer0", "layer1"))
+    def players(self) -> tuple[str, ...]:
+        """One player per RBM layer, trained greedily bottom up: ``layer0``, ``layer1``, ..."""
+        return tuple(f"layer{i}" for i in range(len(self.layers)))
 
     def __init__(
         self,
         data_shape: Sequence[int],
         hidden: Sequence[int] = (64, 64),
         steps_per_layer: int = 1000,
-        cd_k: int = 1,
-        weight_decay: float = 2e-4,
-        momentum: float = 0.9,
-        optimizer: str = "sgd",
-        sample_steps: int = 1000,
-        ais_betas: int = 1000,
-        ais_runs: int = 100,
-        ais_seed: int = 0,
-        n_importance: int = 100,
+        **kwargs: Any,
     ) -> None:
-        GenerativeModel.__init__(self, data_shape)
-        check_boltzmann_settings(
-            hidden, optimizer, steps_per_layer=steps_per_layer, cd_k=cd_k,
-            sample_steps=sample_steps, n_importance=n_importance,
-        )  # fmt: skip
+        super().__init__(data_shape, hidden=hidden, steps_per_layer=steps_per_layer, **kwargs)
+        check_counts(steps_per_layer=steps_per_layer)
         widths = [self.data_dim, *(int(h) for h in hidden)]
         self.layers = nn.ModuleList(
             RBMLayer(a, b) for a, b in zip(widths[:-1], widths[1:], strict=True)
         )
-        self.players = tuple(f"layer{i}" for i in range(len(self.layers)))
-        self.steps_per_layer, self.cd_k, self.weight_decay = steps_per_layer, cd_k, weight_decay
-        self.momentum, self.optimizer, self.sample_steps = momentum, optimizer, sample_steps
-        self.n_importance = int(n_importance)
-        self._init_log_z_cache(ais_betas, ais_runs, ais_seed)
 
-    def _flat(self, x: Tensor) -> Tensor:
-        x = self.check_input(x)
-        check_binary(x, self.name)
-        return x.reshape(x.shape[0], -1)
-
-    def initialize(self, data: Tensor) -> None:
-        check_binary(data, self.name)
-        v = data.reshape(data.shape[0], -1).to(self.device, self.dtype)
-        self.layers[0].data_mean.copy_(v.mean(0))
-        with torch.no_grad():  # the guide's visible bias init for the bottom layer
-            self.layers[0].visible_bias.copy_(torch.logit(v.mean(0).clamp(0.01, 0.99)))
+    @property
+    def first_layer(self) -> RBMLayer:
+        return self.layers[0]
 
     # -- greedy training ---------------------------------------------------------------------
     def schedule(self, step: int) -> Sequence[str]:
@@ -133,9 +93,6 @@ class DBN(LogZCache, GenerativeModel):
 
     def player_parameters(self, player: str) -> list[nn.Parameter]:
         return list(self.layers[self.players.index(player)].parameters())
-
-    def optimizer_settings(self, player: str) -> dict[str, Any]:
-        return {"optimizer": "sgd", "momentum": self.momentum} if self.optimizer == "sgd" else {}
 
     def loss(self, batch: Tensor | None, player: str = "layer0") -> dict[str, Tensor]:
         i = self.players.index(player)
@@ -146,9 +103,6 @@ class DBN(LogZCache, GenerativeModel):
         rbm = self.layers[i]
         rbm.track_data(v)
         return rbm.cd_loss(v, rbm.gibbs(v, self.cd_k), self.weight_decay)  # 2. CD-k (eq. of 2002)
-
-    def after_step(self, player: str, step: int) -> None:
-        self.invalidate_log_z()
 
     # -- sampling and density ----------------------------------------------------------------
     @torch.no_grad()

@@ -26,11 +26,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import Tensor
 
-from genzoo.models.base import GenerativeModel
+from genzoo.models.base import GenerativeModel, model_fact
 from genzoo.models.energy.langevin import grid_log_normalizer, langevin
 from genzoo.models.nn import MLP
 from genzoo.registry import register_model
@@ -42,7 +43,13 @@ class EnergyNetwork(GenerativeModel):
     Subclasses write ``loss`` and may override ``sample``. Arguments as in ``ebm``.
     """
 
-    density = "unnormalized"
+    density_kinds = ("unnormalized", "exact")
+
+    @model_fact("unnormalized")
+    def density(self) -> str:
+        """``"exact"`` up to 2-D (normalised by quadrature over the box, see the module),
+        else ``"unnormalized"``."""
+        return "exact" if self.data_dim <= 2 else "unnormalized"
 
     def __init__(
         self,
@@ -67,8 +74,6 @@ class EnergyNetwork(GenerativeModel):
         self.net = MLP(d, 1, hidden=(int(hidden),) * int(depth), activation=activation)
         self.box, self.grid_size = float(box), int(grid_size)
         self.sample_steps, self.sample_step_size = int(sample_steps), float(sample_step_size)
-        if d <= 2:
-            self.density = "exact"  # normalised by quadrature over the box (see the module)
         self.register_buffer("shift", torch.zeros(d))
         self.register_buffer("scale", torch.ones(d))
 
@@ -89,6 +94,10 @@ class EnergyNetwork(GenerativeModel):
         """The box in standardised units, ``(low, high)`` each ``(d,)``."""
         high = torch.full((self.data_dim,), self.box, device=self.device, dtype=self.dtype)
         return -high, high
+
+    def energy_box(self) -> tuple[Tensor, Tensor]:
+        """The box in data units, ``(low, high)`` each ``(d,)`` (``EnergyModel``)."""
+        return self.shift - self.box * self.scale, self.shift + self.box * self.scale
 
     def uniform_in_box(self, n: int, generator: torch.Generator | None = None) -> Tensor:
         u = torch.rand(n, self.data_dim, generator=generator, device=self.device, dtype=self.dtype)
@@ -162,23 +171,15 @@ class EBM(EnergyNetwork):
     def __init__(
         self,
         data_shape: Sequence[int],
-        hidden: int = 128,
-        depth: int = 3,
-        activation: str = "silu",
-        box: float = 4.0,
-        grid_size: int = 200,
         langevin_steps: int = 40,
         step_size: float = 0.05,
         noise_scale: float = 1.0,
         buffer_size: int = 10000,
         reinit_prob: float = 0.05,
         alpha: float = 0.1,
-        sample_steps: int = 200,
-        sample_step_size: float = 0.01,
+        **kwargs: Any,
     ) -> None:
-        super().__init__(
-            data_shape, hidden, depth, activation, box, grid_size, sample_steps, sample_step_size
-        )
+        super().__init__(data_shape, **kwargs)  # hidden, depth, activation, box, grid_size, ...
         if langevin_steps < 1 or step_size <= 0 or noise_scale < 0 or buffer_size < 1:
             raise ValueError(
                 "need langevin_steps >= 1, step_size > 0, noise_scale >= 0, buffer_size >= 1; "

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -57,21 +58,13 @@ class MDSM(EnergyNetwork):
     def __init__(
         self,
         data_shape: Sequence[int],
-        hidden: int = 128,
-        depth: int = 3,
-        activation: str = "silu",
-        box: float = 4.0,
-        grid_size: int = 200,
         sigma_min: float = 0.05,
         sigma_max: float = 1.0,
         sigma0: float = 0.3,
-        sample_steps: int = 200,
-        sample_step_size: float = 0.01,
         sample_temperature: float = 10.0,
+        **kwargs: Any,
     ) -> None:
-        super().__init__(
-            data_shape, hidden, depth, activation, box, grid_size, sample_steps, sample_step_size
-        )
+        super().__init__(data_shape, **kwargs)  # hidden, depth, activation, box, grid_size, ...
         if not 0 < sigma_min <= sigma_max or sigma0 <= 0 or sample_temperature < 1:
             raise ValueError(
                 "need 0 < sigma_min <= sigma_max, sigma0 > 0, sample_temperature >= 1; got "

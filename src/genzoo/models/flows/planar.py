@@ -145,7 +145,11 @@ class RadialTransform(nn.Module):
 
 
 class _TargetFlow(GenerativeModel):
-    """Base of planar and radial flows: a chain of transforms applied to ``N(0, I)`` noise."""
+    """Base of planar and radial flows: a chain of transforms applied to ``N(0, I)`` noise.
+
+    Its arguments (documented on :class:`PlanarFlow`) are those of both: a variant only
+    names its transform, ``layer``.
+    """
 
     density = "exact"
     layer: type[nn.Module]
@@ -254,12 +258,7 @@ class RadialFlow(_TargetFlow):
     paper, or by maximum likelihood on data; each layer has a closed-form inverse, so
     ``log_prob`` of any point is exact.
 
-    Arguments:
-        data_shape: shape of one example (``(2,)`` for the targets).
-        n_layers: number of radial maps ``K``.
-        target: name of the target energy, or ``""`` to train on data.
-        mc_samples: Monte-Carlo base samples per step of reverse KL.
-        anneal_steps: steps over which ``beta_t`` rises from 0.01 to 1 (0 = no annealing).
+    Arguments: those of :class:`PlanarFlow`, ``n_layers`` counting radial maps.
 
     Example:
         >>> flow = RadialFlow(n_layers=4, target="u2")

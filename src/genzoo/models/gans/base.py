@@ -36,6 +36,7 @@ from genzoo.models.gans.losses import (
     generator_loss,
     penalty,
 )
+from genzoo.models.gans.nets import resolve_output
 
 
 class EMAWeights(nn.Module):
@@ -66,65 +67,80 @@ class AdversarialModel(GenerativeModel):
     """Base class of the GANs (not registered): a generator against a discriminator.
 
     Subclasses set ``self.generator`` (``latent -> (n, *data_shape)``) and
-    ``self.discriminator`` (``x -> scores (n,)``), then call ``self.init_ema()``.
+    ``self.discriminator`` (``x -> scores (n,)``), then call ``self.init_ema()``. What a
+    variant changes it declares and forwards the rest by ``**kwargs``: its objective is the
+    class attribute ``loss_kind`` (or its ``loss`` argument, through ``set_loss``), its noise
+    size ``latent_dim`` (``set_latent_dim``), ``clip_value`` and ``betas`` likewise.
 
-    Arguments:
+    Arguments (shared by every GAN):
         data_shape: shape of one example.
-        latent_dim: size of the generator's noise ``z ~ N(0, I)``.
-        loss: one of ``LOSSES``.
         penalty: one of ``PENALTIES``: R1 (real data), R2 (fakes), gp (interpolates).
         penalty_weight: gamma of R1/R2 (the term is ``gamma/2 E||grad D||^2``), lambda of gp.
         n_critic: discriminator steps per generator step.
-        clip_value: clamp the critic's weights to ``[-c, c]`` after each of its steps; 0: off.
         ema_decay: decay of the generator's weight EMA used by ``sample``; 0: off.
-        betas: Adam betas of both players; ``None`` keeps the class's (the paper's).
     """
 
     density = "none"
     players = ("discriminator", "generator")
     #: Adam betas of the paper, for both players.
     betas: ClassVar[tuple[float, float]] = (0.5, 0.999)
+    #: The objective, one of ``LOSSES``.
+    loss_kind: str = "non-saturating"
+    #: Clamp the critic's weights to ``[-c, c]`` after each of its steps; 0: off (WGAN's).
+    clip_value: float = 0.0
+    #: Size of the generator's noise ``z ~ N(0, I)``.
+    latent_dim: int = 1
     generator: nn.Module
     discriminator: nn.Module
 
     def __init__(
         self,
         data_shape: Sequence[int],
-        latent_dim: int,
-        loss: str,
-        penalty: str,
-        penalty_weight: float,
-        n_critic: int,
-        clip_value: float,
-        ema_decay: float,
-        betas: Sequence[float] | None = None,
+        penalty: str = "none",
+        penalty_weight: float = 10.0,
+        n_critic: int = 1,
+        ema_decay: float = 0.0,
     ) -> None:
         super().__init__(data_shape)
-        if loss not in LOSSES:
-            raise ValueError(f"unknown GAN loss {loss!r}; choose one of {LOSSES}")
         if penalty not in PENALTIES:
             raise ValueError(f"unknown penalty {penalty!r}; choose one of {PENALTIES}")
-        if isinstance(latent_dim, bool) or not isinstance(latent_dim, int) or latent_dim < 1:
-            raise ValueError(f"latent_dim must be a positive integer; got {latent_dim!r}")
         if isinstance(n_critic, bool) or not isinstance(n_critic, int) or n_critic < 1:
             raise ValueError(f"n_critic must be an integer >= 1; got {n_critic!r}")
-        if penalty_weight < 0 or clip_value < 0:
-            raise ValueError(f"need penalty_weight >= 0 and clip_value >= 0; got "
-                             f"{penalty_weight=}, {clip_value=}")  # fmt: skip
+        if penalty_weight < 0:
+            raise ValueError(f"need penalty_weight >= 0; got {penalty_weight=}")
         if not 0.0 <= ema_decay < 1.0:
             raise ValueError(f"ema_decay must lie in [0, 1); got {ema_decay}")
-        self.latent_dim = latent_dim
-        self.loss_kind = loss
         self.penalty_kind = penalty
         self.penalty_weight = float(penalty_weight)
         self.n_critic = n_critic
-        self.clip_value = float(clip_value)
         self.ema_decay = float(ema_decay)
+        self._grad_norms: dict[str, Tensor] = {}
+
+    def set_loss(self, loss: str, choices: Sequence[str] = LOSSES) -> None:
+        """Use the objective ``loss``, one of ``choices`` (those the variant offers)."""
+        if loss not in choices:
+            raise ValueError(f"unknown {self.name or 'GAN'} loss {loss!r}; choose one of "
+                             f"{tuple(choices)}")  # fmt: skip
+        self.loss_kind = loss
+
+    def set_latent_dim(self, latent_dim: int) -> None:
+        """Use noise ``z`` of ``latent_dim`` dimensions (a positive integer)."""
+        if isinstance(latent_dim, bool) or not isinstance(latent_dim, int) or latent_dim < 1:
+            raise ValueError(f"latent_dim must be a positive integer; got {latent_dim!r}")
+        self.latent_dim = latent_dim
+
+    def set_clip_value(self, clip_value: float) -> None:
+        """Clamp the critic's weights to ``[-clip_value, clip_value]`` (0: off)."""
+        if clip_value < 0:
+            raise ValueError(f"need clip_value >= 0; got {clip_value=}")
+        self.clip_value = float(clip_value)
+
+    def set_betas(self, betas: Sequence[float] | None) -> None:
+        """Adam betas of both players; ``None`` keeps the class's (the paper's)."""
         if betas is not None:
             if len(betas) != 2 or not all(0.0 <= b < 1.0 for b in betas):
                 raise ValueError(f"betas must be two numbers in [0, 1); got {betas!r}")
             self.betas = (float(betas[0]), float(betas[1]))  # shadows the class's default
-        self._grad_norms: dict[str, Tensor] = {}
 
     def init_ema(self) -> None:
         """Create the generator's EMA buffers when ``ema_decay > 0`` (call after building it)."""
@@ -238,3 +254,34 @@ class AdversarialModel(GenerativeModel):
         if norm is None:
             norm = torch.zeros((), device=self.device, dtype=self.dtype)
         return {"diag/grad_norm": norm}
+
+
+class KarrasGAN(AdversarialModel):
+    """Base of ``progan`` and ``stylegan`` (not registered): the settings Karras et al. share,
+    a 32-dimensional latent, a generator EMA of decay 0.999 and Adam betas (0, 0.99).
+
+    Arguments:
+        data_shape: shape of one example.
+        latent_dim: size of ``z ~ N(0, I)``.
+        loss: one of ``LOSSES``.
+        ema_decay: decay of the generator's weight EMA used by ``sample``; 0: off.
+        output: generator output activation, resolved into ``self.output_kind`` (``"auto"``:
+            sigmoid for images, identity for vectors).
+        The other arguments are those of :class:`AdversarialModel`.
+    """
+
+    betas = (0.0, 0.99)
+
+    def __init__(
+        self,
+        data_shape: Sequence[int],
+        latent_dim: int = 32,
+        loss: str = "non-saturating",
+        ema_decay: float = 0.999,
+        output: str = "auto",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(data_shape, ema_decay=ema_decay, **kwargs)
+        self.set_loss(loss)
+        self.set_latent_dim(latent_dim)
+        self.output_kind = resolve_output(output, self.data_shape)

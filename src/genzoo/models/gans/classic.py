@@ -7,6 +7,7 @@ Each takes an MLP (vectors) or DCGAN (images) generator and discriminator from
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from genzoo.models.gans.base import AdversarialModel
 from genzoo.models.gans.nets import Discriminator, check_sizes, make_features, make_generator
@@ -14,17 +15,33 @@ from genzoo.registry import register_model
 
 
 class _MLPOrConvGAN(AdversarialModel):
-    """An adversarial model whose two networks come from ``nets`` (not registered)."""
+    """An adversarial model whose two networks come from ``nets`` (not registered).
 
-    def build(self, hidden: int, depth: int, activation: str, output: str) -> None:
-        """Build generator, discriminator and EMA buffers for ``self.data_shape``."""
+    It takes the arguments ``gan``, ``wgan``, ``wgan-gp`` and ``lsgan`` share (documented on
+    :class:`GAN`) and forwards ``penalty``, ``penalty_weight``, ``n_critic`` and ``ema_decay``
+    to :class:`AdversarialModel`; each variant sets its objective (``loss_kind``) and declares
+    only what it changes.
+    """
+
+    def __init__(
+        self,
+        data_shape: Sequence[int],
+        latent_dim: int = 16,
+        hidden: int = 128,
+        depth: int = 2,
+        activation: str = "leaky_relu",
+        output: str = "auto",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(data_shape, **kwargs)
+        self.set_latent_dim(latent_dim)
         check_sizes(hidden=hidden, depth=depth)
         self.generator = make_generator(
             self.latent_dim, self.data_shape, hidden, depth, activation, output
         )
         self.discriminator = Discriminator(
             make_features(self.data_shape, hidden, depth, activation),
-            bias=self.loss_kind != "wasserstein",
+            bias=self.loss_kind != "wasserstein",  # a Wasserstein critic's bias cancels
         )
         self.init_ema()
 
@@ -39,7 +56,7 @@ class GAN(_MLPOrConvGAN):
     (``loss="non-saturating"``, the paper's practical choice). ``penalty="r1"`` with
     ``penalty_weight`` gamma gives the R1-regularised GAN of Mescheder et al. (2018).
 
-    Arguments:
+    Arguments (``loss`` and ``betas`` are its own, the others those every classic GAN shares):
         data_shape: ``(d,)`` vectors or ``(C, H, W)`` images.
         loss: ``"non-saturating"`` or ``"minimax"``.
         latent_dim: size of ``z ~ N(0, I)``.
@@ -71,22 +88,12 @@ class GAN(_MLPOrConvGAN):
         self,
         data_shape: Sequence[int],
         loss: str = "non-saturating",
-        latent_dim: int = 16,
-        hidden: int = 128,
-        depth: int = 2,
-        activation: str = "leaky_relu",
-        output: str = "auto",
-        penalty: str = "none",
-        penalty_weight: float = 10.0,
-        n_critic: int = 1,
-        ema_decay: float = 0.0,
         betas: Sequence[float] | None = None,
+        **kwargs: Any,
     ) -> None:
-        if loss not in ("minimax", "non-saturating"):
-            raise ValueError(f"gan loss must be 'minimax' or 'non-saturating'; got {loss!r}")
-        super().__init__(data_shape, latent_dim, loss, penalty, penalty_weight, n_critic, 0.0,
-                         ema_decay, betas)  # fmt: skip
-        self.build(hidden, depth, activation, output)
+        super().__init__(data_shape, **kwargs)  # both losses keep the discriminator's bias
+        self.set_loss(loss, ("minimax", "non-saturating"))
+        self.set_betas(betas)
 
 
 @register_model("wgan", family="gan")
@@ -98,31 +105,23 @@ class WGAN(_MLPOrConvGAN):
     generator maximises ``E f(G(z))``. The paper's RMSProp is replaced by Adam with
     ``beta1 = 0`` (no momentum, as the paper advises), since the trainer uses Adam.
 
-    Arguments: as :class:`GAN`, plus ``clip_value`` (0.01 in the paper), without ``loss``.
+    Arguments:
+        clip_value: bound of the critic's weights (0.01 in the paper).
+        n_critic: critic steps per generator step (5 in the paper).
+        The other arguments are those of :class:`GAN`, without ``loss`` and ``betas``.
 
     References:
         Arjovsky, Chintala & Bottou, "Wasserstein generative adversarial networks", ICML 2017.
     """
 
     betas = (0.0, 0.999)
+    loss_kind = "wasserstein"
 
     def __init__(
-        self,
-        data_shape: Sequence[int],
-        latent_dim: int = 16,
-        hidden: int = 128,
-        depth: int = 2,
-        activation: str = "leaky_relu",
-        output: str = "auto",
-        clip_value: float = 0.01,
-        penalty: str = "none",
-        penalty_weight: float = 10.0,
-        n_critic: int = 5,
-        ema_decay: float = 0.0,
+        self, data_shape: Sequence[int], clip_value: float = 0.01, n_critic: int = 5, **kwargs: Any
     ) -> None:
-        super().__init__(data_shape, latent_dim, "wasserstein", penalty, penalty_weight,
-                         n_critic, clip_value, ema_decay)  # fmt: skip
-        self.build(hidden, depth, activation, output)
+        super().__init__(data_shape, n_critic=n_critic, **kwargs)
+        self.set_clip_value(clip_value)
 
 
 @register_model("wgan-gp", family="gan")
@@ -133,7 +132,10 @@ class WGANGP(_MLPOrConvGAN):
     random interpolates ``x_hat`` between real and fake examples (eq. 3, Algorithm 1:
     lambda = 10, n_critic = 5, Adam with betas (0, 0.9)). No normalisation layers in the critic.
 
-    Arguments: as :class:`GAN` without ``loss``; ``penalty`` defaults to ``"gp"``.
+    Arguments:
+        penalty: ``"gp"`` (the paper's), or another of :class:`GAN`'s.
+        n_critic: critic steps per generator step (5 in the paper).
+        The other arguments are those of :class:`GAN`, without ``loss`` and ``betas``.
 
     References:
         Gulrajani, Ahmed, Arjovsky, Dumoulin & Courville, "Improved training of Wasserstein
@@ -141,23 +143,12 @@ class WGANGP(_MLPOrConvGAN):
     """
 
     betas = (0.0, 0.9)
+    loss_kind = "wasserstein"
 
     def __init__(
-        self,
-        data_shape: Sequence[int],
-        latent_dim: int = 16,
-        hidden: int = 128,
-        depth: int = 2,
-        activation: str = "leaky_relu",
-        output: str = "auto",
-        penalty: str = "gp",
-        penalty_weight: float = 10.0,
-        n_critic: int = 5,
-        ema_decay: float = 0.0,
+        self, data_shape: Sequence[int], penalty: str = "gp", n_critic: int = 5, **kwargs: Any
     ) -> None:
-        super().__init__(data_shape, latent_dim, "wasserstein", penalty, penalty_weight,
-                         n_critic, 0.0, ema_decay)  # fmt: skip
-        self.build(hidden, depth, activation, output)
+        super().__init__(data_shape, penalty=penalty, n_critic=n_critic, **kwargs)
 
 
 @register_model("lsgan", family="gan")
@@ -168,26 +159,11 @@ class LSGAN(_MLPOrConvGAN):
     ``1/2 E (D(x) - 1)^2 + 1/2 E D(G(z))^2`` and the generator ``1/2 E (D(G(z)) - 1)^2``,
     which penalises fakes by their distance to the decision boundary.
 
-    Arguments: as :class:`GAN` without ``loss``.
+    Arguments: those of :class:`GAN`, without ``loss`` and ``betas``.
 
     References:
         Mao, Li, Xie, Lau, Wang & Smolley, "Least squares generative adversarial networks",
         ICCV 2017.
     """
 
-    def __init__(
-        self,
-        data_shape: Sequence[int],
-        latent_dim: int = 16,
-        hidden: int = 128,
-        depth: int = 2,
-        activation: str = "leaky_relu",
-        output: str = "auto",
-        penalty: str = "none",
-        penalty_weight: float = 10.0,
-        n_critic: int = 1,
-        ema_decay: float = 0.0,
-    ) -> None:
-        super().__init__(data_shape, latent_dim, "least-squares", penalty, penalty_weight,
-                         n_critic, 0.0, ema_decay)  # fmt: skip
-        self.build(hidden, depth, activation, output)
+    loss_kind = "least-squares"

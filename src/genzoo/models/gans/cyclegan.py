@@ -8,6 +8,7 @@ References:
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -99,8 +100,9 @@ class CycleGAN(AdversarialModel):
         identity_weight: weight of the identity loss (5 = 0.5 lambda; 0 turns it off).
         loss: ``"least-squares"`` (the paper's) or ``"non-saturating"``.
         bank_size: training examples kept for ``sample``.
-        activation, output, penalty, penalty_weight, n_critic, ema_decay: as
-            :class:`genzoo.models.gans.GAN`.
+        activation, output: as :class:`genzoo.models.gans.GAN`.
+        penalty, penalty_weight, n_critic, ema_decay: those of every GAN (forwarded to
+            :class:`AdversarialModel`), as :class:`genzoo.models.gans.GAN`.
     """
 
     data_kinds = ("pair",)  # two unpaired domains side by side
@@ -115,16 +117,11 @@ class CycleGAN(AdversarialModel):
         loss: str = "least-squares",
         activation: str = "leaky_relu",
         output: str = "auto",
-        penalty: str = "none",
-        penalty_weight: float = 10.0,
-        n_critic: int = 1,
-        ema_decay: float = 0.0,
         bank_size: int = 256,
+        **kwargs: Any,
     ) -> None:
-        if loss not in ("least-squares", "non-saturating"):
-            raise ValueError(f"cyclegan loss must be 'least-squares' or 'non-saturating'; "
-                             f"got {loss!r}")  # fmt: skip
-        super().__init__(data_shape, 1, loss, penalty, penalty_weight, n_critic, 0.0, ema_decay)
+        super().__init__(data_shape, **kwargs)  # translators take no noise: latent_dim stays 1
+        self.set_loss(loss, ("least-squares", "non-saturating"))
         check_gan_shape(self.data_shape)
         check_sizes(hidden=hidden, depth=depth, bank_size=bank_size)
         if self.data_shape[0] % 2:

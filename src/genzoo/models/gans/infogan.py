@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -53,8 +54,9 @@ class InfoGAN(AdversarialModel):
         n_categories: K, values of the categorical code (10 for digits); 0 for none.
         n_continuous: m, number of continuous codes; 0 for none.
         info_weight: lambda (1 in the paper).
-        hidden, depth, activation, output, penalty, penalty_weight, n_critic, ema_decay, betas:
-            as :class:`genzoo.models.gans.GAN`.
+        hidden, depth, activation, output, betas: as :class:`genzoo.models.gans.GAN`.
+        penalty, penalty_weight, n_critic, ema_decay: those of every GAN (forwarded to
+            :class:`AdversarialModel`), as :class:`genzoo.models.gans.GAN`.
 
     Logged: ``info`` (the loss ``-L_I + H(c)``), ``diag/code_accuracy`` (Q's accuracy on
     the categorical code of the fakes) and ``diag/mi_lower_bound`` (nats, categorical part).
@@ -78,14 +80,12 @@ class InfoGAN(AdversarialModel):
         depth: int = 2,
         activation: str = "leaky_relu",
         output: str = "auto",
-        penalty: str = "none",
-        penalty_weight: float = 10.0,
-        n_critic: int = 1,
-        ema_decay: float = 0.0,
         betas: Sequence[float] | None = None,
+        **kwargs: Any,
     ) -> None:
-        super().__init__(data_shape, latent_dim, "non-saturating", penalty, penalty_weight,
-                         n_critic, 0.0, ema_decay, betas)  # fmt: skip
+        super().__init__(data_shape, **kwargs)  # the non-saturating GAN
+        self.set_latent_dim(latent_dim)
+        self.set_betas(betas)
         check_sizes(hidden=hidden, depth=depth)
         if n_categories < 0 or n_continuous < 0 or n_categories + n_continuous == 0:
             raise ValueError(f"InfoGAN needs at least one code: n_categories={n_categories}, "

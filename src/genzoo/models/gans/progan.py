@@ -8,16 +8,17 @@ References:
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from genzoo.errors import DataError
-from genzoo.models.gans.base import AdversarialModel
+from genzoo.models.gans.base import KarrasGAN
 from genzoo.models.gans.layers import EqualConv2d, EqualLinear, minibatch_stddev, pixel_norm
 from genzoo.models.gans.losses import generator_loss
-from genzoo.models.gans.nets import OUTPUTS, check_sizes, image_pyramid, resolve_output
+from genzoo.models.gans.nets import OUTPUTS, check_sizes, image_pyramid
 from genzoo.registry import register_model
 
 
@@ -98,7 +99,7 @@ class GrowingDiscriminator(nn.Module):
 
 
 @register_model("progan", family="gan")
-class ProGAN(AdversarialModel):
+class ProGAN(KarrasGAN):
     """ProGAN (Karras et al. 2018): progressive growing with fade-in, images only.
 
     Training starts at the base resolution (4x4 for 8x8 digits; the data's size halved
@@ -114,33 +115,29 @@ class ProGAN(AdversarialModel):
 
     Arguments:
         data_shape: ``(C, H, W)`` images.
-        latent_dim: size of ``z ~ N(0, I)``.
         channels: feature maps at every resolution.
         steps_per_phase: generator steps of each fade-in and each stable phase.
         drift: weight of the drift term (0.001 in the paper).
-        loss, penalty, penalty_weight, n_critic, ema_decay, output: as
-            :class:`genzoo.models.gans.GAN` (defaults: the paper's).
+        loss, penalty: the paper's WGAN-GP (``loss`` one of ``genzoo.models.gans.LOSSES``,
+            ``penalty`` as :class:`genzoo.models.gans.GAN`).
+        The other arguments (``latent_dim``, ``ema_decay``, ``output``, ``penalty_weight``,
+        ``n_critic``) are those of ``stylegan`` too (:class:`KarrasGAN`), as
+        :class:`genzoo.models.gans.GAN`.
     """
 
-    betas = (0.0, 0.99)
     data_kinds = ("image",)
 
     def __init__(
         self,
         data_shape: Sequence[int],
-        latent_dim: int = 32,
         channels: int = 64,
         steps_per_phase: int = 500,
         drift: float = 0.001,
         loss: str = "wasserstein",
         penalty: str = "gp",
-        penalty_weight: float = 10.0,
-        n_critic: int = 1,
-        ema_decay: float = 0.999,
-        output: str = "auto",
+        **kwargs: Any,
     ) -> None:
-        super().__init__(data_shape, latent_dim, loss, penalty, penalty_weight, n_critic, 0.0,
-                         ema_decay)  # fmt: skip
+        super().__init__(data_shape, loss=loss, penalty=penalty, **kwargs)
         if len(self.data_shape) != 3:
             raise DataError(
                 f"progan grows images shaped (C, H, W); got examples shaped {self.data_shape}. "
@@ -151,9 +148,8 @@ class ProGAN(AdversarialModel):
             raise ValueError(f"drift must be >= 0; got {drift}")
         self.steps_per_phase, self.drift = int(steps_per_phase), float(drift)
         self.sizes = image_pyramid(*self.data_shape[1:])
-        c = self.data_shape[0]
-        out = resolve_output(output, self.data_shape)
-        self.generator = GrowingGenerator(latent_dim, channels, c, self.sizes, out)
+        c, out = self.data_shape[0], self.output_kind
+        self.generator = GrowingGenerator(self.latent_dim, channels, c, self.sizes, out)
         self.discriminator = GrowingDiscriminator(channels, c, self.sizes)
         self.register_buffer("steps_done", torch.zeros((), dtype=torch.long))
         self.init_ema()

@@ -10,12 +10,13 @@ References:
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from genzoo.models.gans.base import AdversarialModel
+from genzoo.models.gans.base import KarrasGAN
 from genzoo.models.gans.layers import EqualLinear, ModulatedConv2d, NoiseInput, pixel_norm
 from genzoo.models.gans.nets import (
     OUTPUTS,
@@ -25,7 +26,6 @@ from genzoo.models.gans.nets import (
     image_pyramid,
     is_image,
     make_features,
-    resolve_output,
 )
 from genzoo.registry import register_model
 
@@ -119,7 +119,7 @@ class StyleGenerator(nn.Module):
 
 
 @register_model("stylegan", family="gan")
-class StyleGAN(AdversarialModel):
+class StyleGAN(KarrasGAN):
     """StyleGAN (Karras et al. 2019), small: mapping network, modulated convs, noise, mixing.
 
     A mapping network sends ``z`` to an intermediate latent ``w``; each layer of the
@@ -136,22 +136,22 @@ class StyleGAN(AdversarialModel):
 
     Arguments:
         data_shape: ``(C, H, W)`` images or ``(d,)`` vectors.
-        latent_dim, w_dim: sizes of ``z`` and ``w``.
+        w_dim: size of ``w``.
         mapping_depth: layers of the mapping network (8 in the paper).
         channels: feature maps of the synthesis network.
         n_layers: synthesis layers for vectors (images: one at the base grid + two per doubling).
         hidden, depth: the discriminator's width and (vectors) depth.
         mixing_prob: share of training fakes made by style mixing.
-        loss, penalty, penalty_weight, n_critic, ema_decay, output: as
-            :class:`genzoo.models.gans.GAN`.
+        penalty: R1, the paper's (as :class:`genzoo.models.gans.GAN`).
+        The other arguments (``latent_dim``, the size of ``z``, ``loss``, one of
+        ``genzoo.models.gans.LOSSES``, ``ema_decay``, ``output``, ``penalty_weight``,
+        ``n_critic``) are those of ``progan`` too (:class:`KarrasGAN`), as
+        :class:`genzoo.models.gans.GAN`.
     """
-
-    betas = (0.0, 0.99)
 
     def __init__(
         self,
         data_shape: Sequence[int],
-        latent_dim: int = 32,
         w_dim: int = 32,
         mapping_depth: int = 4,
         channels: int = 32,
@@ -159,27 +159,21 @@ class StyleGAN(AdversarialModel):
         hidden: int = 64,
         depth: int = 2,
         mixing_prob: float = 0.9,
-        loss: str = "non-saturating",
         penalty: str = "r1",
-        penalty_weight: float = 10.0,
-        n_critic: int = 1,
-        ema_decay: float = 0.999,
-        output: str = "auto",
+        **kwargs: Any,
     ) -> None:
-        super().__init__(data_shape, latent_dim, loss, penalty, penalty_weight, n_critic, 0.0,
-                         ema_decay)  # fmt: skip
+        super().__init__(data_shape, penalty=penalty, **kwargs)
         check_gan_shape(self.data_shape)
         check_sizes(w_dim=w_dim, mapping_depth=mapping_depth, channels=channels,
                     n_layers=n_layers, hidden=hidden, depth=depth)  # fmt: skip
         if not 0.0 <= mixing_prob <= 1.0:
             raise ValueError(f"mixing_prob must lie in [0, 1]; got {mixing_prob}")
         self.mixing_prob = float(mixing_prob)
-        out = resolve_output(output, self.data_shape)
-        self.generator = StyleGenerator(latent_dim, w_dim, mapping_depth, channels,
-                                        self.data_shape, n_layers, out)  # fmt: skip
+        self.generator = StyleGenerator(self.latent_dim, w_dim, mapping_depth, channels,
+                                        self.data_shape, n_layers, self.output_kind)  # fmt: skip
         self.discriminator = Discriminator(
             make_features(self.data_shape, hidden, depth, "leaky_relu"),
-            bias=loss != "wasserstein",
+            bias=self.loss_kind != "wasserstein",
         )
         self.init_ema()
 

@@ -10,6 +10,7 @@ References:
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -38,6 +39,9 @@ class DiffusionModel(ScoreModel):
     ``t_min``, computed by an ODE solver (error controlled by ``rtol``/``atol`` or
     ``sampling_steps``) with an exact divergence up to 8 dimensions and Hutchinson's estimate
     (seeded by ``hutchinson_seed``) above.
+
+    Arguments: ``t_min``, ``ode_solver``, ``rtol``, ``atol``, ``trace``, ``hutchinson_seed``
+    (the ODE, see ``ScoreSDE``); the other arguments are those of ``ScoreModel``.
     """
 
     @property
@@ -46,13 +50,25 @@ class DiffusionModel(ScoreModel):
 
     density = "estimate"
 
-    def _configure_ode(
-        self, ode_solver: str, rtol: float, atol: float, trace: str, hutchinson_seed: int
+    def __init__(
+        self,
+        data_shape: Sequence[int],
+        t_min: float = 1e-5,
+        ode_solver: str = "rk45",
+        rtol: float = 1e-5,
+        atol: float = 1e-5,
+        trace: str = "auto",
+        hutchinson_seed: int = 0,
+        **kwargs: Any,
     ) -> None:
+        super().__init__(data_shape, **kwargs)
+        if not 0 < t_min < 1:
+            raise ValueError(f"need 0 < t_min < 1; got {t_min}")
         if ode_solver not in ODE_SOLVERS:
             raise ValueError(f"ode_solver must be one of {ODE_SOLVERS}; got {ode_solver!r}")
         if trace not in TRACES:
             raise ValueError(f"trace must be one of {TRACES}; got {trace!r}")
+        self.t_min = float(t_min)
         self.ode_solver, self.rtol, self.atol = ode_solver, float(rtol), float(atol)
         self.trace, self.hutchinson_seed = trace, int(hutchinson_seed)
 
@@ -67,6 +83,10 @@ class DiffusionModel(ScoreModel):
         """``grad_y log p_t(y)`` of standardised ``y`` ``(batch, ...)`` at ``t`` ``(batch,)``."""
         sigma = self.marginal(t)[1]
         return -self.predict_noise(y, t, averaged) / _expand(sigma, y)
+
+    def noise_levels(self) -> list[float]:
+        """Diffusion times with much noise, some and little (``NoiseConditional``)."""
+        return [0.9, 0.3, 0.05]
 
     def score(self, x: Tensor, t: Tensor | float, averaged: bool = True) -> Tensor:
         """``grad_x log p_t(x)`` in data units, for ``x`` ``(batch, *data_shape)``."""
@@ -159,25 +179,13 @@ class ScoreSDE(DiffusionModel):
         beta_max: float = 20.0,
         sigma_min: float = 0.01,
         sigma_max: float | None = None,
-        t_min: float = 1e-5,
         sampler: str = "pc",
         sampling_steps: int = 500,
         n_corrector_steps: int = 1,
         snr: float | None = None,
-        ode_solver: str = "rk45",
-        rtol: float = 1e-5,
-        atol: float = 1e-5,
-        trace: str = "auto",
-        hutchinson_seed: int = 0,
-        network: str = "auto",
-        hidden: int = 128,
-        depth: int = 3,
-        channels: int = 32,
-        activation: str = "silu",
-        ema: float = 0.999,
-        standardize: bool = True,
+        **kwargs: Any,
     ) -> None:
-        super().__init__(data_shape, network, hidden, depth, channels, activation, ema, standardize)
+        super().__init__(data_shape, **kwargs)
         if sde not in SDE_KINDS:
             raise ValueError(f"sde must be one of {SDE_KINDS}; got {sde!r}")
         if sampler not in ("pc", "ode"):
@@ -188,13 +196,10 @@ class ScoreSDE(DiffusionModel):
             raise ValueError(f"need 0 < sigma_min < sigma_max; got {sigma_min}, {sigma_max}")
         if snr is None:
             snr = 0.01 if sde == "vp" else 0.16
-        if not 0 < t_min < 1 or sampling_steps < 1 or n_corrector_steps < 0 or snr <= 0:
-            raise ValueError(
-                "need 0 < t_min < 1, sampling_steps >= 1, n_corrector_steps >= 0, snr > 0"
-            )
-        self._configure_ode(ode_solver, rtol, atol, trace, hutchinson_seed)
+        if sampling_steps < 1 or n_corrector_steps < 0 or snr <= 0:
+            raise ValueError("need sampling_steps >= 1, n_corrector_steps >= 0, snr > 0")
         self.kind, self.beta_min, self.beta_max = sde, float(beta_min), float(beta_max)
-        self.sigma_min, self.t_min = float(sigma_min), float(t_min)
+        self.sigma_min = float(sigma_min)
         self.sampler_name, self.sampling_steps = sampler, int(sampling_steps)
         self.n_corrector_steps, self.snr = int(n_corrector_steps), float(snr)
         self.from_data = sigma_max is None
@@ -281,21 +286,9 @@ class DDPM(DiffusionModel):
         beta_end: float = 0.02,
         sampler: str = "ancestral",
         sampling_steps: int = 1000,
-        t_min: float = 1e-5,
-        ode_solver: str = "rk45",
-        rtol: float = 1e-5,
-        atol: float = 1e-5,
-        trace: str = "auto",
-        hutchinson_seed: int = 0,
-        network: str = "auto",
-        hidden: int = 128,
-        depth: int = 3,
-        channels: int = 32,
-        activation: str = "silu",
-        ema: float = 0.999,
-        standardize: bool = True,
+        **kwargs: Any,
     ) -> None:
-        super().__init__(data_shape, network, hidden, depth, channels, activation, ema, standardize)
+        super().__init__(data_shape, **kwargs)
         if n_timesteps < 2 or not 0 < beta_start < beta_end < 1:
             raise ValueError(
                 f"need n_timesteps >= 2 and 0 < beta_start < beta_end < 1; got "
@@ -308,13 +301,10 @@ class DDPM(DiffusionModel):
                 f"sampling_steps must be in 1..n_timesteps={n_timesteps} for "
                 f"ancestral sampling; got {sampling_steps}"
             )
-        if not 0 < t_min < 1 or sampling_steps < 1:
-            raise ValueError(
-                f"need 0 < t_min < 1 and sampling_steps >= 1; got {t_min}, {sampling_steps}"
-            )
-        self._configure_ode(ode_solver, rtol, atol, trace, hutchinson_seed)
+        if sampling_steps < 1:
+            raise ValueError(f"need sampling_steps >= 1; got {sampling_steps}")
         self.n_timesteps, self.sampler_name = int(n_timesteps), sampler
-        self.sampling_steps, self.t_min = int(sampling_steps), float(t_min)
+        self.sampling_steps = int(sampling_steps)
         betas = torch.linspace(beta_start, beta_end, self.n_timesteps, dtype=torch.float64)
         self._alphas_bar64 = torch.cumprod(1 - betas, 0)  # float64 for the bound's constants
         self.register_buffer("alphas_bar", self._alphas_bar64.float(), persistent=False)

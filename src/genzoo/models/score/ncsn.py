@@ -12,6 +12,7 @@ References:
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -67,15 +68,9 @@ class NCSN(ScoreModel):
         n_steps_each: int = 100,
         step_lr: float = 5e-5,
         denoise: bool = True,
-        network: str = "auto",
-        hidden: int = 128,
-        depth: int = 3,
-        channels: int = 32,
-        activation: str = "silu",
-        ema: float = 0.999,
-        standardize: bool = True,
+        **kwargs: Any,
     ) -> None:
-        super().__init__(data_shape, network, hidden, depth, channels, activation, ema, standardize)
+        super().__init__(data_shape, **kwargs)
         if sigma_max is not None and sigma_max <= sigma_min:
             raise ValueError(f"need sigma_max > sigma_min (or None); got {sigma_max}, {sigma_min}")
         # Placeholder sigma_1 until initialize reads it from the data; saved as a buffer.
@@ -101,6 +96,11 @@ class NCSN(ScoreModel):
         y = self.to_latent(x)
         sigma = torch.as_tensor(sigma, device=y.device, dtype=y.dtype).expand(y.shape[0])
         return self._latent_score(y, sigma / self.scale, averaged) / self.scale
+
+    def noise_levels(self) -> list[float]:
+        """The largest, middle and smallest trained ``sigma`` (``NoiseConditional``)."""
+        sigmas = self.sigmas.tolist()
+        return [sigmas[0], sigmas[len(sigmas) // 2], sigmas[-1]]
 
     def _latent_score(self, y: Tensor, sigma: Tensor, averaged: bool = True) -> Tensor:
         eps = self.predict_noise(y, sigma.log(), averaged)

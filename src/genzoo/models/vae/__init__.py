@@ -3,7 +3,8 @@
 Shared parts: ``networks.py`` (MLP / convolutional encoder and decoder by data shape),
 ``likelihoods.py`` (Bernoulli, Gaussian, categorical decoders; the Gaussian KL, free bits),
 ``posterior.py`` (amortised planar flow), ``diagnostics.py`` (KL per dimension, active
-units) and ``latent.py`` (interpolation, traversals); the models in ``model.py`` and
+units), ``elbo.py`` (the annealed KL terms of the loss and the seeded IWAE ``log_prob`` both
+models use) and ``latent.py`` (interpolation, traversals); the models in ``model.py`` and
 ``sentence.py``.
 """
 

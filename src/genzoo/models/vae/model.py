@@ -22,14 +22,15 @@ import torch
 from torch import Tensor
 
 from genzoo.errors import DataError
-from genzoo.models.base import GenerativeModel
+from genzoo.models.base import model_fact
 from genzoo.models.flows.base import standard_normal_log_prob
 from genzoo.models.nn import ACTIVATIONS
+from genzoo.models.vae.elbo import EVAL_SEED as EVAL_SEED
+from genzoo.models.vae.elbo import ELBOModel
 from genzoo.models.vae.likelihoods import (
     LIKELIHOODS,
     VARIANCES,
     diagonal_normal_log_prob,
-    free_bits_kl,
     gaussian_kl,
     make_likelihood,
     resolve_likelihood,
@@ -41,266 +42,10 @@ from genzoo.registry import register_model
 POSTERIORS = ("gaussian", "planar")
 #: Rows (samples x examples) decoded at once by ``iwae``; bounds its memory.
 IWAE_ROWS = 65_536
-#: Seed of the noise ``elbo`` and ``log_prob`` use when given no generator: the estimates of
-#: a model are then reproducible (the same weights give the same numbers).
-EVAL_SEED = 0
-
-
-class _VAEBase(GenerativeModel):
-    """Shared machinery of the VAEs: encoder, decoder, ELBO, IWAE, latent tools."""
-
-    density = "estimate"
-
-    def __init__(
-        self,
-        data_shape: Sequence[int],
-        latent_dim: int,
-        likelihood: str,
-        decoder_variance: str,
-        decoder_std: float,
-        levels: int,
-        network: str,
-        hidden: int,
-        depth: int,
-        channels: int,
-        activation: str,
-        posterior: str,
-        flow_layers: int,
-        kl_warmup_steps: int,
-        iwae_samples: int,
-        active_threshold: float,
-        beta: float,
-        free_bits: float = 0.0,
-    ) -> None:
-        super().__init__(data_shape)
-        if likelihood == "auto":
-            raise ValueError(
-                "likelihood='auto' is resolved from the data: pass data=... to genzoo.create, "
-                f"or choose one of {LIKELIHOODS[1:]}"
-            )
-        _check_choice("likelihood", likelihood, LIKELIHOODS[1:])
-        _check_choice("decoder_variance", decoder_variance, VARIANCES)
-        _check_choice("posterior", posterior, POSTERIORS)
-        _check_choice("activation", activation, tuple(sorted(ACTIVATIONS)))
-        if likelihood == "categorical" and levels < 2:
-            raise ValueError(
-                "likelihood='categorical' needs levels >= 2 (data holding the integers "
-                f"0..levels-1, read from the data by genzoo.create); got levels={levels}"
-            )
-        positive = {"latent_dim": latent_dim, "hidden": hidden, "channels": channels}
-        positive |= {"iwae_samples": iwae_samples}
-        for key, value in positive.items():
-            if value < 1:
-                raise ValueError(f"{key} must be >= 1; got {value}")
-        if depth < 0 or kl_warmup_steps < 0 or flow_layers < 0:
-            raise ValueError(f"need depth, kl_warmup_steps, flow_layers >= 0; got {depth=}, "
-                             f"{kl_warmup_steps=}, {flow_layers=}")  # fmt: skip
-        if decoder_std <= 0 or beta < 0 or active_threshold < 0 or free_bits < 0:
-            raise ValueError(f"need decoder_std > 0, beta >= 0, active_threshold >= 0, free_bits"
-                             f" >= 0; got {decoder_std=}, {beta=}, {active_threshold=}, "
-                             f"{free_bits=}")  # fmt: skip
-        if free_bits > 0 and posterior != "gaussian":
-            raise ValueError("free_bits needs the KL per latent dimension: posterior='gaussian'")
-        self.latent_dim, self.likelihood_name, self.posterior = latent_dim, likelihood, posterior
-        self.flow_layers = flow_layers if posterior == "planar" else 0
-        self.beta, self.kl_warmup_steps = float(beta), kl_warmup_steps
-        self.iwae_samples, self.active_threshold = iwae_samples, active_threshold
-        self.free_bits = float(free_bits)
-        #: Binary or integer-level data are scored as they are (no dequantisation).
-        self.data_kind = "continuous" if likelihood == "gaussian" else "discrete"
-        kind = resolve_network(network, self.data_shape)
-        n_flow = planar_parameter_count(latent_dim, self.flow_layers)
-        self.likelihood = make_likelihood(
-            likelihood, self.data_dim, decoder_variance, decoder_std, levels
-        )
-        nets = {"network": kind, "hidden": hidden, "depth": depth, "channels": channels,
-                "activation": activation}  # fmt: skip
-        self.encoder = Encoder(self.data_shape, 2 * latent_dim + n_flow, **nets)
-        self.decoder = Decoder(latent_dim, self.data_shape, self.likelihood.n_params, **nets)
-        self.register_buffer("steps_done", torch.zeros((), dtype=torch.long))
-
-    @property
-    def density_method(self) -> str:
-        return f"IWAE-{self.iwae_samples}"
-
-    # -- construction -------------------------------------------------------------------------
-    @classmethod
-    def config_from_data(cls, data: Tensor) -> dict[str, Any]:
-        """The data shape, ``likelihood`` (Bernoulli for 0/1 data, else Gaussian) and, for
-        integer data, ``levels`` (the largest value + 1)."""
-        config = super().config_from_data(data)
-        config["likelihood"] = resolve_likelihood(data)
-        integer = bool((data == data.round()).all()) and float(data.min()) >= 0
-        config["levels"] = int(data.max()) + 1 if integer and float(data.max()) < 1024 else 0
-        return config
-
-    @classmethod
-    def data_kind_for(cls, data: Tensor, hparams: Mapping[str, Any]) -> str:
-        """``"discrete"`` when the model would score ``data`` (raw levels) as they are
-        (Bernoulli, categorical), ``"continuous"`` when it needs dequantised data."""
-        likelihood = hparams.get("likelihood", "auto")
-        if likelihood == "auto":
-            likelihood = resolve_likelihood(data)
-        return "continuous" if likelihood == "gaussian" else "discrete"
-
-    def initialize(self, data: Tensor) -> None:
-        """Check that the data suit the likelihood (0/1 for Bernoulli, levels for categorical)."""
-        if self.likelihood_name == "bernoulli" and (data.min() < 0 or data.max() > 1):
-            raise DataError(
-                "likelihood='bernoulli' needs data in [0, 1] (binary images); got values in "
-                f"[{float(data.min())}, {float(data.max())}]: use likelihood='gaussian'"
-            )
-        if self.likelihood_name == "categorical":
-            levels = self.likelihood.levels
-            if not bool((data == data.round()).all()) or data.min() < 0 or data.max() >= levels:
-                raise DataError(
-                    f"likelihood='categorical' needs integer levels 0..{levels - 1} (raw, not "
-                    "dequantised, data); use likelihood='gaussian' for continuous data"
-                )
-
-    # -- the posterior and the joint ----------------------------------------------------------
-    def posterior_parameters(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """``mu``, ``logvar`` ``(batch, latent_dim)`` of ``q_0(z | x)`` and the flow's
-        parameters ``(batch, n)`` (``n = 0`` for the Gaussian posterior)."""
-        h = self.encoder(x)
-        d = self.latent_dim
-        return h[:, :d], h[:, d : 2 * d].clamp(-30.0, 20.0), h[:, 2 * d :]
-
-    def log_weights(
-        self, x: Tensor, samples: int, generator: torch.Generator | None = None
-    ) -> dict[str, Tensor]:
-        """``samples`` draws ``z ~ q(z | x)`` per example and their log densities.
-
-        Returns ``log_px`` = ``log p(x | z)``, ``log_pz`` = ``log p(z)``, ``log_qz`` =
-        ``log q(z | x)``, each ``(samples, batch)``, and ``mu``, ``logvar`` ``(batch, d)``.
-        """
-        mu, logvar, flow = self.posterior_parameters(x)
-        eps = torch.randn(
-            (samples, *mu.shape), generator=generator, device=mu.device, dtype=mu.dtype
-        )
-        z = mu + (0.5 * logvar).exp() * eps  # the reparameterisation trick, eq. (10)
-        log_qz = diagonal_normal_log_prob(z, mu, logvar)
-        if self.flow_layers:
-            z, log_det = planar_flow(z, flow, self.flow_layers)
-            log_qz = log_qz - log_det  # eq. (13) of Rezende & Mohamed
-        params = self.decoder(z.reshape(-1, self.latent_dim))
-        flat = x.flatten(1).expand(samples, -1, -1).reshape(samples * x.shape[0], -1)
-        log_px = self.likelihood.log_prob(flat, params).reshape(samples, -1)
-        return {"log_px": log_px, "log_pz": standard_normal_log_prob(z), "log_qz": log_qz,
-                "mu": mu, "logvar": logvar}  # fmt: skip
-
-    def kl_weight(self) -> float:
-        """``beta`` times the linear warm-up ``min(1, t / kl_warmup_steps)`` (Bowman et al.
-        2016; Sonderby et al. 2016); ``beta`` is 1 for ``vae``."""
-        if self.kl_warmup_steps == 0:
-            return self.beta
-        return self.beta * min(1.0, int(self.steps_done) / self.kl_warmup_steps)
-
-    # -- training -----------------------------------------------------------------------------
-    def loss(self, batch: Tensor, player: str = "model") -> dict[str, Tensor]:
-        """``-ELBO`` as ``reconstruction + kl_weight * kl``; the ELBO itself, the KL per latent
-        dimension and the active units are logged as ``diag/...``."""
-        x = batch.to(next(self.decoder.parameters()))  # its device and dtype (cheaper reads)
-        if self.flow_layers:
-            w = self.log_weights(x, samples=1)
-            mu, logvar, log_px = w["mu"], w["logvar"], w["log_px"]
-            # a flow posterior has no closed-form KL: the Monte-Carlo E_q[log q(z|x) - log p(z)]
-            kl = (w["log_qz"] - w["log_pz"]).mean()
-        else:  # the short path of log_weights for one sample and the analytic KL
-            mu, logvar, _ = self.posterior_parameters(x)
-            z = mu + (0.5 * logvar).exp() * torch.randn_like(mu)  # eq. (10)
-            log_px = self.likelihood.log_prob(x.flatten(1), self.decoder(z))
-        reconstruction = -log_px.mean()  # -E_q[log p(x|z)], one sample
-        kl_dims = gaussian_kl(mu, logvar)  # (batch, d), appendix B
-        if not self.flow_layers:
-            kl = kl_dims.sum(1).mean()
-        weight = self.kl_weight()
-        mu = mu.detach()
-        penalty = free_bits_kl(kl_dims, self.free_bits) if self.free_bits else kl
-        terms = {
-            "reconstruction": reconstruction,
-            "kl": weight * penalty,
-            "diag/elbo": -(reconstruction + kl).detach(),
-            "diag/kl_unweighted": kl.detach(),
-            "diag/kl_weight": x.new_tensor(weight),
-            # active units (Burda et al. 2016), kept a tensor: no read inside the step
-            "diag/active_units": (mu.var(0) > self.active_threshold).sum().to(x.dtype),
-        }
-        for j, value in enumerate(kl_dims.detach().mean(0).unbind()):
-            terms[f"diag/kl_dim{j}"] = value
-        return terms
-
-    def after_step(self, player: str, step: int) -> None:
-        """Count the steps taken, for the KL warm-up (saved with the model)."""
-        self.steps_done += 1
-
-    # -- densities ----------------------------------------------------------------------------
-    def _generator(self, generator: torch.Generator | None) -> torch.Generator:
-        if generator is not None:
-            return generator
-        return torch.Generator(device=self.device).manual_seed(EVAL_SEED)
-
-    @torch.no_grad()
-    def elbo(self, x: Tensor, samples: int = 1, generator: torch.Generator | None = None) -> Tensor:
-        """Per-example ELBO ``(batch,)`` in nats, ``E_q[log p(x|z)]`` averaged over
-        ``samples`` draws minus the analytic KL (Monte-Carlo KL for a flow posterior)."""
-        x = self.check_input(x)
-        w = self.log_weights(x, samples, self._generator(generator))
-        if self.flow_layers:
-            return (w["log_px"] + w["log_pz"] - w["log_qz"]).mean(0)
-        return w["log_px"].mean(0) - gaussian_kl(w["mu"], w["logvar"]).sum(1)
-
-    @torch.no_grad()
-    def iwae(self, x: Tensor, k: int, generator: torch.Generator | None = None) -> Tensor:
-        """IWAE-k, ``log 1/k sum_i p(x, z_i) / q(z_i | x)`` ``(batch,)`` (Burda et al. 2016,
-        eq. 8): a lower bound on ``log p(x)`` that rises to it as ``k`` grows."""
-        x = self.check_input(x)
-        generator = self._generator(generator)
-        chunk = max(1, IWAE_ROWS // max(1, x.shape[0]))
-        parts = []
-        for start in range(0, k, chunk):
-            w = self.log_weights(x, min(chunk, k - start), generator)
-            parts.append(w["log_px"] + w["log_pz"] - w["log_qz"])  # (samples, batch)
-        return torch.logsumexp(torch.cat(parts), dim=0) - math.log(k)
-
-    def log_prob(self, x: Tensor) -> Tensor:
-        """IWAE-``iwae_samples`` estimate of ``log p(x)`` per example (nats), reproducible:
-        the importance samples come from a generator seeded with ``EVAL_SEED``."""
-        return self.iwae(x, self.iwae_samples)
-
-    # -- sampling and the latent space --------------------------------------------------------
-    def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
-        """``x ~ p(x | z)``, ``z ~ N(0, I)``: ``(n, *data_shape)``."""
-        with torch.no_grad():
-            z = torch.randn(
-                n, self.latent_dim, generator=generator, device=self.device, dtype=self.dtype
-            )
-            x = self.likelihood.sample(self.decoder(z), generator)
-        return x.reshape(n, *self.data_shape)
-
-    @torch.no_grad()
-    def encode(self, x: Tensor) -> Tensor:
-        """The posterior mean ``mu(x)`` ``(batch, latent_dim)`` (for a flow posterior, the
-        flow's image of ``mu``)."""
-        mu, _, flow = self.posterior_parameters(self.check_input(x))
-        if self.flow_layers:
-            mu = planar_flow(mu.unsqueeze(0), flow, self.flow_layers)[0][0]
-        return mu
-
-    @torch.no_grad()
-    def decode(self, z: Tensor) -> Tensor:
-        """The mean of ``p(x | z)`` ``(batch, *data_shape)`` for ``z`` ``(batch, latent_dim)``."""
-        z = z.to(device=self.device, dtype=self.dtype)
-        return self.likelihood.mean(self.decoder(z)).reshape(z.shape[0], *self.data_shape)
-
-
-def _check_choice(key: str, value: str, choices: Sequence[str]) -> None:
-    if value not in choices:
-        raise ValueError(f"{key} must be one of {tuple(choices)}; got {value!r}")
 
 
 @register_model("vae", family="vae")
-class VAE(_VAEBase):
+class VAE(ELBOModel):
     """Variational autoencoder (Kingma & Welling 2014): Gaussian encoder, ELBO, IWAE log_prob.
 
     Arguments:
@@ -356,21 +101,207 @@ class VAE(_VAEBase):
         active_threshold: float = 0.01,
         free_bits: float = 0.0,
     ) -> None:
-        super().__init__(
-            data_shape, latent_dim, likelihood, decoder_variance, decoder_std, levels, network,
-            hidden, depth, channels, activation, posterior, flow_layers, kl_warmup_steps,
-            iwae_samples, active_threshold, beta=1.0, free_bits=free_bits,
-        )  # fmt: skip
+        super().__init__(data_shape)
+        if likelihood == "auto":
+            raise ValueError(
+                "likelihood='auto' is resolved from the data: pass data=... to genzoo.create, "
+                f"or choose one of {LIKELIHOODS[1:]}"
+            )
+        _check_choice("likelihood", likelihood, LIKELIHOODS[1:])
+        _check_choice("decoder_variance", decoder_variance, VARIANCES)
+        _check_choice("posterior", posterior, POSTERIORS)
+        _check_choice("activation", activation, tuple(sorted(ACTIVATIONS)))
+        if likelihood == "categorical" and levels < 2:
+            raise ValueError(
+                "likelihood='categorical' needs levels >= 2 (data holding the integers "
+                f"0..levels-1, read from the data by genzoo.create); got levels={levels}"
+            )
+        positive = {"latent_dim": latent_dim, "hidden": hidden, "channels": channels}
+        positive |= {"iwae_samples": iwae_samples}
+        for key, value in positive.items():
+            if value < 1:
+                raise ValueError(f"{key} must be >= 1; got {value}")
+        if depth < 0 or kl_warmup_steps < 0 or flow_layers < 0:
+            raise ValueError(f"need depth, kl_warmup_steps, flow_layers >= 0; got {depth=}, "
+                             f"{kl_warmup_steps=}, {flow_layers=}")  # fmt: skip
+        if decoder_std <= 0 or active_threshold < 0 or free_bits < 0:
+            raise ValueError(f"need decoder_std > 0, active_threshold >= 0, free_bits >= 0; got "
+                             f"{decoder_std=}, {active_threshold=}, {free_bits=}")  # fmt: skip
+        if free_bits > 0 and posterior != "gaussian":
+            raise ValueError("free_bits needs the KL per latent dimension: posterior='gaussian'")
+        self.latent_dim, self.likelihood_name, self.posterior = latent_dim, likelihood, posterior
+        self.flow_layers = flow_layers if posterior == "planar" else 0
+        self.kl_warmup_steps = kl_warmup_steps
+        self.iwae_samples, self.active_threshold = iwae_samples, active_threshold
+        self.free_bits = float(free_bits)
+        kind = resolve_network(network, self.data_shape)
+        n_flow = planar_parameter_count(latent_dim, self.flow_layers)
+        self.likelihood = make_likelihood(
+            likelihood, self.data_dim, decoder_variance, decoder_std, levels
+        )
+        nets = {"network": kind, "hidden": hidden, "depth": depth, "channels": channels,
+                "activation": activation}  # fmt: skip
+        self.encoder = Encoder(self.data_shape, 2 * latent_dim + n_flow, **nets)
+        self.decoder = Decoder(latent_dim, self.data_shape, self.likelihood.n_params, **nets)
+        self.register_buffer("steps_done", torch.zeros((), dtype=torch.long))
+
+    # -- construction -------------------------------------------------------------------------
+    @classmethod
+    def config_from_data(cls, data: Tensor) -> dict[str, Any]:
+        """The data shape, ``likelihood`` (Bernoulli for 0/1 data, else Gaussian) and, for
+        integer data, ``levels`` (the largest value + 1)."""
+        config = super().config_from_data(data)
+        config["likelihood"] = resolve_likelihood(data)
+        integer = bool((data == data.round()).all()) and float(data.min()) >= 0
+        config["levels"] = int(data.max()) + 1 if integer and float(data.max()) < 1024 else 0
+        return config
+
+    @classmethod
+    def data_kind_for(cls, data: Tensor, hparams: Mapping[str, Any]) -> str:
+        """``"discrete"`` when the model would score ``data`` (raw levels) as they are
+        (Bernoulli, categorical), ``"continuous"`` when it needs dequantised data."""
+        likelihood = hparams.get("likelihood", "auto")
+        if likelihood == "auto":
+            likelihood = resolve_likelihood(data)
+        return "continuous" if likelihood == "gaussian" else "discrete"
+
+    @model_fact("continuous")
+    def data_kind(self) -> str:
+        """``data_kind_for`` this model's likelihood: Bernoulli and categorical decoders score
+        binary or integer-level data as they are (no dequantisation)."""
+        return self.data_kind_for(None, {"likelihood": self.likelihood_name})
+
+    def initialize(self, data: Tensor) -> None:
+        """Check that the data suit the likelihood (0/1 for Bernoulli, levels for categorical)."""
+        if self.likelihood_name == "bernoulli" and (data.min() < 0 or data.max() > 1):
+            raise DataError(
+                "likelihood='bernoulli' needs data in [0, 1] (binary images); got values in "
+                f"[{float(data.min())}, {float(data.max())}]: use likelihood='gaussian'"
+            )
+        if self.likelihood_name == "categorical":
+            levels = self.likelihood.levels
+            if not bool((data == data.round()).all()) or data.min() < 0 or data.max() >= levels:
+                raise DataError(
+                    f"likelihood='categorical' needs integer levels 0..{levels - 1} (raw, not "
+                    "dequantised, data); use likelihood='gaussian' for continuous data"
+                )
+
+    # -- the posterior and the joint ----------------------------------------------------------
+    def posterior_parameters(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """``mu``, ``logvar`` ``(batch, latent_dim)`` of ``q_0(z | x)`` and the flow's
+        parameters ``(batch, n)`` (``n = 0`` for the Gaussian posterior)."""
+        h = self.encoder(x)
+        d = self.latent_dim
+        return h[:, :d], h[:, d : 2 * d].clamp(-30.0, 20.0), h[:, 2 * d :]
+
+    def log_weights(
+        self, x: Tensor, samples: int, generator: torch.Generator | None = None
+    ) -> dict[str, Tensor]:
+        """``samples`` draws ``z ~ q(z | x)`` per example and their log densities.
+
+        Returns ``log_px`` = ``log p(x | z)``, ``log_pz`` = ``log p(z)``, ``log_qz`` =
+        ``log q(z | x)``, each ``(samples, batch)``, and ``mu``, ``logvar`` ``(batch, d)``.
+        """
+        mu, logvar, flow = self.posterior_parameters(x)
+        eps = torch.randn(
+            (samples, *mu.shape), generator=generator, device=mu.device, dtype=mu.dtype
+        )
+        z = mu + (0.5 * logvar).exp() * eps  # the reparameterisation trick, eq. (10)
+        log_qz = diagonal_normal_log_prob(z, mu, logvar)
+        if self.flow_layers:
+            z, log_det = planar_flow(z, flow, self.flow_layers)
+            log_qz = log_qz - log_det  # eq. (13) of Rezende & Mohamed
+        params = self.decoder(z.reshape(-1, self.latent_dim))
+        flat = x.flatten(1).expand(samples, -1, -1).reshape(samples * x.shape[0], -1)
+        log_px = self.likelihood.log_prob(flat, params).reshape(samples, -1)
+        return {"log_px": log_px, "log_pz": standard_normal_log_prob(z), "log_qz": log_qz,
+                "mu": mu, "logvar": logvar}  # fmt: skip
+
+    # -- training -----------------------------------------------------------------------------
+    def loss(self, batch: Tensor, player: str = "model") -> dict[str, Tensor]:
+        """``-ELBO`` as ``reconstruction + kl_weight * kl``; the ELBO itself, the KL per latent
+        dimension and the active units are logged as ``diag/...``."""
+        x = batch.to(next(self.decoder.parameters()))  # its device and dtype (cheaper reads)
+        if self.flow_layers:
+            w = self.log_weights(x, samples=1)
+            mu, logvar, log_px = w["mu"], w["logvar"], w["log_px"]
+            # a flow posterior has no closed-form KL: the Monte-Carlo E_q[log q(z|x) - log p(z)]
+            kl = (w["log_qz"] - w["log_pz"]).mean()
+        else:  # the short path of log_weights for one sample and the analytic KL
+            mu, logvar, _ = self.posterior_parameters(x)
+            z = mu + (0.5 * logvar).exp() * torch.randn_like(mu)  # eq. (10)
+            log_px = self.likelihood.log_prob(x.flatten(1), self.decoder(z))
+            kl = None  # the sum of the analytic KL per dimension
+        reconstruction = -log_px.mean()  # -E_q[log p(x|z)], one sample
+        return self.elbo_terms(reconstruction, gaussian_kl(mu, logvar), mu, kl)  # appendix B
+
+    # -- densities ----------------------------------------------------------------------------
+    @torch.no_grad()
+    def elbo(self, x: Tensor, samples: int = 1, generator: torch.Generator | None = None) -> Tensor:
+        """Per-example ELBO ``(batch,)`` in nats, ``E_q[log p(x|z)]`` averaged over
+        ``samples`` draws minus the analytic KL (Monte-Carlo KL for a flow posterior)."""
+        x = self.check_input(x)
+        w = self.log_weights(x, samples, self._generator(generator))
+        if self.flow_layers:
+            return (w["log_px"] + w["log_pz"] - w["log_qz"]).mean(0)
+        return w["log_px"].mean(0) - gaussian_kl(w["mu"], w["logvar"]).sum(1)
+
+    @torch.no_grad()
+    def iwae(self, x: Tensor, k: int, generator: torch.Generator | None = None) -> Tensor:
+        """IWAE-k, ``log 1/k sum_i p(x, z_i) / q(z_i | x)`` ``(batch,)`` (Burda et al. 2016,
+        eq. 8): a lower bound on ``log p(x)`` that rises to it as ``k`` grows."""
+        x = self.check_input(x)
+        generator = self._generator(generator)
+        chunk = max(1, IWAE_ROWS // max(1, x.shape[0]))
+        parts = []
+        for start in range(0, k, chunk):
+            w = self.log_weights(x, min(chunk, k - start), generator)
+            parts.append(w["log_px"] + w["log_pz"] - w["log_qz"])  # (samples, batch)
+        return torch.logsumexp(torch.cat(parts), dim=0) - math.log(k)
+
+    # -- sampling and the latent space --------------------------------------------------------
+    def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+        """``x ~ p(x | z)``, ``z ~ N(0, I)``: ``(n, *data_shape)``."""
+        with torch.no_grad():
+            z = torch.randn(
+                n, self.latent_dim, generator=generator, device=self.device, dtype=self.dtype
+            )
+            x = self.likelihood.sample(self.decoder(z), generator)
+        return x.reshape(n, *self.data_shape)
+
+    @torch.no_grad()
+    def encode(self, x: Tensor) -> Tensor:
+        """The posterior mean ``mu(x)`` ``(batch, latent_dim)`` (for a flow posterior, the
+        flow's image of ``mu``)."""
+        mu, _, flow = self.posterior_parameters(self.check_input(x))
+        if self.flow_layers:
+            mu = planar_flow(mu.unsqueeze(0), flow, self.flow_layers)[0][0]
+        return mu
+
+    @torch.no_grad()
+    def decode(self, z: Tensor) -> Tensor:
+        """The mean of ``p(x | z)`` ``(batch, *data_shape)`` for ``z`` ``(batch, latent_dim)``."""
+        z = z.to(device=self.device, dtype=self.dtype)
+        return self.likelihood.mean(self.decoder(z)).reshape(z.shape[0], *self.data_shape)
+
+
+def _check_choice(key: str, value: str, choices: Sequence[str]) -> None:
+    if value not in choices:
+        raise ValueError(f"{key} must be one of {tuple(choices)}; got {value!r}")
 
 
 @register_model("beta-vae", family="vae")
-class BetaVAE(_VAEBase):
+class BetaVAE(VAE):
     """beta-VAE (Higgins et al. 2017): the ELBO with the KL term weighted by ``beta``.
 
     Maximises ``E_q[log p(x|z)] - beta KL(q(z|x) || p(z))`` (eq. 4 of the paper); ``beta > 1``
     presses the posterior towards the factorised prior, for disentangled latents at the cost
     of reconstructions. ``log_prob`` is still the IWAE estimate of ``log p(x)`` and ``elbo`` the
-    true (``beta = 1``) ELBO. The other arguments are those of ``vae``.
+    true (``beta = 1``) ELBO.
+
+    Arguments:
+        beta: weight of the KL term (after the warm-up); ``>= 0``.
+        The other arguments are those of ``vae``.
 
     Example:
         >>> import torch, genzoo
@@ -382,29 +313,8 @@ class BetaVAE(_VAEBase):
         4.0
     """
 
-    def __init__(
-        self,
-        data_shape: Sequence[int],
-        beta: float = 4.0,
-        latent_dim: int = 8,
-        likelihood: str = "auto",
-        decoder_variance: str = "learned",
-        decoder_std: float = 0.1,
-        levels: int = 0,
-        network: str = "auto",
-        hidden: int = 128,
-        depth: int = 2,
-        channels: int = 32,
-        activation: str = "relu",
-        posterior: str = "gaussian",
-        flow_layers: int = 4,
-        kl_warmup_steps: int = 500,
-        iwae_samples: int = 1000,
-        active_threshold: float = 0.01,
-        free_bits: float = 0.0,
-    ) -> None:
-        super().__init__(
-            data_shape, latent_dim, likelihood, decoder_variance, decoder_std, levels, network,
-            hidden, depth, channels, activation, posterior, flow_layers, kl_warmup_steps,
-            iwae_samples, active_threshold, beta=beta, free_bits=free_bits,
-        )  # fmt: skip
+    def __init__(self, data_shape: Sequence[int], beta: float = 4.0, **kwargs: Any) -> None:
+        if beta < 0:
+            raise ValueError(f"need beta >= 0; got {beta=}")
+        super().__init__(data_shape, **kwargs)
+        self.beta = float(beta)

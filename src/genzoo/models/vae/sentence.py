@@ -26,20 +26,19 @@ from torch import Tensor, nn
 
 from genzoo.data.text import BOS, EOS, PAD, UNK
 from genzoo.errors import DataError
-from genzoo.models.base import GenerativeModel
 from genzoo.models.flows.base import standard_normal_log_prob
-from genzoo.models.vae.diagnostics import active_units
-from genzoo.models.vae.likelihoods import diagonal_normal_log_prob, free_bits_kl, gaussian_kl
+from genzoo.models.vae.elbo import EVAL_SEED as EVAL_SEED
+from genzoo.models.vae.elbo import ELBOModel
+from genzoo.models.vae.likelihoods import diagonal_normal_log_prob, gaussian_kl
 from genzoo.registry import register_model
 from genzoo.validation import check_shape
 
 #: Sequences (samples x sentences) decoded at once by ``iwae``; bounds its memory.
 IWAE_ROWS = 2048
-EVAL_SEED = 0
 
 
 @register_model("sentence-vae", family="vae")
-class SentenceVAE(GenerativeModel):
+class SentenceVAE(ELBOModel):
     """Sentence VAE (Bowman et al. 2016): LSTM encoder and decoder, KL annealing, word dropout,
     free bits (Kingma et al. 2016).
 
@@ -65,13 +64,8 @@ class SentenceVAE(GenerativeModel):
         (torch.Size([2, 10]), torch.Size([3]))
     """
 
-    density = "estimate"
     data_kind = "discrete"
     data_kinds = ("text",)
-
-    @property
-    def density_method(self) -> str:
-        return f"IWAE-{self.iwae_samples}"
 
     def __init__(
         self,
@@ -162,46 +156,17 @@ class SentenceVAE(GenerativeModel):
         never[[PAD, BOS]] = float("-inf")
         return self.to_logits(h) + never
 
-    def kl_weight(self) -> float:
-        """KL cost annealing (section 3.1): ``min(1, t / kl_warmup_steps)``."""
-        if self.kl_warmup_steps == 0:
-            return 1.0
-        return min(1.0, int(self.steps_done) / self.kl_warmup_steps)
-
     # -- training -----------------------------------------------------------------------------
     def loss(self, batch: Tensor, player: str = "model") -> dict[str, Tensor]:
-        """``-ELBO`` with the annealed KL; the ELBO, KL per dimension, active units logged."""
+        """``-ELBO`` with the annealed KL (KL cost annealing, section 3.1, and free bits); the
+        ELBO, KL per dimension, active units logged."""
         x = batch.to(device=self.device, dtype=torch.long)
         mu, logvar = self.posterior_parameters(x)
         z = mu + (0.5 * logvar).exp() * torch.randn_like(mu)  # reparameterisation
         reconstruction = -self.sequence_log_prob(x, z, self.word_dropout).mean()
-        kl_dims = gaussian_kl(mu, logvar)
-        kl = kl_dims.sum(1).mean()
-        weight = self.kl_weight()
-        terms = {
-            "reconstruction": reconstruction,
-            "kl": weight * free_bits_kl(kl_dims, self.free_bits),
-            "diag/elbo": -(reconstruction + kl).detach(),
-            "diag/kl_unweighted": kl.detach(),
-            "diag/kl_weight": mu.new_tensor(weight),
-            "diag/active_units": mu.new_tensor(
-                float(active_units(mu.detach(), self.active_threshold))
-            ),
-        }
-        for j, value in enumerate(kl_dims.detach().mean(0)):
-            terms[f"diag/kl_dim{j}"] = value
-        return terms
-
-    def after_step(self, player: str, step: int) -> None:
-        """Count the steps taken, for KL annealing (saved with the model)."""
-        self.steps_done += 1
+        return self.elbo_terms(reconstruction, gaussian_kl(mu, logvar), mu)
 
     # -- densities ----------------------------------------------------------------------------
-    def _generator(self, generator: torch.Generator | None) -> torch.Generator:
-        if generator is not None:
-            return generator
-        return torch.Generator(device=self.device).manual_seed(EVAL_SEED)
-
     @torch.no_grad()
     def elbo(self, x: Tensor, samples: int = 1, generator: torch.Generator | None = None) -> Tensor:
         """Per-sentence ELBO ``(batch,)`` in nats (no word dropout)."""
@@ -231,10 +196,6 @@ class SentenceVAE(GenerativeModel):
             parts.append(log_px.view(s, -1) + standard_normal_log_prob(z)
                          - diagonal_normal_log_prob(z, mu, logvar))  # fmt: skip
         return torch.logsumexp(torch.cat(parts), 0) - math.log(k)
-
-    def log_prob(self, x: Tensor) -> Tensor:
-        """IWAE-``iwae_samples`` estimate of ``log p(x)`` per sentence (nats), reproducible."""
-        return self.iwae(x, self.iwae_samples)
 
     def scored_positions(self, x: Tensor) -> Tensor:
         """How many positions of each sentence ``log p(x | z)`` scores, ``(batch,)`` int64: the
