@@ -123,10 +123,9 @@ def cmd_sample(args: argparse.Namespace) -> None:
 
 
 def cmd_eval(args: argparse.Namespace) -> None:
-    from genzoo.io import load_model, read_json
+    from genzoo.io import RUN_INFO_FILE, load_model, read_json
     from genzoo.models.capabilities import model_facts
     from genzoo.target_fitting import evaluate_target
-    from genzoo.train.trainer import RUN_INFO_FILE
     from genzoo.workflow import evaluate
 
     info = read_json(Path(args.run) / RUN_INFO_FILE)

@@ -26,6 +26,8 @@ if TYPE_CHECKING:
 FORMAT = "genzoo-model/1"
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
+#: A run folder's record of what it was trained on (dataset, split seed, text vocabulary).
+RUN_INFO_FILE = "run.json"
 #: Config numbers up to this size are always accepted (buffer sizes, chunk sizes), however
 #: few weights a model has; larger ones must not exceed the weights' count.
 CONFIG_NUMBER_FLOOR = 10**6

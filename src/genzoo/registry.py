@@ -6,6 +6,7 @@ After score_sde_pytorch's registry: a name maps to one class, duplicates are ref
 from __future__ import annotations
 
 import inspect
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -33,7 +34,7 @@ class ModelInfo:
     density_kinds: tuple[str, ...] = ()
 
 
-def register_model(name: str, family: str):
+def register_model(name: str, family: str) -> Callable[[M], M]:
     """Class decorator: register a model class under ``name`` in ``family``."""
 
     def decorate(cls: M) -> M:

@@ -18,15 +18,11 @@ from torch import Tensor
 from genzoo import data as datasets
 from genzoo.data import text
 from genzoo.errors import DataError, ResumeMismatchError
-from genzoo.io import CONFIG_FILE, load_model, read_json
+from genzoo.io import CONFIG_FILE, RUN_INFO_FILE, load_model, read_json
 from genzoo.metrics import UNNORMALIZED_NOTE, density_label, kl_gap, negative_log_likelihood
 from genzoo.models.base import GenerativeModel
 from genzoo.registry import create, hyperparameters, model_class
 from genzoo.train import Trainer
-from genzoo.train.trainer import RUN_INFO_FILE
-
-#: Models that read one sentence per example: on a text file they default to ``layout=lines``.
-LINE_MODELS = ("sentence-vae",)
 
 
 def batch_transform(model_kind: str, levels: int | None):
@@ -54,7 +50,7 @@ def train(
     ``dataset`` is a shipped dataset's name or the path of a user's file (arrays or UTF-8
     text). For a text file the data options ``tokens`` (``chars``, the default, or ``words``),
     ``layout`` (``windows``, or ``lines``: one line per example, ``<eos>`` then ``<pad>``;
-    ``sentence-vae`` defaults to ``lines``), ``seq_len``, ``max_vocab`` and ``lowercase`` are
+    the default is the model's ``text_layout``), ``seq_len``, ``max_vocab`` and ``lowercase`` are
     taken out of ``hparams`` (see ``genzoo.data.text.open_text_file``). ``run.json`` then records
     them with the whole vocabulary (``tokenizer``), so sampling needs only the run folder, and
     names the dataset ``PATH?options`` so that evaluation rebuilds the same examples.
@@ -69,8 +65,7 @@ def train(
     run_info: dict[str, Any] = {"n": n, "seed": data_seed}
     if datasets.is_text_file(dataset):
         options = {k: hparams.pop(k) for k in text.TEXT_FILE_OPTIONS if k in hparams}
-        layout = "lines" if model_name in LINE_MODELS else "windows"
-        made = text.open_text_file(dataset, layout_default=layout, **options)
+        made = text.open_text_file(dataset, layout_default=cls.text_layout, **options)
         dataset = made.spec
         run_info.update(made.record())
     else:

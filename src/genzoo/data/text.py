@@ -44,6 +44,7 @@ import torch
 from genzoo.data import files
 from genzoo.data._common import check_n, check_split, make_rng, split_sizes
 from genzoo.errors import DataError, unknown_name
+from genzoo.io import RUN_INFO_FILE
 
 SPECIALS: tuple[str, ...] = ("<pad>", "<bos>", "<eos>", "<unk>")
 PAD, BOS, EOS, UNK = 0, 1, 2, 3
@@ -371,8 +372,6 @@ def tokenizer_for(name_or_path: str | Path, **options: Any) -> Tokenizer:
 
 def _run_tokenizer(run: Path) -> Tokenizer:
     """The tokenizer recorded in a run folder, or that of the text dataset it names."""
-    from genzoo.train.trainer import RUN_INFO_FILE  # a run folder's file; imported late
-
     info_file = run / RUN_INFO_FILE
     if not info_file.is_file():
         raise DataError(f"{run} is a folder without {RUN_INFO_FILE}: give a run folder written "

@@ -19,7 +19,7 @@ import torch
 from torch import Tensor
 
 from genzoo.data import DatasetInfo, dataset_info, load_dataset, text
-from genzoo.io import load_model, read_json
+from genzoo.io import RUN_INFO_FILE, load_model, read_json
 from genzoo.metrics.likelihood import to_model_scale
 from genzoo.models.base import GenerativeModel
 from genzoo.models.capabilities import (
@@ -34,7 +34,6 @@ from genzoo.models.capabilities import (
     Translator,
 )
 from genzoo.plotting import plot_density, plot_samples
-from genzoo.train.trainer import RUN_INFO_FILE
 
 #: Test examples a figure may look at.
 N_DATA = 2000

@@ -145,6 +145,9 @@ class GenerativeModel(nn.Module):
     data_kinds: ClassVar[tuple[str, ...]] = ("points", "tabular", "image")
     #: Most levels per scalar a discrete model takes (2 for binary units); ``None``: any.
     max_levels: ClassVar[int | None] = None
+    #: How a text file given by path is cut into examples for this model: ``"windows"`` of
+    #: ``seq_len`` tokens, or ``"lines"`` (one sentence per example, padded).
+    text_layout: ClassVar[str] = "windows"
     #: Optimisers the trainer keeps, one per player; empty for models that fit themselves.
     players: ClassVar[tuple[str, ...]] = ("model",)
     #: Constructor arguments read from the data by ``config_from_data``.

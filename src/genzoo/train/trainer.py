@@ -24,7 +24,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from genzoo.errors import CheckpointError, ResumeMismatchError, RunExistsError, TrainingDiverged
-from genzoo.io import atomic_write, read_json, write_json
+from genzoo.io import RUN_INFO_FILE, atomic_write, read_json, write_json
 from genzoo.models.base import GenerativeModel
 from genzoo.train import distributed
 from genzoo.train.checkpoint import CHECKPOINT_FILE, load_checkpoint, save_checkpoint
@@ -35,7 +35,6 @@ from genzoo.validation import check_finite, check_shape
 METRICS_FILE = "metrics.jsonl"
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 #: Files a run folder holds; ``force`` removes exactly these, nothing else.
-RUN_INFO_FILE = "run.json"
 RUN_FILES = (
     CHECKPOINT_FILE,
     METRICS_FILE,

@@ -66,6 +66,7 @@ class SentenceVAE(ELBOModel):
 
     data_kind = "discrete"
     data_kinds = ("text",)
+    text_layout = "lines"  # one sentence per example
 
     def __init__(
         self,
