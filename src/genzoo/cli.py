@@ -165,6 +165,7 @@ def cmd_bench(args: argparse.Namespace) -> None:
         lr_factors=args.lr_factors,
         data=args.data,
         budget_seconds=args.budget_seconds,
+        keep_failed=args.keep_failed,
     )
     print(f"report: {Path(args.out) / 'report.html'} and {Path(args.out) / 'report.md'}")
 
@@ -265,6 +266,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     p.add_argument(
         "--force", action="store_true", help="redo every cell (else finished ones are kept)"
+    )
+    p.add_argument(
+        "--keep-failed",
+        action="store_true",
+        help="do not retry cells that failed (by default they are trained again)",
     )
     p.set_defaults(func=cmd_bench)
 

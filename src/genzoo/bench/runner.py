@@ -3,7 +3,13 @@
 Each cell is a training run in its own process (as many at once as there are cores), with
 its folder ``out/runs/MODEL__DATASET__SEED/`` and, when done, ``result.json`` written
 atomically. A benchmark that is interrupted resumes: finished cells are read back, never
-redone. ``results.csv`` and ``results.jsonl`` are rebuilt from the cells after each one.
+redone, but only when they were computed with the same settings (steps or time budget,
+learning rate, batch size, hyper-parameters, genzoo version: the cell's ``identity``); a
+folder holding cells of other settings is refused, never mixed. Failed cells are retried.
+``results.csv`` and ``results.jsonl`` are rebuilt from the cells after each one.
+
+One benchmark at a time writes a folder (an OS lock), each cell in training holds its own
+lock, and the worker processes end with the benchmark, even when it is killed by ``kill -9``.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ import multiprocessing
 import os
 import re
 import shutil
+import threading
 import time
 import traceback
 from collections.abc import Sequence
@@ -24,17 +31,23 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
+from genzoo import __version__
 from genzoo.bench.grid import PRESETS, SHIPPED, Cell, budget_for, cell_name, cells
 from genzoo.bench.report import REFERENCES_FILE, write_report
 from genzoo.data import dataset_info
-from genzoo.errors import TrainingDiverged
+from genzoo.errors import RunExistsError, RunLockedError, TrainingDiverged
 from genzoo.figures.catalogue import figure_data, sample_figures
 from genzoo.io import atomic_write, read_json, write_json
 from genzoo.models.capabilities import StepSampler
 from genzoo.plotting import plot_losses
 from genzoo.registry import list_models, model_class
+from genzoo.train.runfolder import folder_lock
 
 RESULT_FILE = "result.json"
+#: The lock a cell holds while it trains (the training run inside holds the run's own lock).
+CELL_LOCK = ".genzoo-cell.lock"
+#: Seconds between a worker's checks that the benchmark that started it is still alive.
+PARENT_CHECK_SECONDS = 0.5
 #: The suffix of an equal-time cell's folder name: ``__{seconds}s``.
 TIMED = re.compile(r"__[0-9.e+-]+s")
 #: Sample-quality evaluations during each run (for time-to-target and quality-vs-time).
@@ -70,6 +83,7 @@ def run_bench(
     lr_factors: Sequence[float] | None = None,
     data: Sequence[str] | None = None,
     budget_seconds: float | None = None,
+    keep_failed: bool = False,
 ) -> list[Path]:
     """Run the grid (resuming finished cells), write the results, then the report.
 
@@ -77,10 +91,21 @@ def run_bench(
     accepts a file's kind, shape and levels is trained on it, beside any ``datasets``.
     ``budget_seconds`` trains every cell for that much wall-clock training time (evaluation
     excluded) instead of its budget's step count: the equal-compute comparison.
+    Cells that failed (an error, not a divergence) are trained again unless ``keep_failed``.
     """
     if budget_seconds is not None and not budget_seconds > 0:
         raise ValueError(f"budget_seconds must be > 0, got {budget_seconds}")
-    out = Path(out)
+    with folder_lock(out, "benchmark"):
+        return _run_bench_locked(
+            Path(out), quick, models, datasets, seeds, device, force, jobs, lr_factors, data,
+            budget_seconds, keep_failed,
+        )  # fmt: skip
+
+
+def _run_bench_locked(
+    out, quick, models, datasets, seeds, device, force, jobs, lr_factors, data, budget_seconds,
+    keep_failed,
+) -> list[Path]:  # fmt: skip
     if force and (out / "runs").exists():
         shutil.rmtree(out / "runs")
         for name in ("results.csv", "results.jsonl", "report.md", "report.html"):
@@ -108,8 +133,8 @@ def run_bench(
             f"no model accepts {', '.join(data_names)}: see `genzoo list` for what each "
             "model and dataset is"
         )
+    todo = _cells_to_run(out, grid, quick, budget_seconds, keep_failed)
     _write_references(out, sorted({c[1] for c in grid}))
-    todo = [c for c in grid if not (cell_dir(out, *c, budget_seconds) / RESULT_FILE).exists()]
     if len(todo) < len(grid):
         tqdm.write(f"resuming: {len(grid) - len(todo)} of {len(grid)} cells already done")
     jobs = max(1, min(jobs or os.cpu_count() or 1, len(todo) or 1))
@@ -121,7 +146,9 @@ def run_bench(
             collect(out, grid)
     else:
         context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(jobs, mp_context=context) as pool:
+        with ProcessPoolExecutor(
+            jobs, mp_context=context, initializer=_end_with_parent, initargs=(os.getpid(),)
+        ) as pool:
             futures = [
                 pool.submit(run_cell, str(out), *c, quick, device, budget_seconds) for c in todo
             ]
@@ -131,6 +158,60 @@ def run_bench(
     bar.close()
     collect(out, grid)
     return write_report(out)
+
+
+def cell_identity(model: str, dataset: str, quick: bool, budget_seconds: float | None,
+                  lr_factor: float) -> str:  # fmt: skip
+    """Everything that changes a cell's result besides its name, as a canonical string: the
+    step count (or the time budget), learning rate, batch size, hyper-parameters and genzoo's
+    version. A finished cell is reused only by a benchmark of the same identity."""
+    budget = budget_for(model, dataset)
+    identity = {
+        "steps": None if budget_seconds is not None else budget.steps(quick),
+        "budget_seconds": budget_seconds,
+        "lr": budget.lr * lr_factor,
+        "batch_size": budget.batch_size,
+        "hparams": budget.hparams,
+        "genzoo": __version__,
+    }
+    return json.dumps(identity, sort_keys=True)
+
+
+def _cells_to_run(out: Path, grid: list[Cell], quick: bool, budget_seconds: float | None,
+                  keep_failed: bool) -> list[Cell]:  # fmt: skip
+    """The cells without a usable result; refuse a folder holding cells of other settings."""
+    todo, foreign = [], []
+    for cell in grid:
+        path = cell_dir(out, *cell, budget_seconds) / RESULT_FILE
+        if not path.exists():
+            todo.append(cell)
+            continue
+        row = read_json(path)
+        expected = cell_identity(cell[0], cell[1], quick, budget_seconds, cell[3])
+        if row.get("identity") != expected:
+            foreign.append((cell, row.get("identity"), expected))
+        elif row.get("status") == "failed" and not keep_failed:
+            todo.append(cell)
+    if foreign:
+        (model, dataset, seed, _), had, wants = foreign[0]
+        raise RunExistsError(
+            f"{out} holds {len(foreign)} cells computed with other settings than these (e.g. "
+            f"{model} on {Path(dataset).name} seed {seed}: {had or 'no identity recorded'} "
+            f"here, {wants} now); use another --out, or --force to recompute them"
+        )
+    return todo
+
+
+def _end_with_parent(parent: int) -> None:
+    """Pool initializer: end this worker as soon as the benchmark that started it is gone (a
+    killed benchmark must not leave workers training into its folder)."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(PARENT_CHECK_SECONDS)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True, name="genzoo-parent-watch").start()
 
 
 def _write_references(out: Path, datasets: list[str]) -> None:
@@ -167,7 +248,17 @@ def run_cell(
 ) -> dict[str, Any]:
     """Train, measure and picture one cell; a failure becomes a row. Cells of a
     learning-rate sweep (``lr_factor`` other than 1) are measured but not pictured. With
-    ``budget_seconds`` the cell trains for that much training time instead of a step count."""
+    ``budget_seconds`` the cell trains for that much training time instead of a step count.
+    The cell's folder is locked while it trains: a second process gets ``RunLockedError``."""
+    torch.set_num_threads(1)  # one process per core
+    run_dir = cell_dir(Path(out), model, dataset, seed, lr_factor, budget_seconds)
+    with folder_lock(run_dir, "benchmark cell", CELL_LOCK):
+        return _run_cell_locked(out, model, dataset, seed, lr_factor, quick, device,
+                                budget_seconds, run_dir)  # fmt: skip
+
+
+def _run_cell_locked(out, model, dataset, seed, lr_factor, quick, device, budget_seconds,
+                     run_dir) -> dict[str, Any]:  # fmt: skip
     from genzoo.bench.measure import (
         measure,
         quality_target,
@@ -177,14 +268,13 @@ def run_cell(
     )
     from genzoo.workflow import train
 
-    torch.set_num_threads(1)  # one process per core
     budget = budget_for(model, dataset)
-    run_dir = cell_dir(Path(out), model, dataset, seed, lr_factor, budget_seconds)
     row: dict[str, Any] = {
         "model": model, "family": model_class(model).family, "dataset": dataset,
         "seed": seed, "lr_factor": lr_factor, "steps": budget.steps(quick),
         "density": model_class(model).density,
         "mode": "steps" if budget_seconds is None else "seconds",
+        "identity": cell_identity(model, dataset, quick, budget_seconds, lr_factor),
     }  # fmt: skip
     if budget_seconds is None:
         length = {"steps": budget.steps(quick),
@@ -218,6 +308,8 @@ def run_cell(
         if lr_factor == 1.0:
             _pictures(run_dir, trained, trainer.history, dataset, seed)
         row["status"] = "ok"
+    except RunLockedError:
+        raise  # another process trains this cell: its result is not ours to write
     except Exception as err:  # a failed cell is a result, not a crash of the benchmark
         row["train_seconds"] = time.perf_counter() - tic
         row["status"] = "diverged" if isinstance(err, TrainingDiverged) else "failed"

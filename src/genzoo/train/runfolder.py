@@ -45,16 +45,19 @@ except ImportError:  # Windows
 
 
 @contextlib.contextmanager
-def folder_lock(folder: str | os.PathLike, what: str = "run") -> Iterator[Path]:
-    """Hold the lock of ``folder`` (created if missing) for the ``with`` block.
+def folder_lock(
+    folder: str | os.PathLike, what: str = "run", lock_file: str = LOCK_FILE
+) -> Iterator[Path]:
+    """Hold the lock ``lock_file`` of ``folder`` (created if missing) for the ``with`` block.
 
     A second process (or a second ``with`` in this one) gets ``RunLockedError`` naming the
-    holder's process id and host, instead of writing into the same files.
+    holder's process id and host, instead of writing into the same files. Locks of different
+    ``lock_file`` names are independent (a benchmark cell, and the training run inside it).
     """
     folder = Path(folder)
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        fd = os.open(folder / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o666)
+        fd = os.open(folder / lock_file, os.O_RDWR | os.O_CREAT, 0o666)
     except (NotADirectoryError, FileExistsError) as err:
         raise RunLockedError(f"cannot use {folder} as a {what} folder: {err}") from err
     except PermissionError as err:
