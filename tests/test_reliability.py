@@ -321,3 +321,15 @@ def test_a_config_out_of_scale_with_its_weights_is_refused_before_building(gmm_r
 def test_loading_onto_cuda_without_a_gpu_is_a_clear_error(gmm_run):
     with pytest.raises(ValueError, match="no CUDA device"):
         genzoo.load(gmm_run, map_location="cuda")
+
+
+@pytest.mark.parametrize("name", ["gmm", "realnvp", "vae", "ebm"])
+def test_arrays_empty_draws_and_missing_data_are_handled_alike(name, moons):
+    model = genzoo.create(name, data=moons[:200])
+    assert model.sample(0).shape == (0, 2)
+    as_array = model.log_prob(moons[:3].numpy())  # an array is taken as a tensor
+    assert as_array.shape == (3,)
+    with pytest.raises(genzoo.DataError, match="needs training data"):
+        genzoo.Trainer(steps=1, progress=False).fit(model, None)
+    with pytest.raises(genzoo.DataError, match="numeric"):
+        model.log_prob(np.array([["a", "b"]], dtype=object))

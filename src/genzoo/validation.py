@@ -42,6 +42,20 @@ def check_shape(x: torch.Tensor, data_shape: Sequence[int], what: str = "input")
     return x
 
 
+def as_tensor(x: object, what: str = "data") -> torch.Tensor:
+    """``x`` (a tensor, an array, nested lists) as a tensor; anything not numeric (an object
+    array, text) is a ``DataError`` saying so."""
+    if isinstance(x, torch.Tensor):
+        return x
+    try:
+        return torch.as_tensor(x)
+    except (TypeError, ValueError, RuntimeError) as err:
+        raise DataError(
+            f"{what} must be numeric (an array of numbers shaped (n_examples, ...)); could not "
+            f"read a {type(x).__name__} ({err})"
+        ) from err
+
+
 def to_tensor(x: np.ndarray, dtype: torch.dtype, what: str = "X") -> torch.Tensor:
     """``x`` as a tensor of ``dtype``, refusing values that overflow it (``1e300`` becomes
     ``inf`` in float32: say so, rather than report "infinite values" the user never had)."""

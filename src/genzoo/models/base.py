@@ -22,7 +22,7 @@ import torch
 from torch import Tensor, nn
 
 from genzoo.errors import DensityUnavailable
-from genzoo.validation import check_finite, check_shape
+from genzoo.validation import as_tensor, check_finite, check_shape
 
 if TYPE_CHECKING:
     from genzoo.data import DatasetInfo
@@ -271,6 +271,12 @@ class GenerativeModel(nn.Module):
         return ""
 
     @property
+    def needs_data(self) -> bool:
+        """Whether training needs examples (a flow fitted to a target density by reverse KL
+        draws its own); the trainer refuses ``data=None`` for a model that does."""
+        return True
+
+    @property
     def converged(self) -> bool:
         """Whether a self-fitting model has met its stopping rule."""
         return False
@@ -288,7 +294,9 @@ class GenerativeModel(nn.Module):
 
     # -- helpers ------------------------------------------------------------------------------
     def check_input(self, x: Tensor) -> Tensor:
-        """Validate a batch (shape and finiteness) and move it to the model's device/dtype."""
+        """Validate a batch (numeric, shape, finiteness) and move it to the model's device and
+        dtype; arrays and lists are taken as tensors."""
+        x = as_tensor(x, "input")
         check_shape(x, self.data_shape)
         check_finite(x, "input")
         return x.to(device=self.device, dtype=self.dtype)

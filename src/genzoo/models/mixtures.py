@@ -404,6 +404,8 @@ class GaussianMixture(OnlineEM, ModelSelection, GenerativeModel):
 
         Reproducible given a seeded ``generator`` (the draws happen on its device).
         """
+        if n == 0:  # as every model: an empty batch, not an error
+            return torch.empty(0, *self.data_shape, device=self.device, dtype=self.dtype)
         where = generator.device if generator is not None else self.device
         weights = self.weights_.to(where, torch.float64)
         comp = torch.multinomial(weights, n, replacement=True, generator=generator)

@@ -23,14 +23,20 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from genzoo.errors import CheckpointError, ResumeMismatchError, RunExistsError, TrainingDiverged
+from genzoo.errors import (
+    CheckpointError,
+    DataError,
+    ResumeMismatchError,
+    RunExistsError,
+    TrainingDiverged,
+)
 from genzoo.io import RUN_INFO_FILE, atomic_write, read_json, write_json
 from genzoo.models.base import GenerativeModel
 from genzoo.train import distributed
 from genzoo.train.checkpoint import CHECKPOINT_FILE, load_checkpoint, save_checkpoint
 from genzoo.train.distributed import DIAGNOSTIC_PREFIX, RANK_STRIDE, Context  # noqa: F401 (re-export)
 from genzoo.train.runfolder import folder_lock, replacing, restore_interrupted_replacement
-from genzoo.validation import check_finite, check_shape
+from genzoo.validation import as_tensor, check_finite, check_shape
 
 METRICS_FILE = "metrics.jsonl"
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
@@ -251,6 +257,11 @@ class Trainer:
         its own Monte-Carlo samples. ``run_info`` (JSON-ready, e.g. the dataset's name)
         is kept as ``out/run.json``.
         """
+        if data is None and model.needs_data:
+            raise DataError(
+                f"{model.name} needs training data: fit(model, data) with data shaped "
+                f"(n_examples, {', '.join(map(str, model.data_shape))})"
+            )
         if data is not None:
             data = self._check_data(model, data)
             if self.batch_size > data.shape[0]:
@@ -455,8 +466,7 @@ class Trainer:
 
     # -- files -------------------------------------------------------------------------------
     def _check_data(self, model: GenerativeModel, data: Tensor) -> Tensor:
-        if not isinstance(data, Tensor):
-            data = torch.as_tensor(data)
+        data = as_tensor(data, "training data")
         check_shape(data, model.data_shape, "training data")
         data = check_finite(data, "training data")
         continuous = model.data_kind == "continuous" and self.transform is None

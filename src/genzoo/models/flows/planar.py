@@ -195,6 +195,11 @@ class _TargetFlow(GenerativeModel):
         z, ladj = self.flow.inverse(self.check_input(x).flatten(1))
         return standard_normal_log_prob(z) + ladj
 
+    @property
+    def needs_data(self) -> bool:
+        """Fitted to a target density, the flow draws its own samples: no data needed."""
+        return not self.target
+
     def annealing(self) -> float:
         """``beta_t = min(1, 0.01 + t / anneal_steps)`` of section 6.1 (1 without annealing)."""
         if self.anneal_steps == 0:
