@@ -195,12 +195,36 @@ def test_resume_drops_a_torn_log_line_and_continues_the_clock(tmp_path, moons):
         (["train", "gmm", "--data", "8gaussians", "--set", "covariance_type=3"], "a name"),
         (["sample", "RUN", "-n", "0"], "-n must be at least 1"),
         (["sample", "RUN", "-n", "-5"], "-n must be at least 1"),
+        (["train", "realnvp", "--data", "moons", "--lr", "nan"], "lr must be"),
+        (["train", "realnvp", "--data", "moons", "--clip-grad", "0"], "clip_grad"),
+        (["train", "realnvp", "--data", "moons", "--batch-size", "0"], "batch_size"),
+        (["train", "realnpv", "--data", "moons"], "Did you mean 'realnvp'"),
+        (["train", "gmm", "--data", "missing.npy"], "no such file"),
+        (
+            [
+                "train",
+                "gmm",
+                "--data",
+                "8gaussians",
+                "--set",
+                "n_components=4",
+                "--resume",
+                "--out",
+                "RUN",
+                "--lr",
+                "0.5",
+                "--batch-size",
+                "7",
+            ],
+            "batch_size: the run has",
+        ),
+        (["eval", "RUN/.."], "does not exist"),
     ],
 )
 def test_cli_bad_input_is_one_line_and_changes_nothing(args, message, gmm_run, capsys):
     before = _hashes(gmm_run)
-    args = [str(gmm_run) if a == "RUN" else a for a in args]
-    if args[0] == "train":
+    args = [a.replace("RUN", str(gmm_run)) for a in args]
+    if args[0] == "train" and "--out" not in args:
         args += ["--out", str(gmm_run.parent / "other")]
     assert main(args) == 2
     err = capsys.readouterr().err
@@ -333,3 +357,28 @@ def test_arrays_empty_draws_and_missing_data_are_handled_alike(name, moons):
         genzoo.Trainer(steps=1, progress=False).fit(model, None)
     with pytest.raises(genzoo.DataError, match="numeric"):
         model.log_prob(np.array([["a", "b"]], dtype=object))
+
+
+def test_an_out_folder_under_a_file_is_one_line_on_the_cli(tmp_path, capsys):
+    (tmp_path / "file").write_text("x")
+    out = str(tmp_path / "file" / "run")
+    assert main(["train", "gmm", "--data", "8gaussians", "--steps", "2", "--out", out]) == 2
+    err = capsys.readouterr().err
+    assert "cannot use" in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_corrupt_checkpoint_on_resume_is_one_line(gmm_run, capsys):
+    _flip_a_byte_in_the_tensors(gmm_run / "checkpoint.safetensors")
+    args = ["train", "gmm", "--data", "8gaussians", "--n", "500", "--set", "n_components=4",
+            "--batch-size", "64", "--steps", "30", "--resume", "--out", str(gmm_run)]  # fmt: skip
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "checksum" in err and len(err.strip().splitlines()) == 1
+
+
+# 13: every file of a run gets the same mode, the umask's --------------------------------------
+def test_weights_checkpoints_and_json_share_one_file_mode(gmm_run):
+    modes = {p.name: p.stat().st_mode & 0o777 for p in gmm_run.iterdir() if p.is_file()}
+    umask = os.umask(0)
+    os.umask(umask)
+    assert set(modes.values()) == {0o666 & ~umask}, modes

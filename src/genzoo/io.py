@@ -47,8 +47,9 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> None:
     umask = os.umask(0)
     os.umask(umask)
     try:
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the file the usual mode
         write(tmp)
+        # mkstemp makes 0600 (and a writer may recreate the file): give it the usual mode
+        os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
