@@ -82,6 +82,15 @@ SCRIPT = textwrap.dedent(
     gmm = genzoo.create("gmm", data=x, n_components=2)
     Trainer(steps=3, out=f"{where}/gmm", log_every=1, progress=False).fit(gmm, x)
     result["gmm_after"] = gmm.state_dict()
+
+    # (d) a conditional flow: each rank's batches carry the classes of their rows
+    c = genzoo.load_dataset("moons", split="train", n=64, seed=0, condition=True)[1]
+    torch.manual_seed(0)
+    model, seen = genzoo.create("realnvp", data=x, condition=c, n_layers=2, hidden=8), []
+    model.optimizer_settings = lambda player: {"optimizer": "sgd"}
+    Trainer(steps=1, batch_size=16, lr=0.1, transform=recorder(seen), progress=False).fit(
+        model, x, condition=c)
+    result["cond_batch"], result["cond_after"] = seen[0], model.state_dict()
     torch.save(result, f"{where}/rank{rank}.pt")
     """
 )
@@ -127,6 +136,23 @@ def test_one_sgd_step_equals_single_process_step_on_union_of_batches(ranks) -> N
     assert moved > 1e-3, "the SGD step changed nothing"
     _close(zero["sgd_after"], model.state_dict(), atol=1e-6)
     _close(one["sgd_after"], model.state_dict(), atol=1e-6)
+
+
+def test_a_conditional_step_equals_the_single_process_step_on_the_union(ranks) -> None:
+    """The conditions travel with their rows: one SGD step of a class-conditional flow on
+    two ranks equals one step on the union of the batches, each row with its class."""
+    zero, one, _ = ranks
+    x, c = genzoo.load_dataset("moons", split="train", n=N, seed=0, condition=True)
+    torch.manual_seed(0)
+    model = genzoo.create("realnvp", data=x, condition=c, n_layers=2, hidden=8)
+    union = torch.cat([zero["cond_batch"], one["cond_batch"]])
+    rows = (union[:, None, :] == x[None, :, :]).all(-1).float().argmax(1)  # each row's index
+    model.loss(union, c=c[rows])["nll"].backward()
+    with torch.no_grad():
+        for p in model.parameters():
+            p -= LR_SGD * p.grad
+    _close(zero["cond_after"], model.state_dict(), atol=1e-6)
+    _close(one["cond_after"], model.state_dict(), atol=1e-6)
 
 
 def test_ranks_end_identical_and_sweep_disjoint_shares_of_each_epoch(ranks) -> None:

@@ -31,6 +31,10 @@ EXPECTED = {
     "compare_families.py": [rf"^{name} +{family} .* {NUMBER} +{NUMBER}$" for name, family in
                             [("gmm", "mixture"), ("realnvp", "flow"), ("vae", "vae"),
                              ("gan", "gan"), ("ddpm", "score")]],
+    "conditional.py": [rf"categorical Q\(Y \| X\): KL\(P \|\| Q\) = {NUMBER} nats",
+                       rf"class-conditional gmm by Bayes' rule {NUMBER} test accuracy, "
+                       rf"LogisticRegression {NUMBER}",
+                       rf"realnvp given the arm: test NLL {NUMBER} nats"],
     "energy.py": [rf"rbm density=estimate: AIS log Z {NUMBER} \+- {NUMBER}, .*"
                   rf"test log-likelihood {NUMBER} nats"],
     "estimator_pipeline.py": [rf"best \{{.*'density__n_components': \d.*\}}: held-out "

@@ -38,10 +38,13 @@ def cmd_list(args: argparse.Namespace) -> None:
     if args.what == "all":
         print()
     if args.what in ("datasets", "all"):
-        print(f"{'dataset':<21} {'kind':<8} {'shape':<10} description")
+        print(f"{'dataset':<21} {'kind':<8} {'shape':<10} {'condition':<13} description")
         for d in genzoo.list_datasets():
             shape = "x".join(map(str, d.shape))
-            print(f"{d.name:<21} {d.kind:<8} {shape:<10} {d.description}")
+            cond = "-"
+            if d.condition is not None:
+                cond = f"{d.condition.name}:{d.condition.size}"
+            print(f"{d.name:<21} {d.kind:<8} {shape:<10} {cond:<13} {d.description}")
 
 
 def cmd_train(args: argparse.Namespace) -> None:
@@ -70,6 +73,8 @@ def cmd_train(args: argparse.Namespace) -> None:
         hparams=_parse_set(args.set),
         n=args.n,
         data_seed=args.seed,
+        condition=args.condition,
+        condition_column=args.condition_column,
         steps=args.steps,
         batch_size=args.batch_size,
         batch_order=args.batch_order,
@@ -92,7 +97,7 @@ def cmd_train(args: argparse.Namespace) -> None:
 def cmd_sample(args: argparse.Namespace) -> None:
     from genzoo.io import atomic_write
     from genzoo.plotting import plot_samples
-    from genzoo.workflow import generate_text, sample
+    from genzoo.workflow import generate_text, parse_condition, sample
 
     if args.n < 1:
         raise ValueError(f"-n must be at least 1 (samples to draw), got {args.n}")
@@ -109,7 +114,8 @@ def cmd_sample(args: argparse.Namespace) -> None:
         out = out.with_name(out.name + ".npy")
     if out.exists() and not args.force:
         raise FileExistsError(f"{out} exists; pass --force to overwrite it")
-    x = sample(args.run, args.n, seed=args.seed)
+    condition = None if args.condition is None else parse_condition(args.condition)
+    x = sample(args.run, args.n, seed=args.seed, condition=condition)
     out.parent.mkdir(parents=True, exist_ok=True)
 
     def write(tmp: str) -> None:
@@ -166,6 +172,12 @@ def cmd_bench(args: argparse.Namespace) -> None:
         data=args.data,
         budget_seconds=args.budget_seconds,
         keep_failed=args.keep_failed,
+        executor=args.executor,
+        executor_options={
+            k: getattr(args, k)
+            for k in ("address", "cpus_per_cell", "gpus_per_cell", "partition", "time_minutes")
+            if getattr(args, k) is not None
+        },
     )
     print(f"report: {Path(args.out) / 'report.html'} and {Path(args.out) / 'report.md'}")
 
@@ -203,6 +215,15 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="KEY=VALUE",
         help="a hyper-parameter of the model (repeatable)",
     )
+    p.add_argument(
+        "--condition",
+        metavar="NAME",
+        help="train the conditional model Q(x | c) on what the dataset carries "
+        "beside each example (genzoo list datasets: label, features, ...)",
+    )
+    p.add_argument("--condition-column", metavar="NAME",
+                   help="a CSV file's column holding the condition (taken out of the "
+                        "examples; implies --condition NAME)")  # fmt: skip
     p.add_argument("--out", help="run folder (default runs/MODEL-DATA)")
     p.add_argument("--n", type=int, help="number of training examples")
     p.add_argument("--seed", type=int, default=0)
@@ -220,6 +241,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--plot", help="also write a picture (.png)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--force", action="store_true", help="overwrite an existing --out")
+    p.add_argument("--condition", metavar="C",
+                   help="conditional models: the class (3) or vector (0.5,-1,2) to sample "
+                        "given")  # fmt: skip
     p.add_argument("--prompt", help="language models: text to continue (prints text)")
     p.add_argument("--temperature", type=float, help="language models: softmax temperature")
     p.add_argument("--top-k", type=int, help="language models: keep the k likeliest tokens")
@@ -272,6 +296,20 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="do not retry cells that failed (by default they are trained again)",
     )
+    cluster = p.add_argument_group("on a cluster (the bench folder on storage every worker sees)")
+    cluster.add_argument("--executor", default="local", choices=["local", "ray", "slurm"],
+                         help="where cells run: this machine (--jobs), one Ray task each "
+                              "(pip install 'genzoo[ray]'), or one job of a Slurm job array "
+                              "each (pip install 'genzoo[slurm]')")  # fmt: skip
+    cluster.add_argument("--address", metavar="ADDR",
+                         help="ray: the cluster to join (default: start a local Ray)")  # fmt: skip
+    cluster.add_argument("--cpus-per-cell", type=float, metavar="N",
+                         help="ray, slurm: CPUs for each cell (default 1)")  # fmt: skip
+    cluster.add_argument("--gpus-per-cell", type=float, metavar="N",
+                         help="ray, slurm: GPUs for each cell (default 0)")  # fmt: skip
+    cluster.add_argument("--partition", help="slurm: the partition (default: the cluster's)")
+    cluster.add_argument("--time-minutes", type=int, metavar="M",
+                         help="slurm: each cell's time limit (default 60)")  # fmt: skip
     p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("report", help="write report.md and report.html for a bench folder")

@@ -38,7 +38,8 @@ def plot_samples(
     fig, ax = plt.subplots(figsize=(4, 4))
     if reference is not None:
         ref = np.asarray(reference.cpu() if isinstance(reference, Tensor) else reference)
-        ax.scatter(ref[:, 0], ref[:, 1], s=1, alpha=0.3, c="grey", label="data")
+        ref_second = ref[:, 1] if ref.shape[1] > 1 else np.zeros(len(ref))
+        ax.scatter(ref[:, 0], ref_second, s=1, alpha=0.3, c="grey", label="data")
     second = x[:, 1] if x.shape[1] > 1 else np.zeros(len(x))
     ax.scatter(x[:, 0], second, s=1, alpha=0.5, c="C0", label="samples")
     ax.set_title(title)

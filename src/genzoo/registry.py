@@ -79,11 +79,16 @@ def hyperparameters(cls: type[GenerativeModel]) -> dict[str, inspect.Parameter]:
     return constructor_parameters(cls)
 
 
-def create(name: str, data: torch.Tensor | None = None, **hparams: Any) -> GenerativeModel:
+def create(
+    name: str, data: torch.Tensor | None = None, condition: Any = None, **hparams: Any
+) -> GenerativeModel:
     """Build model ``name``; ``data`` fixes its shapes and its data-dependent initialisation.
 
     Hyper-parameters are checked against the constructor: an unknown one is refused with
-    the list of valid ones.
+    the list of valid ones. ``condition`` (one per example of ``data``: ``(n,)`` integer
+    classes, or ``(n, C)`` vectors) builds a conditional model ``Q(x | c)`` of a class that
+    can take one (``condition_kinds``): ``n_classes`` (the largest class + 1, unless given)
+    or ``condition_dim`` are read from it, and ``initialize`` sees it (class frequencies).
     """
     cls = model_class(name)
     valid = hyperparameters(cls)
@@ -108,6 +113,12 @@ def create(name: str, data: torch.Tensor | None = None, **hparams: Any) -> Gener
                 f"got shape {tuple(data.shape)}"
             )
         config.update(cls.config_from_data(data))
+    if condition is not None:
+        condition = condition_tensor(condition, name)
+        if data is not None and len(condition) != len(data):
+            raise DataError(f"{name}: {len(condition)} conditions for {len(data)} examples; "
+                            "give one condition per example")  # fmt: skip
+        config.update(condition_config(cls, condition))
     config.update(hparams)
     missing = [k for k, p in valid.items() if p.default is p.empty and k not in config]
     if missing:
@@ -119,9 +130,45 @@ def create(name: str, data: torch.Tensor | None = None, **hparams: Any) -> Gener
         model = cls(**config)
     except TypeError as err:  # a value of the wrong kind deep in a constructor
         raise ValueError(f"cannot build {name} with {hparams}: {err}") from err
-    if data is not None:
+    if data is not None and condition is not None:
+        c = model.check_condition(condition, len(data))
+        model.initialize(data.to(torch.get_default_dtype()), c=c)
+    elif data is not None:
         model.initialize(data.to(torch.get_default_dtype()))
     return model
+
+
+def condition_tensor(condition: Any, name: str = "the model") -> torch.Tensor:
+    """Conditions as a tensor: ``(n,)`` integer classes (int64) or ``(n, C)`` vectors; a
+    ``DataError`` for anything else."""
+    try:
+        c = torch.as_tensor(condition)
+    except (TypeError, ValueError, RuntimeError) as err:
+        raise DataError(f"{name}: cannot read the condition as numbers ({err})") from err
+    if c.ndim not in (1, 2) or c.shape[0] == 0 or c.dtype == torch.bool or c.is_complex():
+        raise DataError(f"{name}: a condition is (n,) integer classes or (n, C) numbers, "
+                        f"got shape {tuple(c.shape)} of {c.dtype}")  # fmt: skip
+    if c.ndim == 1 and c.is_floating_point():  # classes stored as floats (a CSV column)
+        c = c.long() if bool((c == c.round()).all()) else c[:, None]  # or one number each
+    return c
+
+
+def condition_config(cls: type[GenerativeModel], c: torch.Tensor) -> dict[str, Any]:
+    """``n_classes`` (largest class + 1) or ``condition_dim`` read from conditions ``c``
+    (as :func:`condition_tensor` gives them), refusing a class that takes no condition."""
+    kind = "discrete" if c.ndim == 1 else "continuous"
+    if kind not in cls.condition_kinds:
+        able = [n for n, k in sorted(_MODELS.items()) if kind in k.condition_kinds]
+        takes = f"only a {' or '.join(cls.condition_kinds)} one" if cls.condition_kinds else "none"
+        raise DataError(
+            f"{cls.name} cannot be conditioned on a {kind} condition (it takes {takes}); "
+            f"models that take one: {', '.join(able)}"
+        )
+    if kind == "discrete":
+        if c.numel() and c.min() < 0:
+            raise DataError(f"{cls.name}: classes are integers 0..K-1, got {int(c.min())}")
+        return {"n_classes": max(2, int(c.max()) + 1)}
+    return {"condition_dim": int(c.shape[1])}
 
 
 def _check_kind(model: str, key: str, param: inspect.Parameter, value: Any) -> None:

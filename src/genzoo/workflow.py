@@ -1,7 +1,8 @@
 """Train, evaluate and sample a run folder by name: what the CLI and the benchmark call.
 
 A run folder holds the trainer's files, among them ``run.json`` naming the dataset it was trained
-on, so that ``evaluate`` can score it on the matching test split.
+on (and the condition, for a conditional model), so that ``evaluate`` can score it on the
+matching test split.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import math
 import warnings
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import torch
 from torch import Tensor
@@ -19,9 +21,16 @@ from genzoo import data as datasets
 from genzoo.data import text
 from genzoo.errors import DataError, ResumeMismatchError
 from genzoo.io import CONFIG_FILE, RUN_INFO_FILE, load_model, read_json
-from genzoo.metrics import UNNORMALIZED_NOTE, density_label, kl_gap, negative_log_likelihood
+from genzoo.metrics import (
+    UNNORMALIZED_NOTE,
+    bayes_accuracy,
+    conditional_kl,
+    density_label,
+    kl_gap,
+    negative_log_likelihood,
+)
 from genzoo.models.base import GenerativeModel
-from genzoo.registry import create, hyperparameters, model_class
+from genzoo.registry import create, hyperparameters, list_models, model_class
 from genzoo.train import Trainer
 
 
@@ -43,9 +52,17 @@ def train(
     hparams: dict[str, Any] | None = None,
     n: int | None = None,
     data_seed: int = 0,
+    condition: str | None = None,
+    condition_column: str | None = None,
     **trainer_settings: Any,
 ) -> tuple[GenerativeModel, Trainer]:
     """Train ``model_name`` on the train split of ``dataset``; return the model and trainer.
+
+    ``condition`` (the name of what the dataset carries beside each example: ``"label"``,
+    ``"features"``, a CSV column; see ``DatasetInfo.condition``) trains the conditional model
+    ``Q(x | c)``: its ``n_classes`` or ``condition_dim`` come from the dataset and ``run.json``
+    records the condition. ``condition_column`` names the CSV column of a user's file that
+    holds it (left out of the examples; the condition is then that column).
 
     ``dataset`` is a shipped dataset's name or the path of a user's file (arrays or UTF-8
     text). For a text file the data options ``tokens`` (``chars``, the default, or ``words``),
@@ -62,6 +79,12 @@ def train(
     hparams = dict(hparams or {})
     if isinstance(dataset, (str, Path)) and Path(dataset).exists():
         dataset = str(Path(dataset).resolve())  # run.json must find it from any folder
+    if condition_column is not None:  # a data option of CSV files, kept in the name
+        if not datasets.is_user_file(dataset):
+            raise DataError(f"--condition-column names a column of a CSV file; {dataset} is a "
+                            "shipped dataset: use --condition NAME")  # fmt: skip
+        dataset = f"{dataset}?{urlencode({'condition_column': condition_column})}"
+        condition = condition or condition_column
     run_info: dict[str, Any] = {"n": n, "seed": data_seed}
     if datasets.is_text_file(dataset):
         options = {k: hparams.pop(k) for k in text.TEXT_FILE_OPTIONS if k in hparams}
@@ -79,7 +102,16 @@ def train(
     # integer levels (digits, or a user's file of 0..L-1 values) are dequantised for
     # continuous models, exactly as evaluate scores them; discrete models are sized by them
     levels = info.levels
-    x = datasets.load_dataset(dataset, split="train", n=n, seed=data_seed)
+    c = None
+    if condition is not None:
+        wanted = datasets.condition_info(dataset, condition)
+        _check_condition_kind(cls, wanted.kind)
+        for key, value in wanted.hyperparameters().items():
+            hparams.setdefault(key, value)  # sized by the dataset, not the training split
+        x, c = datasets.load_dataset(dataset, split="train", n=n, seed=data_seed, condition=True)
+        run_info["condition"] = wanted.name
+    else:
+        x = datasets.load_dataset(dataset, split="train", n=n, seed=data_seed)
     if n is not None and x.shape[0] < n:
         warnings.warn(f"{dataset} has {x.shape[0]} training examples, fewer than n={n}: "
                       "training on all of them", stacklevel=2)  # fmt: skip
@@ -96,9 +128,21 @@ def train(
     else:
         seen = x if transform is None else transform(x, torch.Generator().manual_seed(data_seed))
         torch.manual_seed(trainer.seed)
-        model = create(model_name, data=seen, **hparams)
-    trainer.fit(model, x, run_info={"dataset": dataset, **run_info})
+        model = create(model_name, data=seen, condition=c, **hparams)
+    trainer.fit(model, x, run_info={"dataset": dataset, **run_info}, condition=c)
     return model, trainer
+
+
+def _check_condition_kind(cls: type[GenerativeModel], kind: str) -> None:
+    """Refuse a condition of a kind the model class cannot take, naming those that can."""
+    if kind in cls.condition_kinds:
+        return
+    able = [m.name for m in list_models() if kind in model_class(m.name).condition_kinds]
+    takes = f"only a {' or '.join(cls.condition_kinds)} one" if cls.condition_kinds else "none"
+    raise DataError(
+        f"{cls.name} cannot be conditioned on a {kind} condition (it takes {takes}); models "
+        f"that can: {', '.join(able)}"
+    )
 
 
 def _check_same_model(
@@ -140,6 +184,12 @@ def evaluate(
     bits, ``gap_to_entropy`` or ``kl_gap``, only a ``note``: any such number would move with a
     constant shift of the energy. ``seed`` picks the test split; by default a run folder's
     own (its ``run.json``), so user files split by another seed never test on training rows.
+
+    A conditional model is scored given each test example's condition (the dataset's, named
+    in ``condition``): the conditional NLL ``-log p(x | c)``; with a class condition also
+    ``bayes_accuracy``, the test accuracy of Bayes' rule (the generative classifier); on a
+    dataset whose ``P(x | c)`` is known, the exact ``conditional_kl`` and the conditional
+    entropy. The marginal true entropy and KL gap of the toys do not apply to it.
     """
     model = run if isinstance(run, GenerativeModel) else load_model(run)
     if dataset is None:
@@ -150,6 +200,8 @@ def evaluate(
         if seed is None:  # the run's own split: another seed would test on training rows
             seed = int(run_info.get("seed", 0))
     info = datasets.dataset_info(dataset)  # shipped or a user's file: its levels count
+    if model.condition_kind is not None:
+        return _evaluate_conditional(model, dataset, info, n, seed or 0, dequantization_draws)
     x = datasets.load_dataset(dataset, split="test", n=n, seed=seed or 0)
     result: dict[str, Any] = {
         "model": model.name,
@@ -179,12 +231,79 @@ def evaluate(
     return result
 
 
-def sample(run: str | Path, n: int, seed: int = 0) -> Tensor:
-    """Draw ``n`` seeded samples from the model saved in ``run``."""
+def _evaluate_conditional(
+    model: GenerativeModel,
+    dataset: str,
+    info: datasets.DatasetInfo,
+    n: int | None,
+    seed: int,
+    draws: int,
+) -> dict[str, Any]:
+    """``evaluate`` of a conditional model: given the test split's conditions."""
+    wanted = datasets.condition_info(dataset)
+    expected = {"n_classes": model.n_classes, "condition_dim": model.condition_dim}
+    if any(expected[k] != v for k, v in wanted.hyperparameters().items()):
+        raise DataError(
+            f"{model.name} is conditional on {model.condition_kind} conditions "
+            f"({expected}), but {dataset} carries {wanted.hyperparameters()}: evaluate it "
+            "on data with the condition it was trained on"
+        )
+    x, c = datasets.load_dataset(dataset, split="test", n=n, seed=seed, condition=True)
+    result: dict[str, Any] = {
+        "model": model.name,
+        "dataset": dataset,
+        "condition": wanted.name,
+        "density": model.density,
+        "measure": density_label(model),
+        "n_test": int(x.shape[0]),
+    }
+    if model.density in ("none", "unnormalized"):
+        if model.density == "unnormalized":
+            result["note"] = UNNORMALIZED_NOTE
+        return result
+    result.update(
+        negative_log_likelihood(model, x, levels=info.levels, n_dequantizations=draws, condition=c)
+    )
+    if model.condition_kind == "discrete":
+        result["bayes_accuracy"] = bayes_accuracy(model, x, c, info.levels)
+        result["bayes_accuracy_chance"] = float(torch.bincount(c).max() / len(c))
+    if wanted.has_true_conditional:
+        truth = datasets.true_conditional_log_prob(dataset, x, c)
+        result["true_conditional_entropy"] = float(-truth.double().mean())
+        result["kl_gap"] = kl_gap(model, x, truth, condition=c)
+        if info.shape == (1,) and info.levels is not None:  # one discrete value: sum over it
+            probs = datasets.true_conditional_probs(dataset, c)
+            result["conditional_kl"] = conditional_kl(model, c, probs)
+    if not math.isfinite(result["nll"]):
+        result["warning"] = "the model gives zero density to some test examples"
+    return result
+
+
+def parse_condition(text: str) -> int | list[float]:
+    """A condition written on the command line: ``"3"`` (a class) or ``"0.5,-1,2"`` (a
+    vector of numbers)."""
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        return [float(v) for v in text.split(",")]
+    except ValueError:
+        raise DataError(
+            f"cannot read the condition {text!r}: give a class (3) or numbers separated by "
+            "commas (0.5,-1,2)"
+        ) from None
+
+
+def sample(run: str | Path, n: int, seed: int = 0, condition: Any = None) -> Tensor:
+    """Draw ``n`` seeded samples from the model saved in ``run`` (given ``condition``, for a
+    conditional model: a class, or a vector of numbers, for every sample)."""
     model = load_model(run)
+    if model.condition_kind == "continuous" and isinstance(condition, (int, float)):
+        condition = [float(condition)]
     generator = torch.Generator(device=model.device).manual_seed(seed)
     with torch.no_grad():
-        return model.sample(n, generator=generator).cpu()
+        return model.sample(n, generator=generator, c=condition).cpu()
 
 
 def generate_text(

@@ -1,30 +1,30 @@
 """The grid runner: train every model on every dataset and seed, measure, keep the pictures.
 
-Each cell is a training run in its own process (as many at once as there are cores), with
-its folder ``out/runs/MODEL__DATASET__SEED/`` and, when done, ``result.json`` written
-atomically. A benchmark that is interrupted resumes: finished cells are read back, never
-redone, but only when they were computed with the same settings (steps or time budget,
-learning rate, batch size, hyper-parameters, genzoo version: the cell's ``identity``); a
-folder holding cells of other settings is refused, never mixed. Failed cells are retried.
+Each cell is a training run in its own process (as many at once as there are cores, or one
+Ray task or Slurm job each: :mod:`genzoo.bench.executors`), with its folder
+``out/runs/MODEL__DATASET__SEED/`` and, when done, ``result.json`` written atomically. A
+benchmark that is interrupted resumes: finished cells are read back, never redone, but only
+when they were computed with the same settings (steps or time budget, learning rate, batch
+size, hyper-parameters, genzoo version: the cell's ``identity``); a folder holding cells of
+other settings is refused, never mixed. Failed cells are retried.
 ``results.csv`` and ``results.jsonl`` are rebuilt from the cells after each one.
 
 One benchmark at a time writes a folder (an OS lock), each cell in training holds its own
 lock, and the worker processes end with the benchmark, even when it is killed by ``kill -9``.
+Cells that failed are listed at the end.
 """
 
 from __future__ import annotations
 
 import csv
 import json
-import multiprocessing
 import os
 import re
 import shutil
-import threading
 import time
 import traceback
-from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -32,10 +32,12 @@ import torch
 from tqdm.auto import tqdm
 
 from genzoo import __version__
-from genzoo.bench.grid import PRESETS, SHIPPED, Cell, budget_for, cell_name, cells
+from genzoo.bench import grid as _grid
+from genzoo.bench.executors import Executor, executor_for
+from genzoo.bench.grid import PRESETS, SHIPPED, Budget, Cell, budget_for, cell_name, cells
 from genzoo.bench.report import REFERENCES_FILE, write_report
 from genzoo.data import dataset_info
-from genzoo.errors import RunExistsError, RunLockedError, TrainingDiverged
+from genzoo.errors import GenzooError, RunExistsError, RunLockedError, TrainingDiverged
 from genzoo.figures.catalogue import figure_data, sample_figures
 from genzoo.io import atomic_write, read_json, write_json
 from genzoo.models.capabilities import StepSampler
@@ -46,8 +48,8 @@ from genzoo.train.runfolder import folder_lock
 RESULT_FILE = "result.json"
 #: The lock a cell holds while it trains (the training run inside holds the run's own lock).
 CELL_LOCK = ".genzoo-cell.lock"
-#: Seconds between a worker's checks that the benchmark that started it is still alive.
-PARENT_CHECK_SECONDS = 0.5
+#: Failed cells listed by name at the end of a benchmark (the rest are counted).
+LISTED_FAILURES = 20
 #: The suffix of an equal-time cell's folder name: ``__{seconds}s``.
 TIMED = re.compile(r"__[0-9.e+-]+s")
 #: Sample-quality evaluations during each run (for time-to-target and quality-vs-time).
@@ -84,6 +86,8 @@ def run_bench(
     data: Sequence[str] | None = None,
     budget_seconds: float | None = None,
     keep_failed: bool = False,
+    executor: str | Executor = "local",
+    executor_options: Mapping[str, Any] | None = None,
 ) -> list[Path]:
     """Run the grid (resuming finished cells), write the results, then the report.
 
@@ -92,19 +96,33 @@ def run_bench(
     ``budget_seconds`` trains every cell for that much wall-clock training time (evaluation
     excluded) instead of its budget's step count: the equal-compute comparison.
     Cells that failed (an error, not a divergence) are trained again unless ``keep_failed``.
+
+    ``executor`` runs the cells: ``"local"`` (``jobs`` processes on this machine), ``"ray"``
+    or ``"slurm"`` (every cell a Ray task, or a job of one Slurm job array), with
+    ``executor_options`` (the ``genzoo.bench.executors`` class's keywords: ``address``,
+    ``cpus_per_cell``, ``gpus_per_cell``, ``partition``, ``time_minutes``...); or any
+    :class:`~genzoo.bench.executors.Executor`. On a cluster ``out`` must be on storage every
+    worker sees.
     """
     if budget_seconds is not None and not budget_seconds > 0:
         raise ValueError(f"budget_seconds must be > 0, got {budget_seconds}")
+    if isinstance(executor, str):  # a missing extra fails here, before anything is written
+        if jobs is not None and executor != "local":
+            raise ValueError(f"--jobs is for --executor local; {executor} runs cells as its "
+                             "cluster's resources allow (--cpus-per-cell)")  # fmt: skip
+        options = {"jobs": jobs, **(executor_options or {})} if executor == "local" else (
+            executor_options)  # fmt: skip
+        executor = executor_for(executor, options)
     with folder_lock(out, "benchmark"):
         return _run_bench_locked(
-            Path(out), quick, models, datasets, seeds, device, force, jobs, lr_factors, data,
-            budget_seconds, keep_failed,
+            Path(out), quick, models, datasets, seeds, device, force, executor, lr_factors,
+            data, budget_seconds, keep_failed,
         )  # fmt: skip
 
 
 def _run_bench_locked(
-    out, quick, models, datasets, seeds, device, force, jobs, lr_factors, data, budget_seconds,
-    keep_failed,
+    out, quick, models, datasets, seeds, device, force, executor, lr_factors, data,
+    budget_seconds, keep_failed,
 ) -> list[Path]:  # fmt: skip
     if force and (out / "runs").exists():
         shutil.rmtree(out / "runs")
@@ -137,27 +155,88 @@ def _run_bench_locked(
     _write_references(out, sorted({c[1] for c in grid}))
     if len(todo) < len(grid):
         tqdm.write(f"resuming: {len(grid) - len(todo)} of {len(grid)} cells already done")
-    jobs = max(1, min(jobs or os.cpu_count() or 1, len(todo) or 1))
     bar = tqdm(total=len(grid), initial=len(grid) - len(todo), desc="bench", unit="cell",
                disable=None)  # fmt: skip
-    if jobs == 1:
-        for cell in todo:
-            _report_cell(run_cell(str(out), *cell, quick, device, budget_seconds), bar)
+    call = CellCall(str(out), quick, device, budget_seconds, _grid.BUDGETS, executor.threads)
+    failures = []
+    results = executor.run(todo, call)
+    try:
+        for cell, result in results:
+            row = result if isinstance(result, dict) else _lost_cell(call, cell, result)
+            _report_cell(row, bar)
+            if row["status"] != "ok":
+                failures.append(row)
             collect(out, grid)
-    else:
-        context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(
-            jobs, mp_context=context, initializer=_end_with_parent, initargs=(os.getpid(),)
-        ) as pool:
-            futures = [
-                pool.submit(run_cell, str(out), *c, quick, device, budget_seconds) for c in todo
-            ]
-            for future in as_completed(futures):
-                _report_cell(future.result(), bar)
-                collect(out, grid)
-    bar.close()
+    finally:  # an early end (an error, Ctrl-C) stops the workers and cancels queued cells
+        getattr(results, "close", lambda: None)()
+        executor.close()
+        bar.close()
     collect(out, grid)
+    _list_failures(failures, len(todo), budget_seconds, out)
     return write_report(out)
+
+
+@dataclass(frozen=True)
+class CellCall:
+    """One cell's training as a picklable callable, ``call(cell) -> row``, that executors
+    send to their workers. The benchmark's budgets travel with it, so a worker process trains
+    exactly the cells whose identity the benchmark checked; ``cwd``, ``token`` and
+    ``version`` are for workers on other machines (:func:`genzoo.bench.executors.worker_run`
+    checks them)."""
+
+    out: str
+    quick: bool
+    device: str
+    budget_seconds: float | None
+    budgets: Mapping[str, Budget]
+    threads: int = 1
+    cwd: str = ""
+    token: str | None = None
+    version: str = __version__
+
+    def __call__(self, cell: Cell) -> dict[str, Any]:
+        if _grid.BUDGETS is not self.budgets:  # a worker process: the benchmark's budgets
+            _grid.BUDGETS = self.budgets
+        return run_cell(self.out, *cell, self.quick, self.device, self.budget_seconds,
+                        threads=self.threads)  # fmt: skip
+
+    def for_workers(self, token: str) -> CellCall:
+        """This call for workers of a cluster: the folder as an absolute path, the
+        benchmark's working folder, the token of :func:`~genzoo.bench.executors.mark_shared`."""
+        return replace(self, out=str(Path(self.out).resolve()), cwd=os.getcwd(), token=token)
+
+
+def _lost_cell(call: CellCall, cell: Cell, err: BaseException) -> dict[str, Any]:
+    """The row of a cell whose worker or job died without writing one (a failed cell, retried
+    by the next run); genzoo's own errors from a worker (the bench folder unseen or not
+    writable, a cell trained elsewhere) end the benchmark instead."""
+    if isinstance(err, GenzooError):
+        raise err
+    model, dataset, seed, lr_factor = cell
+    run_dir = cell_dir(Path(call.out), model, dataset, seed, lr_factor, call.budget_seconds)
+    with folder_lock(run_dir, "benchmark cell", CELL_LOCK):
+        row = _first_columns(model, dataset, seed, lr_factor, call.quick, call.budget_seconds)
+        lines = str(err).strip().splitlines() or [""]
+        row.update(status="failed", train_seconds=0.0,
+                   error=f"{type(err).__name__}: {lines[-1]}".strip())  # fmt: skip
+        (run_dir / "error.txt").write_text(f"{type(err).__name__}: {err}\n")
+        write_json(run_dir / RESULT_FILE, row)
+    return row
+
+
+def _list_failures(failures: list[dict[str, Any]], ran: int, budget_seconds, out: Path) -> None:
+    """Name the cells of this run that failed or diverged, with their errors, at the end."""
+    if not failures:
+        return
+    tqdm.write(f"{len(failures)} of {ran} cells failed or diverged (each folder's error.txt "
+               "has the traceback):")  # fmt: skip
+    for row in failures[:LISTED_FAILURES]:
+        name = cell_name(row["model"], row["dataset"], row["seed"], row["lr_factor"],
+                         budget_seconds)  # fmt: skip
+        error = row.get("error", "").splitlines()[0] if row.get("error") else ""
+        tqdm.write(f"  {out / 'runs' / name}: {row['status']}: {error}")
+    if len(failures) > LISTED_FAILURES:
+        tqdm.write(f"  ... and {len(failures) - LISTED_FAILURES} more (results.csv, status)")
 
 
 def cell_identity(model: str, dataset: str, quick: bool, budget_seconds: float | None,
@@ -202,18 +281,6 @@ def _cells_to_run(out: Path, grid: list[Cell], quick: bool, budget_seconds: floa
     return todo
 
 
-def _end_with_parent(parent: int) -> None:
-    """Pool initializer: end this worker as soon as the benchmark that started it is gone (a
-    killed benchmark must not leave workers training into its folder)."""
-
-    def watch() -> None:
-        while os.getppid() == parent:
-            time.sleep(PARENT_CHECK_SECONDS)
-        os._exit(1)
-
-    threading.Thread(target=watch, daemon=True, name="genzoo-parent-watch").start()
-
-
 def _write_references(out: Path, datasets: list[str]) -> None:
     """Measure each dataset's held-out data once (the tables' reference row); kept across
     reruns in ``references.json``."""
@@ -245,12 +312,14 @@ def run_cell(
     quick: bool,
     device: str,
     budget_seconds: float | None = None,
+    threads: int = 1,
 ) -> dict[str, Any]:
     """Train, measure and picture one cell; a failure becomes a row. Cells of a
     learning-rate sweep (``lr_factor`` other than 1) are measured but not pictured. With
     ``budget_seconds`` the cell trains for that much training time instead of a step count.
-    The cell's folder is locked while it trains: a second process gets ``RunLockedError``."""
-    torch.set_num_threads(1)  # one process per core
+    The cell's folder is locked while it trains: a second process gets ``RunLockedError``.
+    ``threads``: torch's threads (one process per core: 1)."""
+    torch.set_num_threads(threads)
     run_dir = cell_dir(Path(out), model, dataset, seed, lr_factor, budget_seconds)
     with folder_lock(run_dir, "benchmark cell", CELL_LOCK):
         return _run_cell_locked(out, model, dataset, seed, lr_factor, quick, device,
@@ -269,13 +338,7 @@ def _run_cell_locked(out, model, dataset, seed, lr_factor, quick, device, budget
     from genzoo.workflow import train
 
     budget = budget_for(model, dataset)
-    row: dict[str, Any] = {
-        "model": model, "family": model_class(model).family, "dataset": dataset,
-        "seed": seed, "lr_factor": lr_factor, "steps": budget.steps(quick),
-        "density": model_class(model).density,
-        "mode": "steps" if budget_seconds is None else "seconds",
-        "identity": cell_identity(model, dataset, quick, budget_seconds, lr_factor),
-    }  # fmt: skip
+    row = _first_columns(model, dataset, seed, lr_factor, quick, budget_seconds)
     if budget_seconds is None:
         length = {"steps": budget.steps(quick),
                   "evaluate_every": max(1, budget.steps(quick) // TRACKED_POINTS)}  # fmt: skip
@@ -318,6 +381,18 @@ def _run_cell_locked(out, model, dataset, seed, lr_factor, quick, device, budget
         (run_dir / "error.txt").write_text(traceback.format_exc())
     write_json(run_dir / RESULT_FILE, row)
     return row
+
+
+def _first_columns(model: str, dataset: str, seed: int, lr_factor: float, quick: bool,
+                   budget_seconds: float | None) -> dict[str, Any]:  # fmt: skip
+    """What a cell's row says before training: its name, kind, steps and identity."""
+    return {
+        "model": model, "family": model_class(model).family, "dataset": dataset,
+        "seed": seed, "lr_factor": lr_factor, "steps": budget_for(model, dataset).steps(quick),
+        "density": model_class(model).density,
+        "mode": "steps" if budget_seconds is None else "seconds",
+        "identity": cell_identity(model, dataset, quick, budget_seconds, lr_factor),
+    }  # fmt: skip
 
 
 def _pictures(run_dir: Path, model, history, dataset: str, seed: int) -> None:

@@ -24,6 +24,17 @@ same arguments always give the same tensor and no global random state is touched
   int64 token ids; data options as keywords (``load_dataset(path, tokens="words")``) or in the
   name (``"notes.txt?tokens=words&seq_len=32"``); ``text.tokenizer_for(path)`` decodes them.
   Which files are text is decided by :func:`genzoo.data.files.file_kind`.
+- ``sentiment-synthetic`` (:mod:`genzoo.data.synthetic`): labels ``Y`` drawn from a known
+  ``P(Y | X)`` given features ``X`` (the condition), for the survey's ``Q(Y | X)``.
+
+Conditions. Many datasets carry a condition ``c`` beside each example, described by
+``DatasetInfo.condition`` (a :class:`ConditionInfo`: its name, ``"discrete"`` with
+``n_classes`` or ``"continuous"`` with ``condition_dim``): the digit of ``digits``,
+``digits-binary`` and MNIST, the class of the tables, the component or arm of the 2-D toys
+(drawn by the same draws, so the points do not change), the features of
+``sentiment-synthetic``, a ``.npz``'s array ``c`` or a CSV column (the option
+``condition_column``). ``load_dataset(..., condition=True)`` returns ``(x, c)``: ``c`` int64
+``(n,)`` classes or float ``(n, C)`` vectors.
 
 For the fixed-size datasets ``n`` takes the first ``min(n, size of the split)`` examples.
 """
@@ -32,28 +43,63 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, overload
 
 import numpy as np
 import torch
 
-from genzoo.data import domains, files, idx, images, tabular, text, toy2d
+from genzoo.data import domains, files, idx, images, synthetic, tabular, text, toy2d
 from genzoo.data._common import SPLITS, check_n, check_split
 from genzoo.errors import DataError, DensityUnavailable, unknown_name
 from genzoo.validation import check_finite, check_shape
 
 __all__ = [
     "SPLITS",
+    "ConditionInfo",
     "DatasetInfo",
+    "condition_info",
     "dataset_info",
     "dequantize",
     "is_text_file",
     "is_user_file",
     "list_datasets",
     "load_dataset",
+    "true_conditional_log_prob",
+    "true_conditional_probs",
     "true_entropy",
     "true_log_prob",
 ]
+
+
+@dataclass(frozen=True)
+class ConditionInfo:
+    """What a dataset carries beside each example, for conditional models.
+
+    ``name`` is what ``--condition`` names (``"label"``, ``"features"``, a CSV column);
+    ``kind`` is ``"discrete"`` (a class ``0..size-1``) or ``"continuous"`` (a vector of
+    ``size`` numbers); ``has_true_conditional``: the exact ``log P(x | c)`` is known
+    (:func:`true_conditional_log_prob`).
+    """
+
+    name: str
+    kind: str
+    size: int
+    description: str
+    has_true_conditional: bool = False
+
+    @property
+    def n_classes(self) -> int:
+        """Classes of a discrete condition (0 for a continuous one)."""
+        return self.size if self.kind == "discrete" else 0
+
+    @property
+    def condition_dim(self) -> int:
+        """Numbers of a continuous condition (0 for a discrete one)."""
+        return self.size if self.kind == "continuous" else 0
+
+    def hyperparameters(self) -> dict[str, int]:
+        """The config a conditional model takes for it: ``n_classes`` or ``condition_dim``."""
+        return {"n_classes": self.size} if self.kind == "discrete" else {"condition_dim": self.size}
 
 
 @dataclass(frozen=True)
@@ -72,6 +118,12 @@ class DatasetInfo:
     #: 8x8 digits on 17 grey levels, what genzoo's digits feature classifier was trained on:
     #: the Fréchet digits distance (``genzoo.metrics.frechet``) applies.
     digits_features: bool = False
+    #: The condition each example carries (``load_dataset(..., condition=True)``), if any.
+    condition: ConditionInfo | None = None
+
+
+def _label(size: int, what: str) -> ConditionInfo:
+    return ConditionInfo("label", "discrete", size, what)
 
 
 def _build_infos() -> dict[str, DatasetInfo]:
@@ -84,6 +136,9 @@ def _build_infos() -> dict[str, DatasetInfo]:
             True,
             toy2d.TOY_DESCRIPTIONS[name],
             has_known_modes=name in ("8gaussians", "25gaussians"),
+            condition=_label(toy2d.TOY_CONDITIONS[name][1], toy2d.TOY_CONDITIONS[name][0])
+            if name in toy2d.TOY_CONDITIONS
+            else None,
         )  # fmt: skip
         for name in toy2d.TOY_NAMES
     }
@@ -95,6 +150,7 @@ def _build_infos() -> dict[str, DatasetInfo]:
         False,
         "sklearn 8x8 handwritten digits, 17 grey levels 0..16 (split 1000/350/447)",
         digits_features=True,
+        condition=_label(10, "the digit 0..9"),
     )
     infos["digits-binary"] = DatasetInfo(
         "digits-binary",
@@ -103,6 +159,7 @@ def _build_infos() -> dict[str, DatasetInfo]:
         2,
         False,
         "sklearn 8x8 handwritten digits thresholded at 8 to {0, 1} (split 1000/350/447)",
+        condition=_label(10, "the digit 0..9"),
     )
     for name in idx.IDX_DATASETS:
         infos[name] = DatasetInfo(
@@ -112,6 +169,7 @@ def _build_infos() -> dict[str, DatasetInfo]:
             2 if name.endswith("-binary") else idx.IDX_LEVELS,
             False,
             idx.IDX_DESCRIPTIONS[name] + idx.NEEDS_FILES_NOTE,
+            condition=_label(10, "the class 0..9 (needs the labels' IDX files too)"),
         )
     tabular_cols = {"wine": 13, "iris": 4, "breast-cancer": 30}
     for name, (_, about) in tabular.TABULAR_SOURCES.items():
@@ -122,7 +180,24 @@ def _build_infos() -> dict[str, DatasetInfo]:
             None,
             False,
             about + "; standardised, split 70/10/20",
+            condition=_label(tabular.TABULAR_CLASSES[name][1], tabular.TABULAR_CLASSES[name][0]),
         )
+    infos[synthetic.NAME] = DatasetInfo(
+        synthetic.NAME,
+        "tabular",
+        (1,),
+        len(synthetic.LABELS),
+        False,
+        "sentiment labels 0..2 drawn from a known P(Y | X) given 4 features X (the "
+        "condition), for Q(Y | X); fresh draws per split",
+        condition=ConditionInfo(
+            "features",
+            "continuous",
+            synthetic.N_FEATURES,
+            "the 4 features X of an example, X ~ N(0, I)",
+            has_true_conditional=True,
+        ),
+    )
     for name, spec in text.TEXT_DATASETS.items():
         infos[name] = DatasetInfo(
             name,
@@ -172,12 +247,13 @@ def dataset_info(name: str | Path, **options: Any) -> DatasetInfo:
     the data ``options`` of :func:`genzoo.data.text.open_text_file`, default
     ``tokens="chars"``); for arrays whose values are all integers in ``0..L-1`` with
     ``L = max + 1 <= 256``, ``L`` (at least 2: binary 0/1 data give 2, 8-bit images 256); else
-    ``None`` (continuous values).
+    ``None`` (continuous values). ``condition``: a ``.npz``'s array ``c``, or the CSV column
+    named by the option ``condition_column`` (then left out of the examples' shape).
     """
     if not is_user_file(name):
         if options:
             raise DataError(f"{name} is a shipped dataset; the options {', '.join(options)} "
-                            "apply to text files given by path")  # fmt: skip
+                            "apply to files given by path")  # fmt: skip
         if name not in _INFOS:
             raise unknown_name("dataset", str(name), _INFOS)
         return _INFOS[name]
@@ -187,23 +263,56 @@ def dataset_info(name: str | Path, **options: Any) -> DatasetInfo:
         return DatasetInfo(
             str(name), "text", (made.seq_len,), made.tokenizer.vocab_size, False, made.describe()
         )
-    _refuse_options(path, {**in_name, **options})
-    count, shape, levels, kind = files.array_summary(path)
+    column = _array_options(path, {**in_name, **options})
+    count, shape, levels, kind, condition = files.array_summary(path, column)
     values = f"integer levels 0..{levels - 1}" if levels else "real values"
     about = f"file {path}: {count} examples of shape {shape}, {values}; seeded 80/10/10 split"
-    return DatasetInfo(str(name), kind, shape, levels, False, about)
+    info = None
+    if condition is not None:
+        c_kind, size = condition
+        c_name = column or files.NPZ_CONDITION
+        what = f"classes 0..{size - 1}" if c_kind == "discrete" else f"{size} numbers"
+        info = ConditionInfo(c_name, c_kind, size, f"{c_name} of the file: {what} per example")
+    return DatasetInfo(str(name), kind, shape, levels, False, about, condition=info)
 
 
-def _refuse_options(path: Path, options: dict[str, Any]) -> None:
-    if options:
+def _array_options(path: Path, options: dict[str, Any]) -> str | None:
+    """The condition column an array file's options name (CSV only); other options refused."""
+    others = [k for k in options if k not in files.ARRAY_OPTIONS]
+    if others:
         raise DataError(
-            f"{path} holds arrays, not text; the options {', '.join(options)} apply to text "
-            "files only: remove them"
+            f"{path} holds arrays, not text; the options {', '.join(others)} apply to text "
+            f"files only (array files take {', '.join(files.ARRAY_OPTIONS)}): remove them"
         )
+    column = options.get("condition_column")
+    return None if column is None else str(column)
 
 
 def _to_tensor(x: np.ndarray) -> torch.Tensor:
     return torch.as_tensor(np.ascontiguousarray(x), dtype=torch.get_default_dtype())
+
+
+@overload
+def load_dataset(
+    name_or_path: str | Path,
+    split: str = ...,
+    n: int | None = ...,
+    seed: int = ...,
+    condition: Literal[False] = ...,
+    **options: Any,
+) -> torch.Tensor: ...
+
+
+@overload
+def load_dataset(
+    name_or_path: str | Path,
+    split: str = ...,
+    n: int | None = ...,
+    seed: int = ...,
+    *,
+    condition: Literal[True],
+    **options: Any,
+) -> tuple[torch.Tensor, torch.Tensor]: ...
 
 
 def load_dataset(
@@ -211,8 +320,9 @@ def load_dataset(
     split: str = "train",
     n: int | None = None,
     seed: int = 0,
+    condition: bool = False,
     **options: Any,
-) -> torch.Tensor:
+) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     """Examples of a shipped dataset or of the user's file, as a float tensor (text: int64 ids).
 
     Args:
@@ -221,17 +331,23 @@ def load_dataset(
         split: ``"train"``, ``"val"`` or ``"test"``.
         n: toys draw ``n`` points (default 10,000); other datasets keep the first ``n``.
         seed: a non-negative integer; the same arguments always give the same tensor.
-        options: text files only: ``tokens``, ``layout``, ``seq_len``, ``max_vocab``,
-            ``lowercase`` (see :func:`genzoo.data.text.open_text_file`).
+        condition: also return each example's condition, ``(x, c)``: int64 ``(n,)`` classes
+            or float ``(n, C)`` vectors (``DatasetInfo.condition`` says which); a dataset
+            without one is a ``DataError``.
+        options: text files: ``tokens``, ``layout``, ``seq_len``, ``max_vocab``,
+            ``lowercase`` (see :func:`genzoo.data.text.open_text_file`); CSV files:
+            ``condition_column``, the column holding the condition (left out of ``x``).
     """
     check_split(split)
     n = check_n(n)
+    if condition:
+        return _load_with_condition(name_or_path, split, n, seed, **options)
     if is_user_file(name_or_path):
         path, in_name = files.split_options(name_or_path)
         if files.file_kind(path) == "text":
             return text.load_text_file_split(name_or_path, split, n, seed, **options)
-        _refuse_options(path, {**in_name, **options})
-        x = files.load_file_split(path, split, seed)
+        column = _array_options(path, {**in_name, **options})
+        x = files.load_file_split(path, split, seed, column)
         return _to_tensor(x[:n])
     name = name_or_path
     info = dataset_info(name, **options)
@@ -241,6 +357,8 @@ def load_dataset(
         return text.load_text_dataset(name, split, n, seed)
     if info.kind == "pair":
         return domains.load_domain_pair(name, split, n, seed)
+    if name == synthetic.NAME:
+        return synthetic.load_sentiment(split, n, seed)[0]
     if info.kind == "image" and name in idx.IDX_DATASETS:
         x = idx.load_idx_split(name, split)  # uint8: converted after taking the first n
     elif info.kind == "image":
@@ -248,6 +366,82 @@ def load_dataset(
     else:
         x = tabular.load_table_split(name, split, seed)
     return _to_tensor(x[:n])
+
+
+def _load_with_condition(
+    name_or_path: str | Path, split: str, n: int | None, seed: int, **options: Any
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(x, c)`` of a dataset that carries a condition (see ``load_dataset``)."""
+    info = dataset_info(name_or_path, **options)
+    if info.condition is None:
+        raise DataError(f"{name_or_path} carries no condition; {_with_conditions()}")
+    x = load_dataset(name_or_path, split, n, seed, **options)
+    if is_user_file(name_or_path):
+        path, in_name = files.split_options(name_or_path)
+        column = _array_options(path, {**in_name, **options})
+        c = files.load_condition_split(path, split, seed, column)
+        assert c is not None
+        labels = torch.as_tensor(c[:n])
+    elif info.kind == "points":
+        labels = toy2d.load_toy_labelled(str(name_or_path), split, n, seed)[1]
+    elif name_or_path == synthetic.NAME:
+        labels = synthetic.load_sentiment(split, n, seed)[1]
+    elif name_or_path in idx.IDX_DATASETS:
+        labels = torch.as_tensor(idx.load_labels(str(name_or_path), split)[:n].astype(np.int64))
+    elif info.kind == "image":
+        labels = torch.as_tensor(images.load_digits_labels(split)[:n])
+    else:
+        labels = torch.as_tensor(tabular.load_table_labels(str(name_or_path), split, seed)[:n])
+    if info.condition.kind == "discrete":
+        return x, labels.long()
+    c = labels.to(torch.get_default_dtype())
+    return x, c.reshape(len(c), -1)
+
+
+def _with_conditions() -> str:
+    names = [i.name for i in _INFOS.values() if i.condition is not None]
+    return (
+        f"datasets with one: {', '.join(names)}; a file carries one as a .npz array "
+        f"{files.NPZ_CONDITION!r} beside 'x', or as a CSV column (condition_column=NAME)"
+    )
+
+
+def condition_info(
+    name_or_path: str | Path, wanted: str | None = None, **options: Any
+) -> ConditionInfo:
+    """The condition ``name_or_path`` carries, checked against the name asked for (``wanted``,
+    e.g. ``--condition label``); a one-line ``DataError`` when it has none or another."""
+    info = dataset_info(name_or_path, **options)
+    if info.condition is None:
+        raise DataError(f"{name_or_path} carries no condition; {_with_conditions()}")
+    if wanted is not None and wanted != info.condition.name:
+        raise DataError(
+            f"{name_or_path} carries the condition {info.condition.name!r} "
+            f"({info.condition.description}), not {wanted!r}: use --condition "
+            f"{info.condition.name}"
+        )
+    return info.condition
+
+
+def true_conditional_probs(name: str, c: torch.Tensor) -> torch.Tensor:
+    """The exact ``P(x = k | c)`` for each value ``k`` of a one-value discrete dataset whose
+    condition has it (``ConditionInfo.has_true_conditional``: ``sentiment-synthetic``'s
+    ``P(Y | X)``): ``(n, levels)`` float64."""
+    info = dataset_info(name)
+    if info.condition is None or not info.condition.has_true_conditional:
+        known = [n for n, i in _INFOS.items() if i.condition and i.condition.has_true_conditional]
+        raise DensityUnavailable(
+            f"dataset {name!r} has no known conditional density; known for: {', '.join(known)}"
+        )
+    return synthetic.sentiment_probs(c)
+
+
+def true_conditional_log_prob(name: str, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+    """The exact ``log P(x | c)`` per example in nats (see :func:`true_conditional_probs`)."""
+    probs = true_conditional_probs(name, c)
+    y = torch.as_tensor(x).reshape(len(probs), -1)[:, 0].long().cpu()
+    log_p = probs.log().gather(1, y[:, None])[:, 0]
+    return log_p.to(torch.get_default_dtype())
 
 
 def _check_density(name: str) -> DatasetInfo:

@@ -13,6 +13,12 @@ train/val/test by a permutation seeded with ``seed``. Every problem raises
 
 A text file may carry data options after a ``?``, as a run folder records them:
 ``notes.txt?tokens=words&seq_len=32`` (:func:`split_options`).
+
+A file may carry a condition beside the examples (for conditional models): a ``.npz`` with
+arrays ``x`` and ``c`` (:data:`NPZ_CONDITION`), or a CSV column named by the data option
+``condition_column`` (``data.csv?condition_column=species``), which is then taken out of
+the examples. Integer values ``0..K-1`` in one column (``K <= 256``) are classes; anything
+else is a vector of numbers per example (:func:`condition_summary`).
 """
 
 from __future__ import annotations
@@ -45,6 +51,10 @@ _MAGIC = {
 }
 _IDX_NAME = re.compile(r"(-ubyte|\.idx\d?(-ubyte)?)(\.gz)?$", re.IGNORECASE)
 NPZ_KEYS = ("x", "X", "data", "arr_0")
+#: The array of a ``.npz`` that holds the condition of each example.
+NPZ_CONDITION = "c"
+#: Data options of array files: the CSV column that holds the condition.
+ARRAY_OPTIONS = ("condition_column",)
 #: Control characters (Unicode category Cc) other than tab, newline, CR, form feed, vertical tab.
 _CONTROL = re.compile(r"[\x00-\x08\x0e-\x1f\x7f-\x9f]")
 
@@ -209,6 +219,8 @@ def _read_npz(path: Path) -> np.ndarray:
                 raise DataError(f"{path} is an empty .npz archive: it holds no arrays")
             if len(keys) == 1:
                 key = keys[0]
+            elif len(keys) == 2 and NPZ_CONDITION in keys:
+                key = next(k for k in keys if k != NPZ_CONDITION)  # the examples beside c
             else:
                 known = [k for k in NPZ_KEYS if k in keys]
                 if not known:
@@ -241,12 +253,19 @@ def _parse_float(text: str) -> float | None:
 
 
 def _read_csv(path: Path) -> np.ndarray:
+    return _read_csv_table(path)[0]
+
+
+def _read_csv_table(path: Path) -> tuple[np.ndarray, list[str] | None]:
+    """The numbers of a CSV file and its header (the column names), if it has one."""
     with open(path, newline="", encoding="utf-8-sig") as f:
         rows = [(i + 1, row) for i, row in enumerate(csv.reader(f)) if any(c.strip() for c in row)]
     if not rows:
         raise DataError(f"{path} is empty: it holds no rows; give one example per row")
     first_line, first = rows[0]
+    header = None
     if all(_parse_float(c) is None for c in first):
+        header = [c.strip() for c in first]
         rows = rows[1:]  # a header row: every cell is a name
         if not rows:
             raise DataError(f"{path} holds a header row but no data rows; add one row per example")
@@ -272,11 +291,14 @@ def _read_csv(path: Path) -> np.ndarray:
                     f"must be numeric.{header}"
                 )
             values[r, col] = value
-    return values
+    return values, header
 
 
-def read_data_file(path: str | Path) -> np.ndarray:
-    """All examples in ``path`` as a float64 array with at least 2 dims; checks everything."""
+def read_data_file(path: str | Path, condition_column: str | None = None) -> np.ndarray:
+    """All examples in ``path`` as a float64 array with at least 2 dims; checks everything.
+    ``condition_column`` (CSV files) names a column to leave out: the condition."""
+    if condition_column is not None:
+        return _csv_split_column(Path(path), condition_column)[0]
     path = Path(path)
     _check_exists(path)
     suffix = "idx" if is_idx_name(path) else path.suffix.lower()
@@ -304,6 +326,59 @@ def read_data_file(path: str | Path) -> np.ndarray:
     return array
 
 
+def _csv_split_column(path: Path, column: str) -> tuple[np.ndarray, np.ndarray]:
+    """A CSV file's examples without ``column``, and that column: ``(n, d - 1), (n,)``."""
+    if path.suffix.lower() != ".csv":
+        raise DataError(
+            f"condition_column names a column of a CSV file; {path} is not one (a .npz "
+            f"carries its condition as the array {NPZ_CONDITION!r})"
+        )
+    values = read_data_file(path)
+    _, header = _read_csv_table(path)
+    if header is None:
+        raise DataError(f"{path} has no header row, so it has no column {column!r}: add a "
+                        "first row of column names")  # fmt: skip
+    if column not in header:
+        raise DataError(f"{path} has no column {column!r}; its columns are {', '.join(header)}")
+    if values.shape[1] < 2:
+        raise DataError(f"{path} has one column only: nothing is left beside the condition")
+    k = header.index(column)
+    return np.delete(values, k, axis=1), values[:, k].copy()
+
+
+def read_condition_file(path: str | Path, condition_column: str | None = None) -> np.ndarray | None:
+    """The condition of every example of ``path``, float64 ``(n,)`` or ``(n, C)``: the
+    ``condition_column`` of a CSV file, the array ``c`` of a ``.npz``; ``None`` for a file
+    without one. Its rows must match the examples'."""
+    path = Path(path)
+    if condition_column is not None:
+        return _csv_split_column(path, condition_column)[1]
+    if path.suffix.lower() != ".npz":
+        return None
+    x = read_data_file(path)
+    with np.load(path, allow_pickle=False) as archive:
+        if NPZ_CONDITION not in archive.files or len(archive.files) == 1:
+            return None
+        c = _numeric(archive[NPZ_CONDITION], path)
+    if c.ndim == 0 or len(c) != len(x):
+        raise DataError(f"{path}: the condition {NPZ_CONDITION!r} has shape {c.shape} but the "
+                        f"examples have {len(x)} rows; give one condition per example")  # fmt: skip
+    c = c.astype(np.float64).reshape(len(c), -1)
+    check_finite(torch.from_numpy(c), what=f"{path} condition {NPZ_CONDITION!r}")
+    return c[:, 0] if c.shape[1] == 1 else c
+
+
+def condition_summary(c: np.ndarray) -> tuple[str, int]:
+    """``("discrete", K)`` when ``c`` is one column of integers ``0..K-1`` (``K <= 256``),
+    else ``("continuous", C)`` with ``C`` the numbers per example."""
+    if c.ndim == 1:
+        levels = array_levels(c)
+        if levels is not None:
+            return "discrete", levels
+        return "continuous", 1
+    return "continuous", int(np.prod(c.shape[1:]))
+
+
 def split_rows(x: np.ndarray, split: str, seed: int, what: str | Path) -> np.ndarray:
     """The rows of ``x`` in ``split``: 80/10/10 by a permutation seeded with ``seed`` (the same
     permutation for every split, so the three are disjoint)."""
@@ -319,10 +394,21 @@ def split_rows(x: np.ndarray, split: str, seed: int, what: str | Path) -> np.nda
     return x[perm[start : start + sizes[k]]]
 
 
-def load_file_split(path: str | Path, split: str, seed: int) -> np.ndarray:
+def load_file_split(
+    path: str | Path, split: str, seed: int, condition_column: str | None = None
+) -> np.ndarray:
     """The rows of the user's array file in ``split`` (80/10/10, seeded permutation)."""
     check_split(split)
-    return split_rows(read_data_file(path), split, seed, path)
+    return split_rows(read_data_file(path, condition_column), split, seed, path)
+
+
+def load_condition_split(
+    path: str | Path, split: str, seed: int, condition_column: str | None = None
+) -> np.ndarray | None:
+    """The conditions of the rows :func:`load_file_split` gives (the same permutation)."""
+    check_split(split)
+    c = read_condition_file(path, condition_column)
+    return None if c is None else split_rows(c, split, seed, path)
 
 
 #: Arrays whose values are all integers in ``0..L-1`` with ``L <= MAX_LEVELS`` have levels.
@@ -348,17 +434,24 @@ def array_kind(shape: tuple[int, ...]) -> str:
 
 
 @functools.lru_cache(maxsize=32)
-def _array_summary(key: tuple[str, int, int]) -> tuple[int, tuple[int, ...], int | None, str]:
+def _array_summary(
+    key: tuple[str, int, int], condition_column: str | None
+) -> tuple[int, tuple[int, ...], int | None, str, tuple[str, int] | None]:
     path = Path(key[0])
-    x = read_data_file(path)
+    x = read_data_file(path, condition_column)
     shape = tuple(int(d) for d in x.shape[1:])
     kind = array_kind(shape)
-    return len(x), shape, array_levels(x), kind
+    c = read_condition_file(path, condition_column)
+    condition = None if c is None else condition_summary(c)
+    return len(x), shape, array_levels(x), kind, condition
 
 
-def array_summary(path: str | Path) -> tuple[int, tuple[int, ...], int | None, str]:
-    """``(examples, shape of one example, levels, kind)`` of an array file, cached in memory
-    by path, size and modification time (so an edited file is read again)."""
+def array_summary(
+    path: str | Path, condition_column: str | None = None
+) -> tuple[int, tuple[int, ...], int | None, str, tuple[str, int] | None]:
+    """``(examples, shape of one example, levels, kind, condition)`` of an array file
+    (``condition``: ``(kind, size)`` from :func:`condition_summary`, or ``None``), cached in
+    memory by path, size and modification time (so an edited file is read again)."""
     path = Path(path)
     _check_exists(path)
-    return _array_summary(stat_key(path))
+    return _array_summary(stat_key(path), condition_column)

@@ -32,6 +32,21 @@ def _digits_images() -> np.ndarray:
     return np.ascontiguousarray(images[:, None, :, :], dtype=np.float64)
 
 
+@lru_cache(maxsize=1)
+def _digits_labels() -> np.ndarray:
+    from sklearn.datasets import load_digits
+
+    return np.asarray(load_digits().target, dtype=np.int64)
+
+
+def load_digits_labels(split: str) -> np.ndarray:
+    """The digit (0..9) of each image of ``split``, int64 (n,), in the order of the images."""
+    k = check_split(split)
+    sizes = list(DIGITS_SPLIT_SIZES.values())
+    start = sum(sizes[:k])
+    return _digits_labels()[start : start + sizes[k]].copy()
+
+
 def load_digits_split(split: str, binary: bool = False) -> np.ndarray:
     """The digits of ``split`` as levels (n, 1, 8, 8); ``binary`` thresholds at 8."""
     k = check_split(split)

@@ -1,4 +1,5 @@
-"""scikit-learn's bundled tables (features only): wine, iris, breast-cancer.
+"""scikit-learn's bundled tables: wine, iris, breast-cancer (features; their classes are the
+condition a conditional model may take, ``load_table_labels``).
 
 Rows are split 70/10/20 into train/val/test by a permutation seeded with ``seed`` (the same for
 every split, so the splits are disjoint), then standardised with the training split's mean and
@@ -25,12 +26,37 @@ TABULAR_SOURCES = {
 }
 
 
+#: The classes of each table's rows (scikit-learn's ``target``).
+TABULAR_CLASSES = {
+    "wine": ("the cultivar of the wine", 3),
+    "iris": ("the species of the iris", 3),
+    "breast-cancer": ("the diagnosis: 0 malignant, 1 benign", 2),
+}
+
+
 @cache
-def _table(name: str) -> np.ndarray:
+def _bunch(name: str):
     import sklearn.datasets
 
-    loader = getattr(sklearn.datasets, TABULAR_SOURCES[name][0])
-    return np.asarray(loader().data, dtype=np.float64)
+    return getattr(sklearn.datasets, TABULAR_SOURCES[name][0])()
+
+
+def _table(name: str) -> np.ndarray:
+    return np.asarray(_bunch(name).data, dtype=np.float64)
+
+
+def _rows(name: str, split: str, seed: int) -> np.ndarray:
+    """Indices of the rows of ``split`` (the seeded permutation shared by every split)."""
+    k = check_split(split)
+    total = len(_bunch(name).data)
+    perm = make_rng(seed, name).permutation(total)
+    bounds = np.cumsum([0, *split_sizes(total, TABULAR_FRACTIONS)])
+    return perm[bounds[k] : bounds[k + 1]]
+
+
+def load_table_labels(name: str, split: str, seed: int) -> np.ndarray:
+    """The class of each row of ``split`` of the table ``name``, int64 (n,), in row order."""
+    return np.asarray(_bunch(name).target, dtype=np.int64)[_rows(name, split, seed)]
 
 
 def table_shape(name: str) -> tuple[int, int]:
@@ -40,13 +66,8 @@ def table_shape(name: str) -> tuple[int, int]:
 
 def load_table_split(name: str, split: str, seed: int) -> np.ndarray:
     """Standardised rows of the table ``name`` in ``split``."""
-    k = check_split(split)
     x = _table(name)
-    perm = make_rng(seed, name).permutation(len(x))
-    sizes = split_sizes(len(x), TABULAR_FRACTIONS)
-    bounds = np.cumsum([0, *sizes])
-    train = x[perm[: sizes[0]]]
+    train = x[_rows(name, "train", seed)]
     mean, std = train.mean(axis=0), train.std(axis=0)
     std = np.where(std > 0, std, 1.0)
-    part = x[perm[bounds[k] : bounds[k + 1]]]
-    return (part - mean) / std
+    return (x[_rows(name, split, seed)] - mean) / std

@@ -15,14 +15,16 @@ import torch
 
 from genzoo.data._common import make_rng
 from genzoo.data.toy_densities import toy_log_prob
-from genzoo.data.toy_samplers import sample_toy
+from genzoo.data.toy_samplers import TOY_CONDITIONS, sample_toy, sample_toy_labelled
 
 __all__ = [
     "DEFAULT_TOY_N",
     "TOY_DESCRIPTIONS",
     "TOY_ENTROPY",
+    "TOY_CONDITIONS",
     "TOY_NAMES",
     "load_toy",
+    "load_toy_labelled",
     "sample_toy",
     "toy_log_prob",
 ]
@@ -62,3 +64,14 @@ def load_toy(name: str, split: str, n: int | None, seed: int) -> torch.Tensor:
     torch's default dtype: a fresh draw seeded from ``seed``, the toy and the split."""
     x = sample_toy(name, n or DEFAULT_TOY_N, make_rng(seed, name, split))
     return torch.as_tensor(np.ascontiguousarray(x), dtype=torch.get_default_dtype())
+
+
+def load_toy_labelled(
+    name: str, split: str, n: int | None, seed: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The points of :func:`load_toy` (the same draws) and their labels, int64 ``(n,)``:
+    the component or arm each point came from (:data:`TOY_CONDITIONS`)."""
+    x, labels = sample_toy_labelled(name, n or DEFAULT_TOY_N, make_rng(seed, name, split))
+    assert labels is not None, f"{name} has no labels"
+    as_x = torch.as_tensor(np.ascontiguousarray(x), dtype=torch.get_default_dtype())
+    return as_x, torch.as_tensor(labels, dtype=torch.long)

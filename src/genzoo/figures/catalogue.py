@@ -57,6 +57,8 @@ def run_figures(run: str | Path, out: str | Path | None = None, seed: int = 0) -
         raise FileNotFoundError(f"{run} has no {RUN_INFO_FILE} naming its dataset: point "
                                 "genzoo figures at a folder written by genzoo train")  # fmt: skip
     info = dataset_info(dataset)
+    if model.condition_kind is not None:
+        return conditional_sample_figures(model, info, out, seed)
     data = figure_data(model, info, seed)
     with torch.no_grad():
         paths = sample_figures(model, info, data, out, seed)
@@ -104,6 +106,27 @@ def sample_figures(
         title = f"{model.name} density ({model.density})"
         paths.append(plot_density(model, out / "density.png", title=title))
     return paths
+
+
+@torch.no_grad()
+def conditional_sample_figures(
+    model: GenerativeModel, info: DatasetInfo, out: Path, seed: int
+) -> list[Path]:
+    """A conditional model's samples given conditions (its family figures, drawn for
+    unconditional models, are not): images class by class along the grid (a class
+    condition), other data given the test split's own conditions, drawn over that data."""
+    generator = torch.Generator(device=model.device).manual_seed(seed)
+    test, c = load_dataset(info.name, split="test", n=N_DATA, seed=seed, condition=True)
+    data = to_model_scale(test, model, info.levels)
+    if data_shape_kind(model, data) == "image" and model.n_classes:
+        n = 64
+        c = torch.arange(n) * model.n_classes // n  # class by class along the grid
+    else:
+        n = len(c)
+    samples = model.sample(n, generator=generator, c=c.to(model.device)).cpu().float()
+    reference = data.cpu() if data.ndim == 2 else None
+    title = f"{model.name} given its {info.condition.name if info.condition else 'condition'}"
+    return [plot_samples(samples, out / "samples.png", reference=reference, title=title)]
 
 
 @torch.no_grad()

@@ -4,6 +4,8 @@ from genzoo.metrics.frechet import frechet_digits_distance, frechet_distance
 from genzoo.metrics.likelihood import (
     DENSITY_LABELS,
     UNNORMALIZED_NOTE,
+    bayes_accuracy,
+    conditional_kl,
     density_label,
     dequantized_log_prob,
     kl_gap,
@@ -22,7 +24,9 @@ from genzoo.metrics.samples import (
 __all__ = [
     "DENSITY_LABELS",
     "UNNORMALIZED_NOTE",
+    "bayes_accuracy",
     "classifier_two_sample_accuracy",
+    "conditional_kl",
     "density_label",
     "dequantized_log_prob",
     "energy_distance",

@@ -17,6 +17,9 @@ labelled so, never called a likelihood.
 A model whose ``log_prob`` is unnormalised (``-E(x)`` of a deep energy model in more than two
 dimensions) has no NLL at all: shifting the energy by a constant leaves the model unchanged but
 would shift such a number, so none is computed.
+
+A conditional model is scored on ``log p(x | c)`` given each test example's condition
+(``condition=``): a conditional NLL, labelled so.
 """
 
 from __future__ import annotations
@@ -59,17 +62,29 @@ def on_levels(samples: Tensor, model: GenerativeModel, levels: int) -> Tensor:
 
 
 @torch.no_grad()
-def per_example_log_prob(model: GenerativeModel, x: Tensor, batch_size: int = 4096) -> Tensor:
-    """``model.log_prob`` over ``x`` in batches, on the model's device; returns CPU float64."""
-    parts = [
-        model.log_prob(x[i : i + batch_size].to(model.device)).double().cpu()
-        for i in range(0, x.shape[0], batch_size)
-    ]
+def per_example_log_prob(
+    model: GenerativeModel, x: Tensor, batch_size: int = 4096, condition: Tensor | None = None
+) -> Tensor:
+    """``model.log_prob`` over ``x`` in batches, on the model's device; returns CPU float64.
+    ``condition``: a conditional model's ``c``, one per example (``log p(x | c)``)."""
+    parts = []
+    for i in range(0, x.shape[0], batch_size):
+        chunk = x[i : i + batch_size].to(model.device)
+        if condition is None:
+            parts.append(model.log_prob(chunk).double().cpu())
+        else:
+            c = condition[i : i + batch_size].to(model.device)
+            parts.append(model.log_prob(chunk, c=c).double().cpu())
     return torch.cat(parts)
 
 
 def dequantized_log_prob(
-    model: GenerativeModel, x: Tensor, levels: int, draws: int = 1, seed: int = 0
+    model: GenerativeModel,
+    x: Tensor,
+    levels: int,
+    draws: int = 1,
+    seed: int = 0,
+    condition: Tensor | None = None,
 ) -> Tensor:
     """Per-example importance-weighted dequantisation bound on ``log P(x)`` (float64, CPU).
 
@@ -89,9 +104,9 @@ def dequantized_log_prob(
     terms = []
     for _ in range(draws):
         noise = torch.rand(values.shape, generator=generator, dtype=values.dtype)
-        terms.append(
-            per_example_log_prob(model, (values + noise) / levels) - dim * math.log(levels)
-        )
+        dequantized = (values + noise) / levels
+        log_p = per_example_log_prob(model, dequantized, condition=condition)
+        terms.append(log_p - dim * math.log(levels))
     return torch.logsumexp(torch.stack(terms), 0) - math.log(draws)
 
 
@@ -107,8 +122,12 @@ def negative_log_likelihood(
     levels: int | None = None,
     n_dequantizations: int = 1,
     seed: int = 0,
+    condition: Tensor | None = None,
 ) -> dict[str, Any]:
     """Mean test NLL in nats per example, labelled for what it is, and bits on the data's scale.
+
+    ``condition`` (one per example) scores a conditional model's ``-log p(x | c)``; the
+    labels then say "conditional".
 
     ``x`` holds the data as loaded: for image datasets, integer levels ``0..levels-1``. A
     continuous model scores them through uniform dequantisation with the importance-weighted
@@ -140,15 +159,17 @@ def negative_log_likelihood(
     dim = math.prod(x.shape[1:])
     dequantized = levels is not None and model.data_kind == "continuous"
     if dequantized:
-        log_p = dequantized_log_prob(model, x, levels, n_dequantizations, seed)
+        log_p = dequantized_log_prob(model, x, levels, n_dequantizations, seed, condition)
     else:
-        log_p = per_example_log_prob(model, x)
+        log_p = per_example_log_prob(model, x, condition=condition)
     nll = float(-log_p.mean())
     result: dict[str, Any] = {
         "nll": nll,
         "nll_stderr": float(log_p.std() / math.sqrt(len(log_p))) if len(log_p) > 1 else 0.0,
     }
     result.update(_nll_kind(model, n_dequantizations if dequantized else None))
+    if condition is not None:
+        result["nll_label"] = "conditional " + result["nll_label"] + ", -log p(x | c)"
     scored_positions = getattr(model, "scored_positions", None)
     if callable(scored_positions):
         tokens = int(torch.as_tensor(scored_positions(x)).sum())
@@ -178,6 +199,53 @@ def _nll_kind(model: GenerativeModel, draws: int | None) -> dict[str, Any]:
     return {"nll_kind": kind, "nll_label": label, "dequantization_draws": draws}
 
 
-def kl_gap(model: GenerativeModel, x: Tensor, true_log_prob: Tensor) -> float:
-    """Monte-Carlo ``KL(p || q) = E_p[log p - log q]`` in nats, from samples ``x ~ p``."""
-    return float((true_log_prob.double().cpu() - per_example_log_prob(model, x)).mean())
+def kl_gap(
+    model: GenerativeModel, x: Tensor, true_log_prob: Tensor, condition: Tensor | None = None
+) -> float:
+    """Monte-Carlo ``KL(p || q) = E_p[log p - log q]`` in nats, from samples ``x ~ p`` (given
+    their conditions ``c``: ``E_c KL(p(. | c) || q(. | c))``)."""
+    model_log_prob = per_example_log_prob(model, x, condition=condition)
+    return float((true_log_prob.double().cpu() - model_log_prob).mean())
+
+
+@torch.no_grad()
+def conditional_kl(model: GenerativeModel, condition: Tensor, true_probs: Tensor) -> float:
+    """Exact ``E_c KL(P(. | c) || Q(. | c))`` in nats over the given conditions, for a model of
+    one discrete value per example (data shape ``(1,)``, ``levels`` values): the sum over the
+    values is done, so only the average over ``c`` is a sample mean.
+
+    ``true_probs``: ``P(y = k | c)`` for each condition, ``(n, levels)``.
+    """
+    true_probs = true_probs.double().cpu()
+    n, levels = true_probs.shape
+    if tuple(model.data_shape) != (1,) or getattr(model, "levels", None) != levels:
+        raise ValueError(
+            f"conditional_kl sums over the {levels} values of a model of one discrete value "
+            f"per example; {model.name} models examples shaped {tuple(model.data_shape)}"
+        )
+    log_q = torch.stack(
+        [
+            per_example_log_prob(model, torch.full((n, 1), float(k)), condition=condition)
+            for k in range(levels)
+        ],
+        1,
+    )
+    log_ratio = true_probs.clamp_min(1e-300).log() - log_q
+    terms = torch.where(true_probs > 0, true_probs * log_ratio, torch.zeros_like(log_ratio))
+    return float(terms.sum(1).mean())
+
+
+@torch.no_grad()
+def bayes_accuracy(
+    model: GenerativeModel, x: Tensor, labels: Tensor, levels: int | None = None
+) -> float:
+    """The accuracy of a class-conditional density model used as a classifier by Bayes'
+    rule, ``argmax_k log p(x | k) + log p(k)`` (the class prior of its training data),
+    against ``labels``: the generative classifier. A continuous model of discrete levels
+    reads them at their bin centres (``to_model_scale``)."""
+    from genzoo.models.conditioning import class_log_posterior
+
+    x = to_model_scale(x, model, levels)
+    parts = [class_log_posterior(model, part.to(model.device)).argmax(1) for part in x.split(4096)]
+    predicted = torch.cat([p.cpu() for p in parts])
+    return float((predicted == labels.cpu().long()).double().mean())

@@ -8,6 +8,12 @@ Facts that depend on a model's config (an EBM's density is exact in 2-D, unnorma
 a DBN has one player per layer) are :class:`model_fact` s: the class states a default and
 every kind it may have (``density_kinds``), the model computes its own. What else a model can
 do it declares by implementing the protocols of :mod:`genzoo.models.capabilities`.
+
+A model may be conditional, ``Q(x | c)``: its class lists the kinds of condition it can take
+in ``condition_kinds`` and its config says which one it was built for (``n_classes`` for a
+class, ``condition_dim`` for a vector; :mod:`genzoo.models.conditioning`). Then ``log_prob``,
+``sample``, ``loss``, ``initialize`` (and ``fit_step``) take the condition as ``c``. A model
+built without one refuses a ``c`` with a ``DataError`` saying so, whatever its class.
 """
 
 from __future__ import annotations
@@ -21,7 +27,14 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import torch
 from torch import Tensor, nn
 
-from genzoo.errors import DensityUnavailable
+from genzoo.errors import DataError, DensityUnavailable
+from genzoo.models.conditioning import (
+    CONDITION_KINDS,
+    check_condition_config,
+    class_counts_log_prior,
+    condition_kind_of,
+    describe_condition,
+)
 from genzoo.validation import as_tensor, check_finite, check_shape
 
 if TYPE_CHECKING:
@@ -31,7 +44,10 @@ if TYPE_CHECKING:
 DENSITY_KINDS = ("exact", "bound", "estimate", "unnormalized", "none")
 #: What a model is, declared by its class (a ``model_fact`` where the config decides) and
 #: never assigned on a model, so that ``list_models`` and a saved run state the same.
-FACTS = ("density", "data_kind", "players")
+FACTS = ("density", "data_kind", "players", "condition_kind")
+#: Methods that take the condition ``c`` on a conditional model; an unconditional class's
+#: own versions are wrapped to refuse a ``c`` with a clear message.
+CONDITIONED_METHODS = ("sample", "log_prob")
 
 LossOutput = Tensor | Mapping[str, Tensor]
 
@@ -87,6 +103,19 @@ def _record_config(init):
                     config[name] = param.default
             object.__setattr__(self, "_config", config)
         init(self, *args, **kwargs)
+
+    return wrapped
+
+
+def _refusing_condition(method):
+    """Wrap a method of a class whose models take no condition: ``c=None`` is accepted (and
+    dropped), any other ``c`` gets the model's one-line refusal (``check_condition``)."""
+
+    @functools.wraps(method)
+    def wrapped(self, *args, c=None, **kwargs):
+        if c is not None:
+            self.check_condition(c)
+        return method(self, *args, **kwargs)
 
     return wrapped
 
@@ -152,11 +181,25 @@ class GenerativeModel(nn.Module):
     players: ClassVar[tuple[str, ...]] = ("model",)
     #: Constructor arguments read from the data by ``config_from_data``.
     data_fixed: ClassVar[tuple[str, ...]] = ("data_shape",)
+    #: Kinds of condition (``"discrete"``: a class; ``"continuous"``: a vector) a model of this
+    #: class can be built for, through its ``n_classes`` / ``condition_dim`` arguments; empty:
+    #: unconditional only. The model's own is ``condition_kind``.
+    condition_kinds: ClassVar[tuple[str, ...]] = ()
+    #: The condition a model is built for (its config): ``n_classes`` classes, or a vector of
+    #: ``condition_dim`` numbers; 0 and 0 for an unconditional model.
+    n_classes: int = 0
+    condition_dim: int = 0
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         if "__init__" in cls.__dict__:
             cls.__init__ = _record_config(cls.__dict__["__init__"])
+        for name in CONDITIONED_METHODS:
+            own = cls.__dict__.get(name)
+            if callable(own) and "c" not in inspect.signature(own).parameters:
+                setattr(cls, name, _refusing_condition(own))
+        if not set(cls.condition_kinds) <= set(CONDITION_KINDS):
+            raise TypeError(f"{cls.__name__}.condition_kinds must be among {CONDITION_KINDS}")
         own = cls.__dict__.get("density")
         if isinstance(own, str) and "density_kinds" not in cls.__dict__:
             cls.density_kinds = (own,)
@@ -204,8 +247,112 @@ class GenerativeModel(nn.Module):
             return False
         return cls.max_levels is None or (info.levels or math.inf) <= cls.max_levels
 
-    def initialize(self, data: Tensor) -> None:
-        """Data-dependent initialisation (k-means++, ActNorm, ...); nothing by default."""
+    def initialize(self, data: Tensor, c: Any = None) -> None:
+        """Data-dependent initialisation (k-means++, ActNorm, ...); nothing by default.
+
+        A conditional model's takes the training conditions too, ``initialize(data, c=c)``,
+        and records the class frequencies (``set_class_prior``)."""
+
+    # -- the condition ------------------------------------------------------------------------
+    @model_fact(None)
+    def condition_kind(self) -> str | None:
+        """``"discrete"`` (a class ``0..n_classes-1``), ``"continuous"`` (a vector of
+        ``condition_dim`` numbers) or ``None``: what this model is conditioned on."""
+        return condition_kind_of(self.n_classes, self.condition_dim)
+
+    def setup_condition(self, n_classes: int = 0, condition_dim: int = 0) -> None:
+        """Store the condition this model is built for (a conditional class calls it from its
+        constructor), refusing one its class cannot take; a class condition also gets the
+        class prior ``class_log_prior`` (uniform until ``set_class_prior``)."""
+        check_condition_config(
+            self.name or type(self).__name__, n_classes, condition_dim, self.condition_kinds
+        )
+        self.n_classes, self.condition_dim = int(n_classes), int(condition_dim)
+        if self.n_classes:
+            prior = torch.full((self.n_classes,), -math.log(self.n_classes))
+            self.register_buffer("class_log_prior", prior)
+
+    @torch.no_grad()
+    def set_class_prior(self, c: Tensor) -> None:
+        """Set ``class_log_prior`` to the log frequencies of the classes ``c`` (training
+        labels), the ``p(c)`` of Bayes' rule; nothing for other conditions."""
+        if self.n_classes:
+            c = self.check_condition(c, len(c))
+            self.class_log_prior.copy_(class_counts_log_prior(c, self.n_classes))
+
+    def check_condition(self, c: Any, n: int | None = None) -> Tensor | None:
+        """``c`` checked against the condition this model is built for, on its device.
+
+        Discrete: an int (repeated ``n`` times) or ``(n,)`` integer classes in
+        ``0..n_classes-1``, returned as int64. Continuous: ``(condition_dim,)`` (repeated) or
+        ``(n, condition_dim)`` finite numbers, in the model's dtype. ``None`` passes for an
+        unconditional model. Anything else raises a one-line ``DataError`` saying what to give.
+        """
+        name = self.name or type(self).__name__
+        kind = self.condition_kind
+        if kind is None:
+            if c is None:
+                return None
+            if not self.condition_kinds:
+                from genzoo.registry import list_models, model_class
+
+                able = [m.name for m in list_models() if model_class(m.name).condition_kinds]
+                raise DataError(f"{name} takes no condition (it models p(x) only); models that "
+                                f"can be conditioned: {', '.join(able)}")  # fmt: skip
+            raise DataError(
+                f"{name} was built without a condition, so it takes no c: build it with "
+                "create(..., condition=c) (genzoo train ... --condition NAME)"
+            )
+        what = describe_condition(self.n_classes, self.condition_dim)
+        if c is None:
+            raise DataError(f"{name} is conditional on {what}: pass c=... (sample(n, c=...), "
+                            "log_prob(x, c=...); --condition on the command line)")  # fmt: skip
+        if isinstance(c, bool):
+            raise DataError(f"{name} is conditional on {what}, got the condition {c!r}")
+        try:
+            t = torch.as_tensor(c)
+        except (TypeError, ValueError, RuntimeError) as err:
+            raise DataError(f"{name} is conditional on {what}; cannot read {c!r} ({err})") from err
+        if kind == "discrete":
+            t = self._check_classes(t, n, what)
+        else:
+            t = self._check_vectors(t, n, what)
+        return t.to(self.device)
+
+    def _check_classes(self, t: Tensor, n: int | None, what: str) -> Tensor:
+        name, k = self.name or type(self).__name__, self.n_classes
+        if t.ndim == 0 and n is not None:
+            t = t.expand(n)
+        if t.ndim != 1 or (n is not None and len(t) != n):
+            wanted = f"({n},)" if n is not None else "(n,)"
+            raise DataError(f"{name} is conditional on {what}: give one class per example, "
+                            f"an int or shape {wanted}, got shape {tuple(t.shape)}")  # fmt: skip
+        if t.is_complex() or t.dtype == torch.bool:
+            raise DataError(f"{name} is conditional on {what}; got a {t.dtype} condition")
+        if t.is_floating_point() and not bool((t == t.round()).all()):
+            raise DataError(f"{name} is conditional on {what}; got non-integer classes")
+        if t.numel() and (t.min() < 0 or t.max() >= k):
+            bad = int(t.min()) if t.min() < 0 else int(t.max())
+            raise DataError(f"condition {bad} is out of range: {name} was built for classes "
+                            f"0..{k - 1}")  # fmt: skip
+        return t.long()
+
+    def _check_vectors(self, t: Tensor, n: int | None, what: str) -> Tensor:
+        name, size = self.name or type(self).__name__, self.condition_dim
+        if size == 1 and t.ndim < 2:  # one number: for every example, or one each
+            t = t.reshape(-1, 1)
+            if len(t) == 1 and n is not None:
+                t = t.expand(n, 1)
+        elif t.ndim == 1 and len(t) == size and n is not None:
+            t = t.expand(n, size)
+        if t.ndim != 2 or t.shape[1] != size or (n is not None and len(t) != n):
+            wanted = f"({n}, {size})" if n is not None else f"(n, {size})"
+            raise DataError(f"{name} is conditional on {what}: give c shaped ({size},) or "
+                            f"{wanted}, got shape {tuple(t.shape)}")  # fmt: skip
+        t = t.to(self.dtype)
+        if t.numel() and not bool(torch.isfinite(t).all()):
+            raise DataError(f"the condition given to {name} holds NaN or infinite values")
+        return t
 
     @property
     def config(self) -> dict[str, Any]:
@@ -240,7 +387,8 @@ class GenerativeModel(nn.Module):
 
         ``batch`` is ``None`` only for models trained without data (reverse KL to a target).
         Named terms are summed and minimised, except those named ``"diag/..."``, which are
-        only logged (a discriminator's accuracy, a gradient norm).
+        only logged (a discriminator's accuracy, a gradient norm). A conditional model's
+        takes the batch's conditions: ``loss(batch, player, c=c)``.
         """
         raise NotImplementedError(f"{type(self).__name__} is not trained by gradient descent")
 
@@ -281,12 +429,15 @@ class GenerativeModel(nn.Module):
         """Whether a self-fitting model has met its stopping rule."""
         return False
 
-    def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
-        """Draw ``n`` samples shaped ``(n, *data_shape)``."""
+    def sample(self, n: int, generator: torch.Generator | None = None, c: Any = None) -> Tensor:
+        """Draw ``n`` samples shaped ``(n, *data_shape)`` (given ``c``, for a conditional model:
+        a class, a vector, or one per sample)."""
         raise NotImplementedError
 
-    def log_prob(self, x: Tensor) -> Tensor:
-        """Per-example log density in nats, of the kind ``self.density`` states."""
+    def log_prob(self, x: Tensor, c: Any = None) -> Tensor:
+        """Per-example log density in nats, of the kind ``self.density`` states (``log p(x |
+        c)`` for a conditional model)."""
+        self.check_condition(c, len(x))
         raise DensityUnavailable(
             f"{self.name or type(self).__name__} defines no density (density='none'): "
             "compare it with sample-based metrics such as MMD or mode coverage instead"

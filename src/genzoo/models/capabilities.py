@@ -211,13 +211,16 @@ def capabilities(model: object) -> list[str]:
 
 def model_facts(model: Any) -> dict[str, Any]:
     """What this model (not its class) is, JSON-ready: its density kind and the kinds its
-    class may have, the data it models (continuous or discrete), its optimisers (players;
-    none for a model that fits itself) and its capabilities. ``genzoo eval`` reports them."""
+    class may have, the data it models (continuous or discrete), what it is conditioned on
+    (``condition_kind``: ``"discrete"``, ``"continuous"`` or ``None``), its optimisers
+    (players; none for a model that fits itself) and its capabilities. ``genzoo eval``
+    reports them."""
     players: Sequence[str] = model.players
     return {
         "density": model.density,
         "density_kinds": list(type(model).density_kinds),
         "data_kind": model.data_kind,
+        "condition_kind": model.condition_kind,
         "players": list(players),
         "capabilities": capabilities(model),
     }

@@ -35,6 +35,7 @@ class OnlineEM:
         A fresh model is initialised from the first batch. Returns ``log_likelihood`` (mean
         over the batch, before the update) and ``step_size``.
         """
+        self._unconditional_only("online_step")
         check_shape(batch, self.data_shape, "batch")
         if not bool(self.initialized_):
             self.initialize(batch)

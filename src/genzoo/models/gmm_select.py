@@ -27,6 +27,7 @@ class ModelSelection:
     @property
     def n_parameters(self) -> int:
         """Number of free parameters: weights (K - 1), means (K d) and covariances."""
+        self._unconditional_only("n_parameters (BIC, AIC)")
         k, d = self.n_components, self.data_dim
         return k - 1 + k * d + self.form.n_cov_parameters(k, d)
 

@@ -3,9 +3,10 @@
 The maths (log densities, sufficient statistics, M-step, k-means++) lives in
 ``genzoo.models.gmm_math``; online EM on a stream in ``genzoo.models.gmm_online``; the choice
 of K by BIC in ``genzoo.models.gmm_select``; EM over a file larger than memory in
-``genzoo.models.gmm_files``. This module holds the model: its state and initialisation, the
-batch EM step the trainer calls (on the whole data or on chunks), and the protocol methods
-(``log_prob``, ``sample``, ``loss``).
+``genzoo.models.gmm_files``; one mixture per class (``n_classes``, the generative classifier)
+in ``genzoo.models.gmm_conditional``. This module holds the model: its state and
+initialisation, the batch EM step the trainer calls (on the whole data or on chunks), and the
+protocol methods (``log_prob``, ``sample``, ``loss``).
 """
 
 from __future__ import annotations
@@ -14,12 +15,14 @@ import math
 from collections.abc import Iterable, Sequence
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 from torch.nn.functional import one_hot
 
 from genzoo.errors import DataError
 from genzoo.models import gmm_math as gm
 from genzoo.models.base import GenerativeModel
+from genzoo.models.conditioning import class_log_posterior
+from genzoo.models.gmm_conditional import PerClassMixtures
 from genzoo.models.gmm_math import STATS_DTYPE
 from genzoo.models.gmm_online import OnlineEM
 from genzoo.models.gmm_select import ModelSelection
@@ -37,7 +40,7 @@ DEFAULT_CHUNK_ELEMENTS = 2**24
 
 
 @register_model("gmm", family="mixture")
-class GaussianMixture(OnlineEM, ModelSelection, GenerativeModel):
+class GaussianMixture(PerClassMixtures, OnlineEM, ModelSelection, GenerativeModel):
     """Gaussian mixture fitted by EM, with k-means++ initialisation; exact log-likelihood.
 
     p(x) = sum_k pi_k N(x | mu_k, Sigma_k). Each ``fit_step`` is one EM iteration over the
@@ -77,6 +80,14 @@ class GaussianMixture(OnlineEM, ModelSelection, GenerativeModel):
             performs one online update whatever this flag (for streams).
         kappa: online EM step size (t + 2)^-kappa, in (0.5, 1] (Cappe & Moulines 2009).
         online_batch: rows per online-EM mini-batch when ``online=True``.
+        n_classes: ``C`` > 0 makes it class-conditional: one mixture per class
+            (``classes[k]``, these settings each, seeds ``seed + k``), fitted by EM on the
+            examples of its class, and the class frequencies ``p(c)``; ``log_prob(x, c)`` is
+            ``log p(x | c)``, ``sample(n, c=...)`` draws from a class's mixture, and
+            ``predict_class_proba`` / ``predict_class`` classify by Bayes' rule (the
+            generative classifier; ``predict_proba`` / ``predict`` stay the responsibilities
+            and component of the joint mixture). An integer ``n_components``; no
+            ``online_step`` or ``fit_step_chunks``.
 
     References:
         Dempster, Laird & Rubin (1977). Maximum likelihood from incomplete data via the EM
@@ -85,6 +96,8 @@ class GaussianMixture(OnlineEM, ModelSelection, GenerativeModel):
         Cappe & Moulines (2009). On-line expectation-maximization algorithm for latent
         data models. Journal of the Royal Statistical Society B 71(3).
         Schwarz (1978). Estimating the dimension of a model. Annals of Statistics 6(2).
+        Hastie & Tibshirani (1996). Discriminant analysis by Gaussian mixtures. Journal of
+        the Royal Statistical Society B 58(1).
 
     Example:
         >>> import torch, genzoo
@@ -98,6 +111,7 @@ class GaussianMixture(OnlineEM, ModelSelection, GenerativeModel):
 
     density = "exact"
     players = ()
+    condition_kinds = ("discrete",)
 
     def __init__(
         self,
@@ -114,6 +128,7 @@ class GaussianMixture(OnlineEM, ModelSelection, GenerativeModel):
         online: bool = False,
         kappa: float = 0.6,
         online_batch: int = 1024,
+        n_classes: int = 0,
     ) -> None:
         super().__init__(data_shape)
         if covariance_type not in gm.FORMS:
@@ -157,6 +172,17 @@ class GaussianMixture(OnlineEM, ModelSelection, GenerativeModel):
         self.online = bool(online)
         self.kappa = float(kappa)
         self.online_batch = online_batch
+        self.setup_condition(n_classes, 0)
+        if self.n_classes:  # one mixture per class, with these settings
+            if self.auto:
+                raise ValueError("n_components='auto' chooses K by BIC for one mixture; with "
+                                 "n_classes give an integer n_components")  # fmt: skip
+            settings = {**self.config, "n_classes": 0}
+            self.classes = nn.ModuleList(
+                GaussianMixture(**{**settings, "seed": self.seed + k})
+                for k in range(self.n_classes)
+            )
+            return
 
         k, d = n_components, self.data_dim
         cov = self.form.identity(k, d)
@@ -183,7 +209,10 @@ class GaussianMixture(OnlineEM, ModelSelection, GenerativeModel):
 
     @property
     def converged(self) -> bool:
-        """True once an EM step improved the mean log-likelihood by less than ``tol``."""
+        """True once an EM step improved the mean log-likelihood by less than ``tol`` (for
+        every class's mixture, with ``n_classes``)."""
+        if self.n_classes:
+            return self._per_class_converged
         return bool(self.converged_)
 
     def _set_parameters(self, weights: Tensor, means: Tensor, covariances: Tensor) -> None:
@@ -206,13 +235,18 @@ class GaussianMixture(OnlineEM, ModelSelection, GenerativeModel):
 
     # -- initialisation ------------------------------------------------------------------------
     @torch.no_grad()
-    def initialize(self, data: Tensor) -> None:
+    def initialize(self, data: Tensor, c: Tensor | None = None) -> None:
         """Initial weights, means and covariances from k-means++ (or random responsibilities).
 
         With ``n_init > 1`` the initialisation giving ``data`` the highest mean
         log-likelihood is kept. Resets the EM progress (``n_iter_``, ``converged_``), except
         with ``n_components="auto"``, which keeps the chosen K's fit (see ``_choose_k``).
+        With ``n_classes``, each class's mixture is initialised on its examples (classes
+        ``c``) and the class frequencies become the prior.
         """
+        if self.n_classes:
+            return self._initialize_per_class(data, c)
+        self.check_condition(c)
         check_shape(data, self.data_shape, "data")
         check_finite(data, "data")
         if self.auto:
@@ -290,15 +324,19 @@ class GaussianMixture(OnlineEM, ModelSelection, GenerativeModel):
         return float(total), stats
 
     @torch.no_grad()
-    def fit_step(self, data: Tensor) -> dict[str, float]:
+    def fit_step(self, data: Tensor, c: Tensor | None = None) -> dict[str, float]:
         """One EM iteration over ``data`` (the whole training set), Dempster et al. 1977.
 
         Returns ``log_likelihood`` (mean per-example log-likelihood in nats of the
         parameters *before* this step's M-step), ``improvement`` over the previous step
         (reported as 0.0 on the first step, which has nothing to compare with; every value
         is finite for the trainer's guard), and ``converged`` (1.0 once the improvement is
-        below ``tol``).
+        below ``tol``). With ``n_classes``, one step of every class's mixture on its examples
+        (classes ``c``), the values averaged over the examples.
         """
+        if self.n_classes:
+            return self._fit_step_per_class(data, c)
+        self.check_condition(c)
         check_shape(data, self.data_shape, "data")
         if not bool(self.initialized_):
             self.initialize(data)
@@ -315,6 +353,7 @@ class GaussianMixture(OnlineEM, ModelSelection, GenerativeModel):
         the number of examples. The model must be initialised. Same result as ``fit_step``
         on the concatenated chunks (up to rounding); returns the same metrics.
         """
+        self._unconditional_only("fit_step_chunks")
         if not bool(self.initialized_):
             raise RuntimeError("initialize the model (on a sample of the data) first")
         return self._batch_em_step(chunks, "chunk")
@@ -367,20 +406,41 @@ class GaussianMixture(OnlineEM, ModelSelection, GenerativeModel):
         x = x.reshape(x.shape[0], self.data_dim)
         return torch.cat([log_p for _, log_p in self._log_joint(x)])
 
-    def log_prob(self, x: Tensor) -> Tensor:
-        """Exact log density of each example in nats: (n, *data_shape) -> (n,)."""
+    def log_prob(self, x: Tensor, c: Tensor | int | None = None) -> Tensor:
+        """Exact log density of each example in nats: (n, *data_shape) -> (n,); with
+        ``n_classes``, ``log p(x | c)`` (``c``: a class, or one per example)."""
+        if self.n_classes:
+            return self._log_prob_per_class(x, c)
+        self.check_condition(c)
         return torch.logsumexp(self._weighted_log_prob(self.check_input(x)), 1)
 
     def predict_proba(self, x: Tensor) -> Tensor:
-        """Responsibilities p(component k | x): (n, *data_shape) -> (n, k)."""
+        """Responsibilities p(component k | x): (n, *data_shape) -> (n, k) (with
+        ``n_classes``: of the joint mixture's ``C x M`` components, class by class)."""
+        if self.n_classes:
+            return torch.softmax(self._joint_log_prob(x), 1)
         return torch.softmax(self._weighted_log_prob(self.check_input(x)), 1)
 
     responsibilities = predict_proba
 
     @torch.no_grad()
+    def predict_class_proba(self, x: Tensor) -> Tensor:
+        """``p(c | x)`` by Bayes' rule, ``p(x | c) p(c)`` normalised (a gmm with
+        ``n_classes``): (n, *data_shape) -> (n, n_classes)."""
+        return class_log_posterior(self, x).exp().to(self.dtype)
+
+    @torch.no_grad()
+    def predict_class(self, x: Tensor) -> Tensor:
+        """The most probable class of each example by Bayes' rule: (n,) int64."""
+        return class_log_posterior(self, x).argmax(1)
+
+    @torch.no_grad()
     def components(self) -> tuple[Tensor, Tensor, Tensor]:
         """Weights (k,), means (k, d) and full covariances (k, d, d), whatever the
-        ``covariance_type`` stores (``Mixture``)."""
+        ``covariance_type`` stores (``Mixture``); with ``n_classes``, the joint mixture's
+        (weights ``p(c) pi_cm``, class by class)."""
+        if self.n_classes:
+            return self._components_per_class()
         cov, (k, d) = self.covariances_, self.means_.shape
         if self.covariance_type == "diag":
             cov = torch.diag_embed(cov)
@@ -391,19 +451,29 @@ class GaussianMixture(OnlineEM, ModelSelection, GenerativeModel):
         return self.weights_, self.means_, cov
 
     def predict(self, x: Tensor) -> Tensor:
-        """Most probable component of each example: (n, *data_shape) -> (n,) int64."""
+        """Most probable component of each example: (n, *data_shape) -> (n,) int64 (with
+        ``n_classes``, among the joint mixture's components; ``predict_class`` gives the
+        class)."""
+        if self.n_classes:
+            return self._joint_log_prob(x).argmax(1)
         return self._weighted_log_prob(self.check_input(x)).argmax(1)
 
-    def loss(self, batch: Tensor, player: str = "model") -> Tensor:
+    def loss(self, batch: Tensor, player: str = "model", c: Tensor | None = None) -> Tensor:
         """Mean negative log-likelihood of ``batch`` (for evaluation; fitting is EM)."""
-        return -self.log_prob(batch).mean()
+        return -self.log_prob(batch, c=c).mean()
 
     @torch.no_grad()
-    def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
-        """Draw n examples: component k ~ pi, then x ~ N(mu_k, Sigma_k) -> (n, *data_shape).
+    def sample(
+        self, n: int, generator: torch.Generator | None = None, c: Tensor | int | None = None
+    ) -> Tensor:
+        """Draw n examples: component k ~ pi, then x ~ N(mu_k, Sigma_k) -> (n, *data_shape);
+        with ``n_classes``, from the mixture of class ``c`` (one class, or one per sample).
 
         Reproducible given a seeded ``generator`` (the draws happen on its device).
         """
+        if self.n_classes:
+            return self._sample_per_class(n, generator, c)
+        self.check_condition(c)
         if n == 0:  # as every model: an empty batch, not an error
             return torch.empty(0, *self.data_shape, device=self.device, dtype=self.dtype)
         where = generator.device if generator is not None else self.device
@@ -429,6 +499,7 @@ class GaussianMixture(OnlineEM, ModelSelection, GenerativeModel):
         ``sklearn.mixture.GaussianMixture(**model.sklearn_init(), ...)`` starts EM from the
         same point. Arrays are float64 numpy arrays.
         """
+        self._unconditional_only("sklearn_init")
         precisions = self.form.precisions(self.precisions_cholesky_.double())
         as_np = lambda t: t.detach().to("cpu", torch.float64).numpy()  # noqa: E731
         return {

@@ -107,7 +107,8 @@ def split_terms(output: Tensor | Mapping[str, Tensor]) -> tuple[Tensor, dict[str
 
 
 class PlayerLoss(nn.Module):
-    """``forward(batch, player)`` = ``model.loss(batch, player)`` split by :func:`split_terms`.
+    """``forward(batch, player, c)`` = ``model.loss(batch, player)`` split by
+    :func:`split_terms`, with ``c=c`` for a conditional model's batch of conditions.
 
     The model protocol computes losses, not ``forward``; DDP hooks into ``forward`` and the
     backward pass, so it wraps this module. Only the total carries a graph, so DDP looks
@@ -118,8 +119,12 @@ class PlayerLoss(nn.Module):
         super().__init__()
         self.model = model
 
-    def forward(self, batch: Tensor | None, player: str) -> tuple[Tensor, dict[str, Tensor]]:
-        return split_terms(self.model.loss(batch, player))
+    def forward(
+        self, batch: Tensor | None, player: str, c: Tensor | None = None
+    ) -> tuple[Tensor, dict[str, Tensor]]:
+        if c is None:
+            return split_terms(self.model.loss(batch, player))
+        return split_terms(self.model.loss(batch, player, c=c))
 
 
 def wrap(model: GenerativeModel, context: Context) -> nn.Module:

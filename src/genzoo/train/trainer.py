@@ -247,8 +247,10 @@ class Trainer:
     def fit(
         self,
         model: GenerativeModel,
-        data: Tensor | None,
+        data: Tensor | tuple[Tensor, Tensor] | None,
         run_info: dict[str, Any] | None = None,
+        *,
+        condition: Tensor | None = None,
     ) -> GenerativeModel:
         """Train ``model`` on ``data`` (shaped ``(n, *model.data_shape)``); return it.
 
@@ -256,7 +258,18 @@ class Trainer:
         target density by reverse KL): its ``loss`` then receives ``batch=None`` and draws
         its own Monte-Carlo samples. ``run_info`` (JSON-ready, e.g. the dataset's name)
         is kept as ``out/run.json``.
+
+        A conditional model (``model.condition_kind``) trains on ``condition``, one per
+        example (``(n,)`` classes or ``(n, C)`` vectors), or on ``data=(x, c)``: every batch
+        takes the same rows of both, and ``loss(batch, player, c=...)`` (``fit_step(data,
+        c=...)``) sees them. A condition for an unconditional model, or none for a
+        conditional one, is a ``DataError``.
         """
+        if isinstance(data, tuple):
+            if condition is not None or len(data) != 2:
+                raise ValueError("give the condition once: fit(model, (x, c)) or "
+                                 "fit(model, x, condition=c)")  # fmt: skip
+            data, condition = data
         if data is None and model.needs_data:
             raise DataError(
                 f"{model.name} needs training data: fit(model, data) with data shaped "
@@ -271,10 +284,19 @@ class Trainer:
                     stacklevel=2,
                 )
                 self.batch_size = int(data.shape[0])
-        self._fit(model, data, run_info, distributed.setup(self.device))
+        condition = self._check_condition(model, data, condition)
+        self._fit(model, data, run_info, distributed.setup(self.device), condition)
         return model
 
-    def _fit(self, model, data, run_info, context: Context) -> None:
+    @staticmethod
+    def _check_condition(model: GenerativeModel, data: Tensor | None, condition: Any):
+        """The conditions checked against the model (classes in range, one per example)."""
+        if data is None:
+            model.check_condition(condition)  # a model fitted to a target takes none
+            return None
+        return model.check_condition(condition, data.shape[0])
+
+    def _fit(self, model, data, run_info, context: Context, condition=None) -> None:
         # data-parallel only for gradient-trained models; self-fitting ones run everywhere
         parallel = context.parallel and bool(model.players)
         if context.parallel and self.max_seconds is not None:
@@ -286,9 +308,9 @@ class Trainer:
             if self.out is not None and context.main:  # one writer per run folder
                 guards.enter_context(folder_lock(self.out))
                 restore_interrupted_replacement(Path(self.out), RUN_FILES)
-            self._fit_guarded(model, data, run_info, context, parallel, guards)
+            self._fit_guarded(model, data, run_info, context, parallel, guards, condition)
 
-    def _fit_guarded(self, model, data, run_info, context, parallel, guards) -> None:
+    def _fit_guarded(self, model, data, run_info, context, parallel, guards, condition) -> None:
         rank = context.rank if parallel else 0
         self.evaluations = []  # a reused Trainer must not time this run by an earlier one
         self._time_offset = 0.0
@@ -302,6 +324,9 @@ class Trainer:
         if data is not None:  # integer data (token ids) keep their dtype
             dtype = DTYPES[self.dtype] if data.is_floating_point() else data.dtype
             data = data.to(device=context.device, dtype=dtype)
+        if condition is not None:  # classes stay int64, vectors take the training dtype
+            dtype = DTYPES[self.dtype] if condition.is_floating_point() else condition.dtype
+            condition = condition.to(device=context.device, dtype=dtype)
         optimizers = {
             player: make_optimizer(
                 model.player_parameters(player), self.lr, model.optimizer_settings(player)
@@ -337,12 +362,13 @@ class Trainer:
             self._time_offset = self._truncate_log(out, start)
         self._context = context if parallel else Context(device=context.device)
         self._loss = distributed.wrap(model, self._context)
-        self._loop(model, data, optimizers, batches, start, out, context.main)
+        self._loop(model, (data, condition), optimizers, batches, start, out, context.main)
         if context.parallel and not parallel:
             distributed.broadcast_state(model, context)
 
     # -- the loop ----------------------------------------------------------------------------
     def _loop(self, model, data, optimizers, batches, start, out, main: bool = True) -> None:
+        """The training loop; ``data`` is the pair ``(examples, conditions or None)``."""
         show = (sys.stderr.isatty() if self.progress is None else self.progress) and main
         files = out if main else None  # only rank 0 writes
         bar = tqdm(total=self.steps, initial=start, disable=not show, desc=model.name, leave=False)
@@ -359,7 +385,11 @@ class Trainer:
                 if model.players:
                     terms = self._gradient_step(model, data, optimizers, batches, step, last_good)
                 else:
-                    terms = model.fit_step(self._apply_transform(data, batches))
+                    whole, condition = self._apply_transform(data[0], batches), data[1]
+                    if condition is None:
+                        terms = model.fit_step(whole)
+                    else:
+                        terms = model.fit_step(whole, c=condition)
                     self._check_terms(terms, step, "model", last_good)
                 for key, value in terms.items():
                     sums[key] = sums.get(key, 0.0) + float(value)
@@ -414,8 +444,8 @@ class Trainer:
         """One optimiser step for each player the model schedules at ``step``."""
         logged: dict[str, float] = {}
         for player in model.schedule(step):
-            batch = self._batch(data, batches)
-            total, terms = self._loss(batch, player)  # DDP-wrapped when data-parallel
+            batch, c = self._batch(data, batches)
+            total, terms = self._loss(batch, player, c)  # DDP-wrapped when data-parallel
             values = {k: float(v) for k, v in terms.items()}  # one read per term
             # the mean over ranks: a NaN on any rank stops every rank at the same step
             values = distributed.mean_over_ranks(values, self._context, model.device)
@@ -432,14 +462,20 @@ class Trainer:
             logged.update({prefix + k: v for k, v in values.items()})
         return logged
 
-    def _batch(self, data: Tensor | None, batches: torch.Generator) -> Tensor | None:
-        if data is None:
-            return None
+    def _batch(
+        self, data: tuple[Tensor | None, Tensor | None], batches: torch.Generator
+    ) -> tuple[Tensor | None, Tensor | None]:
+        """The next mini-batch of examples and the same rows of the conditions (or None)."""
+        x, condition = data
+        if x is None:
+            return None, None
         if self._order is not None:
             index = self._order.next()
         else:
-            index = torch.randint(data.shape[0], (self.batch_size,), generator=batches)
-        return self._apply_transform(data[index.to(data.device)], batches)
+            index = torch.randint(x.shape[0], (self.batch_size,), generator=batches)
+        index = index.to(x.device)
+        c = None if condition is None else condition[index.to(condition.device)]
+        return self._apply_transform(x[index], batches), c
 
     def _apply_transform(self, batch: Tensor | None, batches: torch.Generator) -> Tensor | None:
         if batch is None or self.transform is None:

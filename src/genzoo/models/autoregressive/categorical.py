@@ -8,7 +8,9 @@ model of its label.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -19,6 +21,7 @@ from genzoo.models.autoregressive.common import (
     gather_log_softmax,
     sample_logits,
 )
+from genzoo.models.conditioning import Context
 from genzoo.models.nn import MLP
 from genzoo.registry import register_model
 
@@ -34,13 +37,40 @@ class Categorical(DiscreteModel):
     general, for small ``D``); otherwise independent categoricals, one per scalar,
     ``Q(x) = prod_i softmax(theta_i)[x_i]``. Loss: ``-1/D log Q(x)``.
 
+    Conditional (``n_classes`` or ``condition_dim``), it is the survey's ``Q(Y | X)``: the
+    logits become a network of the condition, ``Q(x | c) = prod_i softmax(f_i(c))[x_i]`` (or
+    one softmax over the joint table), fitted by the same cross-entropy ``-E log Q(x | c)``:
+    a classifier of the label ``x`` given features ``c`` is a conditional generative model
+    of its label (``hidden=[]``: multinomial logistic regression).
+
     Arguments:
         data_shape: shape of one example, e.g. ``[1, 8, 8]``.
         levels: categories per scalar.
         joint: one table over whole examples instead of one per scalar.
+        n_classes: condition on a class ``0..n_classes-1`` (one-hot into the network).
+        condition_dim: condition on a vector of ``condition_dim`` numbers (standardised).
+        hidden: widths of the hidden layers of the network of the condition (conditional
+            models only).
+
+    Example:
+        >>> import torch, genzoo
+        >>> y, x = torch.randint(0, 3, (100, 1)), torch.randn(100, 4)
+        >>> q = genzoo.create("categorical", data=y, condition=x, hidden=[16])
+        >>> q.log_prob(y[:2], c=x[:2]).shape, q.sample(5, c=x[0]).shape
+        (torch.Size([2]), torch.Size([5, 1]))
     """
 
-    def __init__(self, data_shape: Sequence[int], levels: int, joint: bool = False) -> None:
+    condition_kinds = ("discrete", "continuous")
+
+    def __init__(
+        self,
+        data_shape: Sequence[int],
+        levels: int,
+        joint: bool = False,
+        n_classes: int = 0,
+        condition_dim: int = 0,
+        hidden: Sequence[int] = (64,),
+    ) -> None:
         super().__init__(data_shape, levels)
         if joint and levels**self.data_dim > MAX_JOINT:
             raise ValueError(
@@ -48,34 +78,66 @@ class Categorical(DiscreteModel):
                 f"{MAX_JOINT}); use joint=False or an autoregressive model (made, pixelcnn)"
             )
         self.joint = bool(joint)
+        self.setup_condition(n_classes, condition_dim)
         shape = (levels**self.data_dim,) if joint else (self.data_dim, levels)
-        self.logits = nn.Parameter(torch.zeros(shape))
+        self.table_shape = shape
+        if self.condition_kind is None:
+            self.logits = nn.Parameter(torch.zeros(shape))
+        else:
+            self.context = Context(self.n_classes, self.condition_dim)
+            widths = [int(h) for h in hidden]
+            self.net = MLP(self.context.features, math.prod(shape), widths, zero_last=True)
         powers = levels ** torch.arange(self.data_dim - 1, -1, -1) if joint else torch.ones(1)
         self.register_buffer("powers", powers.long(), persistent=False)
 
-    def log_prob_terms(self, x: Tensor) -> Tensor:
+    def initialize(self, data: Tensor, c: Tensor | None = None) -> None:
+        """A conditional model records the class frequencies (a class condition) or the
+        standardisation of its vectors (a continuous one) from the training conditions."""
+        c = self.check_condition(c, len(data))
+        if c is not None:
+            self.set_class_prior(c)
+            self.context.arm()
+            with torch.no_grad():
+                self.context(c)
+
+    def table(self, c: Tensor | None, n: int) -> Tensor:
+        """The logits ``(n, *table_shape)`` of ``n`` examples given their checked conditions."""
+        if self.condition_kind is None:
+            return self.logits.expand(n, *self.table_shape)
+        return self.net(self.context(c).to(self.dtype)).view(n, *self.table_shape)
+
+    def log_prob_terms(self, x: Tensor, c: Any = None) -> Tensor:
         x = self.check_input(x).flatten(1)  # (n, D)
+        logits = self.table(self.check_condition(c, len(x)), len(x))
         if self.joint:  # one term per example, the index of the whole configuration
             index = (x * self.powers).sum(-1, keepdim=True)
-            return self.logits.log_softmax(0)[index]
-        return gather_log_softmax(self.logits.expand(len(x), -1, -1), x)
+            return logits.log_softmax(-1).gather(-1, index)
+        return gather_log_softmax(logits, x)
 
-    def loss(self, batch: Tensor | None, player: str = "model") -> dict[str, Tensor]:
-        ce = -self.log_prob(batch).mean() / self.data_dim  # cross-entropy per scalar
+    def log_prob(self, x: Tensor, c: Any = None) -> Tensor:
+        """Exact ``log Q(x)`` (``log Q(x | c)``) per example in nats: ``(n,)``."""
+        return self.log_prob_terms(x, c).sum(-1).to(self.dtype)
+
+    def loss(self, batch: Tensor | None, player: str = "model", c: Any = None) -> dict[str, Tensor]:
+        ce = -self.log_prob(batch, c=c).mean() / self.data_dim  # cross-entropy per scalar
         return {"cross_entropy": ce}
 
     @torch.no_grad()
-    def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+    def sample(self, n: int, generator: torch.Generator | None = None, c: Any = None) -> Tensor:
+        logits = self.table(self.check_condition(c, n), n)
         if self.joint:
-            index = sample_logits(self.logits.expand(n, -1), generator)
+            index = sample_logits(logits, generator)
             x = index[:, None] // self.powers % self.levels
         else:
-            x = sample_logits(self.logits.repeat(n, 1), generator).view(n, -1)
+            x = sample_logits(logits.reshape(n * self.data_dim, -1), generator).view(n, -1)
         return x.view(n, *self.data_shape).to(self.dtype)
 
 
 class ConditionalCategorical(nn.Module):
     """``Q(y | x) = softmax(f(x))[y]``, fitted by cross-entropy ``-E log Q(y | x)``.
+
+    The bare network, outside the model protocol; the registered, trainable ``Q(Y | X)`` is
+    ``categorical`` with a condition (``genzoo.create("categorical", data=y, condition=x)``).
 
     Arguments:
         in_features: size of ``x``.

@@ -7,6 +7,10 @@ References:
     NeurIPS 2017 (arXiv:1705.07057).
     Durkan, Bekasov, Murray & Papamakarios, "Neural Spline Flows", NeurIPS 2019, section 3.3
     (NSF-AR: the spline of every dimension conditioned on the dimensions before it).
+
+A conditional flow's context enters the MADE as MAF does (Papamakarios et al. 2017,
+section 3.4): extra inputs of degree 0, which every hidden unit may see, so every output
+depends on the context and the network stays autoregressive in the data.
 """
 
 from __future__ import annotations
@@ -45,6 +49,8 @@ class MADE(nn.Sequential):
         params_per_dim: ``p``, the numbers computed for each dimension.
         hidden: widths of the hidden layers.
         activation: by name.
+        context_features: extra inputs of degree 0 (a conditional flow's context), placed
+            before the data: ``forward(torch.cat([context, x], 1))``.
     """
 
     def __init__(
@@ -53,10 +59,12 @@ class MADE(nn.Sequential):
         params_per_dim: int,
         hidden: Sequence[int] = (128, 128),
         activation: str = "relu",
+        context_features: int = 0,
     ) -> None:
         if features < 2:
             raise ValueError(f"an autoregressive transform needs >= 2 features; got {features}")
-        degrees = [torch.arange(1, features + 1)]
+        context = torch.zeros(int(context_features), dtype=torch.long)
+        degrees = [torch.cat([context, torch.arange(1, features + 1)])]
         for width in hidden:
             degrees.append(torch.arange(int(width)) % (features - 1) + 1)
         out_degrees = torch.arange(1, features + 1).repeat_interleave(params_per_dim)
@@ -89,7 +97,11 @@ class SplineAutoregressive(Transform):
         hidden: widths of the MADE's hidden layers.
         settings: the spline hyper-parameters.
         activation: by name.
+        context_features: size of a conditional flow's context (0: none), read by the MADE
+            as inputs every output may depend on (MAF's context).
     """
+
+    takes_context = True
 
     def __init__(
         self,
@@ -97,20 +109,34 @@ class SplineAutoregressive(Transform):
         hidden: Sequence[int] = (128, 128),
         settings: SplineSettings | None = None,
         activation: str = "relu",
+        context_features: int = 0,
     ) -> None:
         super().__init__()
         self.settings = settings or SplineSettings()
-        self.net = MADE(features, self.settings.params_per_dim, hidden, activation)
+        self.context_features = int(context_features)
+        self.net = MADE(
+            features, self.settings.params_per_dim, hidden, activation, self.context_features
+        )
 
-    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        y, log_grad = rational_quadratic_spline(x, self.net(x), self.settings)
+    def _params(self, x: Tensor, context: Tensor | None) -> Tensor:
+        if not self.context_features:
+            return self.net(x)
+        if context is None or context.shape != (x.shape[0], self.context_features):
+            got = None if context is None else tuple(context.shape)
+            raise ValueError(f"this layer reads a context of {self.context_features} features; "
+                             f"got {got}")  # fmt: skip
+        return self.net(torch.cat([context.to(x.dtype), x], dim=1))
+
+    def forward(self, x: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        y, log_grad = rational_quadratic_spline(x, self._params(x, context), self.settings)
         return y, log_grad.sum(-1)
 
-    def inverse(self, y: Tensor) -> tuple[Tensor, Tensor]:
+    def inverse(self, y: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
         x = torch.zeros_like(y)
         for i in range(y.shape[-1]):  # dimension i needs x_<i, known after i passes
-            params = self.net(x)[:, i]
+            params = self._params(x, context)[:, i]
             xi, _ = rational_quadratic_spline(y[:, i], params, self.settings, inverse=True)
             x = torch.cat([x[:, :i], xi[:, None], x[:, i + 1 :]], dim=1)
-        _, log_grad = rational_quadratic_spline(y, self.net(x), self.settings, inverse=True)
+        params = self._params(x, context)
+        _, log_grad = rational_quadratic_spline(y, params, self.settings, inverse=True)
         return x, log_grad.sum(-1)

@@ -1,10 +1,17 @@
 """Coupling layers: transform part of the features conditioned on the rest.
 
+A conditional flow's couplings also read a context (its condition as a vector): the
+conditioner network sees it beside the kept features, concatenated to its input (for images,
+as constant extra channels), so ``s`` and ``t`` depend on the condition while the Jacobian
+stays triangular: the conditional coupling of Winkler et al. 2019.
+
 References:
     Dinh, Sohl-Dickstein & Bengio, "Density estimation using Real NVP", ICLR 2017
     (arXiv:1605.08803), section 3.
     Kingma & Dhariwal, "Glow: Generative flow with invertible 1x1 convolutions",
     NeurIPS 2018 (arXiv:1807.03039), section 3.3.
+    Winkler, Worrall, Hoogeboom & Welling, "Learning likelihoods with conditional
+    normalizing flows", arXiv:1912.00042, 2019 (conditional couplings).
 """
 
 from __future__ import annotations
@@ -55,6 +62,8 @@ class AffineCoupling(Transform):
         scale_bound: bound on ``|s|``, > 0 (for ``scale="tanh"``).
         scale: ``"tanh"`` (the soft clamp above) or ``"sigmoid"``, Glow's
             ``exp(s) = sigmoid(s_raw + 2)`` (Kingma & Dhariwal 2018, official code).
+        context_features: size of the context a conditional flow passes (0: none); the
+            conditioner reads ``[b*x, context]``.
 
     Example:
         >>> layer = AffineCoupling(torch.tensor([1.0, 0.0]), hidden=(16,))
@@ -64,6 +73,8 @@ class AffineCoupling(Transform):
         (True, torch.Size([8]))
     """
 
+    takes_context = True
+
     def __init__(
         self,
         mask: Tensor,
@@ -71,6 +82,7 @@ class AffineCoupling(Transform):
         activation: str = "relu",
         scale_bound: float = 3.0,
         scale: str = "tanh",
+        context_features: int = 0,
     ) -> None:
         super().__init__()
         mask = torch.as_tensor(mask, dtype=torch.get_default_dtype())
@@ -84,13 +96,29 @@ class AffineCoupling(Transform):
         self.scale = check_scale(scale)
         self.register_buffer("mask", mask)
         d = len(mask)
-        self.net = MLP(d, 2 * d, hidden=hidden, activation=activation, zero_last=True)
+        self.context_features = int(context_features)
+        self.net = MLP(
+            d + self.context_features, 2 * d, hidden=hidden, activation=activation, zero_last=True
+        )
 
-    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        return _couple(self, x, inverse=False)
+    def forward(self, x: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        return _couple(self, x, inverse=False, context=context)
 
-    def inverse(self, y: Tensor) -> tuple[Tensor, Tensor]:
-        return _couple(self, y, inverse=True)
+    def inverse(self, y: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        return _couple(self, y, inverse=True, context=context)
+
+
+def with_context(kept: Tensor, context: Tensor | None, expected: int) -> Tensor:
+    """The conditioner's input: ``kept`` features ``(batch, d)`` or ``(batch, c, h, w)``, and
+    the context ``(batch, expected)`` beside them (as constant channels for images)."""
+    if not expected:
+        return kept
+    if context is None or context.shape != (kept.shape[0], expected):
+        got = None if context is None else tuple(context.shape)
+        raise ValueError(f"this coupling reads a context of {expected} features; got {got}")
+    if kept.ndim == 4:
+        context = context[:, :, None, None].expand(-1, -1, *kept.shape[2:])
+    return torch.cat([kept, context.to(kept.dtype)], dim=1)
 
 
 SCALES = ("tanh", "sigmoid")
@@ -110,14 +138,15 @@ def log_scale(raw: Tensor, scale: str, bound: float) -> Tensor:
     return bound * torch.tanh(raw / bound)  # soft clamp to (-bound, bound)
 
 
-def _couple(layer, v: Tensor, inverse: bool) -> tuple[Tensor, Tensor]:
+def _couple(layer, v: Tensor, inverse: bool, context: Tensor | None) -> tuple[Tensor, Tensor]:
     """Masked affine coupling (eq. 9 of RealNVP) of ``layer`` in either direction.
 
     The channel (or feature) dimension is 1; the network's output stacks ``s`` and ``t``
-    along it. The kept part ``v * mask`` is the same before and after the layer.
+    along it. The kept part ``v * mask`` is the same before and after the layer; the
+    network reads it with the context, if the layer takes one.
     """
     kept = v * layer.mask
-    raw_s, t = layer.net(kept).chunk(2, dim=1)
+    raw_s, t = layer.net(with_context(kept, context, layer.context_features)).chunk(2, dim=1)
     free = 1 - layer.mask
     s = log_scale(raw_s, layer.scale, layer.scale_bound) * free
     t = t * free
@@ -178,7 +207,11 @@ class ConvAffineCoupling(Transform):
         activation: the conditioner's activation, by name.
         scale_bound: bound on ``|s|`` for ``scale="tanh"``.
         scale: ``"tanh"`` or ``"sigmoid"`` (Glow).
+        context_features: size of a conditional flow's context (0: none), read by the
+            conditioner as that many constant extra input channels.
     """
+
+    takes_context = True
 
     def __init__(
         self,
@@ -187,6 +220,7 @@ class ConvAffineCoupling(Transform):
         activation: str = "relu",
         scale_bound: float = 3.0,
         scale: str = "tanh",
+        context_features: int = 0,
     ) -> None:
         super().__init__()
         if mask.ndim != 3:
@@ -197,10 +231,11 @@ class ConvAffineCoupling(Transform):
         self.scale = check_scale(scale)
         self.register_buffer("mask", mask.to(torch.get_default_dtype()))
         c = mask.shape[0]
-        self.net = ConvNet(c, 2 * c, int(hidden), activation)
+        self.context_features = int(context_features)
+        self.net = ConvNet(c + self.context_features, 2 * c, int(hidden), activation)
 
-    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        return _couple(self, x, inverse=False)
+    def forward(self, x: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        return _couple(self, x, inverse=False, context=context)
 
-    def inverse(self, y: Tensor) -> tuple[Tensor, Tensor]:
-        return _couple(self, y, inverse=True)
+    def inverse(self, y: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        return _couple(self, y, inverse=True, context=context)

@@ -51,6 +51,11 @@ class Glow(Flow):
         multiscale: use the multi-scale image architecture for ``(c, h, w)`` data.
         alpha: the logit pre-processing's margin for images, in ``[0, 0.5)``; 0 keeps the
             density on ``[0, 1]^D`` exactly normalised (the paper's 0.05 loses some mass).
+        n_classes: ``K`` > 0 makes it a class-conditional flow ``p(x | c)``: every coupling's
+            network also reads the class (one-hot; constant channels for images), the
+            conditional coupling of Winkler et al. 2019. ActNorm and the 1x1 convolutions
+            stay unconditional.
+        condition_dim: ``C`` > 0 conditions it on a vector of ``C`` numbers instead.
 
     Example:
         >>> import genzoo
@@ -72,8 +77,11 @@ class Glow(Flow):
         activation: str = "relu",
         multiscale: bool = True,
         alpha: float = 0.0,
+        n_classes: int = 0,
+        condition_dim: int = 0,
     ) -> None:
         super().__init__(data_shape)
+        context = self.setup_flow_condition(n_classes, condition_dim)
         d = self.data_dim
         if d < 2:
             raise DataError(
@@ -98,7 +106,7 @@ class Glow(Flow):
                     steps += [
                         ActNorm(c),
                         InvertibleLinear(c),
-                        ConvAffineCoupling(mask, hidden, activation, scale_bound, scale),
+                        ConvAffineCoupling(mask, hidden, activation, scale_bound, scale, context),
                     ]
                 return steps, shape
 
@@ -110,6 +118,6 @@ class Glow(Flow):
                 steps += [
                     ActNorm(d),
                     InvertibleLinear(d),
-                    AffineCoupling(mask, widths, activation, scale_bound, scale),
+                    AffineCoupling(mask, widths, activation, scale_bound, scale, context),
                 ]
             self.transform = Compose(steps)

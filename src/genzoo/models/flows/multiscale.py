@@ -44,7 +44,8 @@ def squeezed(shape: Shape) -> Shape:
 class MultiScale(Transform):
     """Images ``(batch, c, h, w)`` to flat noise ``(batch, c*h*w)`` over several scales.
 
-    Level ``i`` transforms the current tensor ``h_i``; after every level but the last, half
+    Level ``i`` transforms the current tensor ``h_i`` (its couplings read the context of a
+    conditional flow, if any); after every level but the last, half
     of its channels are factored out (they become part of ``z`` and are Gaussianised
     directly) and the rest go on to the next level. ``z`` is the concatenation of the
     factored-out parts, flattened, and the last level's output.
@@ -56,6 +57,8 @@ class MultiScale(Transform):
         level: builds the transforms of one level from its index, its input shape and
             whether it is the last; returns them with the output shape.
     """
+
+    takes_context = True
 
     def __init__(self, shape: Sequence[int], n_levels: int, level: LevelFactory) -> None:
         super().__init__()
@@ -79,10 +82,10 @@ class MultiScale(Transform):
         parts = [math.prod(s) // 2 for s in self.shapes[:-1]]
         return [*parts, math.prod(self.shapes[-1])]
 
-    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+    def forward(self, x: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
         zs, ladj, h = [], x.new_zeros(x.shape[0]), x
         for i, level in enumerate(self.levels):
-            h, step = level(h)
+            h, step = level(h, context)
             ladj = ladj + step
             if i < len(self.levels) - 1:
                 z, h = h.chunk(2, dim=1)  # factor out half the channels
@@ -90,7 +93,7 @@ class MultiScale(Transform):
         zs.append(h.flatten(1))
         return torch.cat(zs, dim=1), ladj
 
-    def inverse(self, z: Tensor) -> tuple[Tensor, Tensor]:
+    def inverse(self, z: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
         parts = z.split(self._sizes(), dim=1)
         ladj = z.new_zeros(z.shape[0])
         h = parts[-1].reshape(-1, *self.shapes[-1])
@@ -98,7 +101,7 @@ class MultiScale(Transform):
             if i < len(self.levels) - 1:
                 c, hh, ww = self.shapes[i]
                 h = torch.cat([parts[i].reshape(-1, c // 2, hh, ww), h], dim=1)
-            h, step = self.levels[i].inverse(h)
+            h, step = self.levels[i].inverse(h, context)
             ladj = ladj + step
         return h, ladj
 

@@ -45,6 +45,10 @@ class NSF(Flow):
         min_bin_height: floor on each bin's height (fraction of ``2B``).
         min_derivative: floor on the derivative at the knots.
         activation: the conditioners' activation, by name.
+        n_classes: ``K`` > 0 makes it a class-conditional flow ``p(x | c)``: every conditioner
+            (coupling MLP or MADE) also reads the class, one-hot (Winkler et al. 2019; the
+            MADE as MAF's context, Papamakarios et al. 2017).
+        condition_dim: ``C`` > 0 conditions it on a vector of ``C`` numbers instead.
 
     Example:
         >>> import genzoo
@@ -67,8 +71,11 @@ class NSF(Flow):
         min_bin_height: float = 1e-3,
         min_derivative: float = 1e-3,
         activation: str = "relu",
+        n_classes: int = 0,
+        condition_dim: int = 0,
     ) -> None:
         super().__init__(data_shape)
+        context = self.setup_flow_condition(n_classes, condition_dim)
         d = self.data_dim
         if d < 2:
             raise DataError(
@@ -89,10 +96,10 @@ class NSF(Flow):
         layers: list[Transform] = [Flatten(self.data_shape), Standardize(d)]
         if kind == "coupling":
             for mask in alternating_masks(d, int(n_layers)):
-                layers.append(SplineCoupling(mask, widths, settings, activation))
+                layers.append(SplineCoupling(mask, widths, settings, activation, context))
         else:
             for i in range(int(n_layers)):
                 if i > 0:
                     layers.append(Reverse())
-                layers.append(SplineAutoregressive(d, widths, settings, activation))
+                layers.append(SplineAutoregressive(d, widths, settings, activation, context))
         self.transform = Compose(layers)

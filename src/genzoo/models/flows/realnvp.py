@@ -53,6 +53,11 @@ class RealNVP(Flow):
         n_levels: number of scales of the image architecture.
         alpha: the logit pre-processing's margin for images, in ``[0, 0.5)``; 0 keeps the
             density on ``[0, 1]^D`` exactly normalised (the paper's 0.05 loses some mass).
+        n_classes: ``K`` > 0 makes it a class-conditional flow ``p(x | c)``, ``c`` in
+            ``0..K-1``: every conditioner also reads the class (one-hot; constant channels
+            for images), as in the conditional couplings of Winkler et al. 2019.
+        condition_dim: ``C`` > 0 conditions it on a vector of ``C`` numbers instead
+            (standardised, then read by every conditioner like the class).
 
     Example:
         >>> import genzoo
@@ -73,8 +78,11 @@ class RealNVP(Flow):
         multiscale: bool = True,
         n_levels: int = 2,
         alpha: float = 0.0,
+        n_classes: int = 0,
+        condition_dim: int = 0,
     ) -> None:
         super().__init__(data_shape)
+        context = self.setup_flow_condition(n_classes, condition_dim)
         d = self.data_dim
         if d < 2:
             raise DataError(
@@ -97,7 +105,9 @@ class RealNVP(Flow):
 
             def level(i: int, shape, last: bool) -> tuple[list[Transform], tuple]:
                 def coupling(mask):
-                    return ConvAffineCoupling(mask, hidden, activation, scale_bound)
+                    return ConvAffineCoupling(
+                        mask, hidden, activation, scale_bound, context_features=context
+                    )
 
                 if last:
                     return [coupling(checkerboard_mask(shape, p % 2)) for p in range(4)], shape
@@ -111,7 +121,7 @@ class RealNVP(Flow):
         else:
             widths = (int(hidden),) * int(depth)
             layers = [
-                AffineCoupling(mask, widths, activation=activation, scale_bound=scale_bound)
+                AffineCoupling(mask, widths, activation, scale_bound, context_features=context)
                 for mask in alternating_masks(d, int(n_layers))
             ]
             self.transform = Compose([Flatten(self.data_shape), Standardize(d), *layers])

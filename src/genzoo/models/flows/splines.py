@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from genzoo.models.flows.coupling import with_context
 from genzoo.models.flows.transforms import Transform
 from genzoo.models.nn import MLP
 
@@ -131,7 +132,11 @@ class SplineCoupling(Transform):
         hidden: widths of the conditioner MLP's hidden layers.
         settings: the spline hyper-parameters.
         activation: the conditioner's activation, by name.
+        context_features: size of a conditional flow's context (0: none); the conditioner
+            reads ``[b*x, context]`` (Winkler et al. 2019).
     """
+
+    takes_context = True
 
     def __init__(
         self,
@@ -139,6 +144,7 @@ class SplineCoupling(Transform):
         hidden: Sequence[int] = (128, 128),
         settings: SplineSettings | None = None,
         activation: str = "relu",
+        context_features: int = 0,
     ) -> None:
         super().__init__()
         mask = torch.as_tensor(mask, dtype=torch.get_default_dtype())
@@ -147,17 +153,21 @@ class SplineCoupling(Transform):
         self.settings = settings or SplineSettings()
         self.register_buffer("mask", mask)
         d, p = len(mask), self.settings.params_per_dim
-        self.net = MLP(d, d * p, hidden=hidden, activation=activation, zero_last=True)
+        self.context_features = int(context_features)
+        self.net = MLP(
+            d + self.context_features, d * p, hidden=hidden, activation=activation, zero_last=True
+        )
 
-    def _spline(self, v: Tensor, inverse: bool) -> tuple[Tensor, Tensor]:
+    def _spline(self, v: Tensor, inverse: bool, context: Tensor | None) -> tuple[Tensor, Tensor]:
         kept = v * self.mask
-        params = self.net(kept).unflatten(-1, (v.shape[-1], -1))  # (batch, d, 3K-1)
+        net_input = with_context(kept, context, self.context_features)
+        params = self.net(net_input).unflatten(-1, (v.shape[-1], -1))  # (batch, d, 3K-1)
         out, log_grad = rational_quadratic_spline(v, params, self.settings, inverse=inverse)
         free = 1 - self.mask
         return kept + free * out, (free * log_grad).sum(-1)
 
-    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        return self._spline(x, inverse=False)
+    def forward(self, x: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        return self._spline(x, inverse=False, context=context)
 
-    def inverse(self, y: Tensor) -> tuple[Tensor, Tensor]:
-        return self._spline(y, inverse=True)
+    def inverse(self, y: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        return self._spline(y, inverse=True, context=context)

@@ -5,12 +5,18 @@ for the image parts) to ``y`` and
 returns, per example, ``log|det dy/dx|`` shaped ``(batch,)``. ``inverse`` goes back and
 returns ``log|det dx/dy|`` (the negative of the forward one at the matching point).
 By convention a flow's ``forward`` goes from data to noise.
+
+A transform whose class sets ``takes_context`` also takes a context, ``forward(x, context)``
+and ``inverse(y, context)``: the condition of a conditional flow as a vector ``(batch,
+features)`` (``genzoo.models.conditioning.Context``), or ``None``. ``Compose`` passes it on to
+the parts that take one.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterable
+from typing import ClassVar
 
 import torch
 from torch import Tensor, nn
@@ -18,6 +24,9 @@ from torch import Tensor, nn
 
 class Transform(nn.Module):
     """Base class of invertible transforms on ``(batch, d)`` tensors."""
+
+    #: ``forward(x, context)`` and ``inverse(y, context)`` take a context (or ``None``).
+    takes_context: ClassVar[bool] = False
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """Map ``x`` ``(batch, d)`` to ``(y, log|det dy/dx|)`` shaped ``(batch, d), (batch,)``."""
@@ -38,21 +47,23 @@ class Compose(Transform):
         True
     """
 
+    takes_context = True
+
     def __init__(self, transforms: Iterable[Transform]) -> None:
         super().__init__()
         self.transforms = nn.ModuleList(transforms)
 
-    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+    def forward(self, x: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
         ladj = x.new_zeros(x.shape[0])
         for t in self.transforms:
-            x, step = t(x)
+            x, step = t(x, context) if t.takes_context else t(x)
             ladj = ladj + step
         return x, ladj
 
-    def inverse(self, y: Tensor) -> tuple[Tensor, Tensor]:
+    def inverse(self, y: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
         ladj = y.new_zeros(y.shape[0])
         for t in reversed(self.transforms):
-            y, step = t.inverse(y)
+            y, step = t.inverse(y, context) if t.takes_context else t.inverse(y)
             ladj = ladj + step
         return y, ladj
 

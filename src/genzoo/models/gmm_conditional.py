@@ -1,0 +1,116 @@
+"""The class-conditional Gaussian mixture: one mixture per class, the generative classifier.
+
+``PerClassMixtures`` is a part of ``genzoo.models.mixtures.GaussianMixture``: a ``gmm`` built
+with ``n_classes = C`` holds ``C`` mixtures (``classes[k]``, each with the model's settings)
+and the class frequencies ``p(c)`` of its training data. Then
+
+    p(x | c) = sum_m pi_cm N(x | mu_cm, Sigma_cm),   each fitted by EM on the examples of c,
+    p(c | x) = p(x | c) p(c) / sum_k p(x | k) p(k)   (Bayes' rule: ``predict_class_proba``).
+
+With one full-covariance component per class this is quadratic discriminant analysis; with
+more, each class's density is a mixture (Hastie & Tibshirani 1996, "Discriminant analysis by
+Gaussian mixtures", JRSS B 58(1)). As a ``Mixture`` (components, responsibilities) the model
+is the joint mixture ``p(x) = sum_c p(c) sum_m pi_cm N(x | mu_cm, Sigma_cm)`` of all ``C x M``
+components, class by class.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from genzoo.errors import DataError
+from genzoo.validation import check_finite, check_shape
+
+
+class PerClassMixtures:
+    """The conditional half of ``GaussianMixture`` (mixin; see the module). Every method
+    here is called by the model's own when it was built with ``n_classes > 0``."""
+
+    def _split_by_class(self, data: Tensor, c: Any, what: str) -> list[Tensor]:
+        """The rows of ``data`` of each class, refusing a class with too few of them."""
+        check_shape(data, self.data_shape, what)
+        check_finite(data, what)
+        c = self.check_condition(c, len(data)).to(data.device)
+        parts = [data[c == k] for k in range(self.n_classes)]
+        for k, part in enumerate(parts):
+            if len(part) < self.classes[k].n_components:
+                raise DataError(
+                    f"class {k} has {len(part)} examples in the {what}, fewer than the "
+                    f"{self.classes[k].n_components} components of its mixture: lower "
+                    "n_components or give more examples of it"
+                )
+        return parts
+
+    @torch.no_grad()
+    def _initialize_per_class(self, data: Tensor, c: Any) -> None:
+        parts = self._split_by_class(data, c, "data")
+        self.set_class_prior(c)
+        for mixture, part in zip(self.classes, parts, strict=True):
+            mixture.initialize(part)
+
+    @torch.no_grad()
+    def _fit_step_per_class(self, data: Tensor, c: Any) -> dict[str, float]:
+        """One EM iteration of every class's mixture on its examples; the returned values
+        are means over the examples (``log_likelihood``: of ``log p(x | c)``)."""
+        parts = self._split_by_class(data, c, "data")
+        n = sum(len(p) for p in parts)
+        total = {"log_likelihood": 0.0, "improvement": 0.0}
+        for mixture, part in zip(self.classes, parts, strict=True):
+            if not bool(mixture.initialized_):
+                mixture.initialize(part)
+            step = mixture.fit_step(part)
+            for key in total:
+                total[key] += step[key] * len(part) / n
+        return {**total, "converged": float(self.converged)}
+
+    def _log_prob_per_class(self, x: Tensor, c: Any) -> Tensor:
+        x = self.check_input(x)
+        c = self.check_condition(c, len(x))
+        out = x.new_empty(len(x))
+        for k, mixture in enumerate(self.classes):
+            rows = c == k
+            if bool(rows.any()):
+                out[rows] = mixture.log_prob(x[rows])
+        return out
+
+    @torch.no_grad()
+    def _sample_per_class(self, n: int, generator: torch.Generator | None, c: Any) -> Tensor:
+        c = self.check_condition(c, n)
+        out = torch.empty(n, *self.data_shape, device=self.device, dtype=self.dtype)
+        for k, mixture in enumerate(self.classes):
+            rows = c == k
+            count = int(rows.sum())
+            if count:
+                out[rows] = mixture.sample(count, generator=generator)
+        return out
+
+    def _joint_log_prob(self, x: Tensor) -> Tensor:
+        """``log p(c) + log pi_cm + log N(x | mu_cm, Sigma_cm)`` of every component of every
+        class, ``(n, C * M)``, class by class."""
+        x = self.check_input(x)
+        prior = self.class_log_prior.to(x)
+        parts = [mixture._weighted_log_prob(x) + prior[k] for k, mixture in enumerate(self.classes)]
+        return torch.cat(parts, 1)
+
+    @torch.no_grad()
+    def _components_per_class(self) -> tuple[Tensor, Tensor, Tensor]:
+        parts = [mixture.components() for mixture in self.classes]
+        prior = self.class_log_prior.exp()
+        weights = torch.cat([w * prior[k].to(w) for k, (w, _, _) in enumerate(parts)])
+        means = torch.cat([m for _, m, _ in parts])
+        covariances = torch.cat([cov for _, _, cov in parts])
+        return weights, means, covariances
+
+    def _unconditional_only(self, what: str) -> None:
+        if self.n_classes:
+            raise DataError(
+                f"{what} is for a gmm without a condition; this one has a mixture per class "
+                f"({self.n_classes} classes): use each class's, model.classes[k]"
+            )
+
+    @property
+    def _per_class_converged(self) -> bool:
+        return all(mixture.converged for mixture in self.classes)
