@@ -115,7 +115,7 @@ def cmd_sample(args: argparse.Namespace) -> None:
     if out.exists() and not args.force:
         raise FileExistsError(f"{out} exists; pass --force to overwrite it")
     condition = None if args.condition is None else parse_condition(args.condition)
-    x = sample(args.run, args.n, seed=args.seed, condition=condition)
+    x = sample(args.run, args.n, seed=args.seed, condition=condition, guidance=args.guidance)
     out.parent.mkdir(parents=True, exist_ok=True)
 
     def write(tmp: str) -> None:
@@ -244,6 +244,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--condition", metavar="C",
                    help="conditional models: the class (3) or vector (0.5,-1,2) to sample "
                         "given")  # fmt: skip
+    p.add_argument("--guidance", type=float, metavar="W",
+                   help="score models trained with --condition: classifier-free guidance "
+                        "weight w >= 0 (0: the conditional model; default: the run's)")  # fmt: skip
     p.add_argument("--prompt", help="language models: text to continue (prints text)")
     p.add_argument("--temperature", type=float, help="language models: softmax temperature")
     p.add_argument("--top-k", type=int, help="language models: keep the k likeliest tokens")

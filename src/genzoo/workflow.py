@@ -7,6 +7,7 @@ matching test split.
 
 from __future__ import annotations
 
+import inspect
 import json
 import math
 import warnings
@@ -295,15 +296,26 @@ def parse_condition(text: str) -> int | list[float]:
         ) from None
 
 
-def sample(run: str | Path, n: int, seed: int = 0, condition: Any = None) -> Tensor:
+def sample(
+    run: str | Path, n: int, seed: int = 0, condition: Any = None, guidance: float | None = None
+) -> Tensor:
     """Draw ``n`` seeded samples from the model saved in ``run`` (given ``condition``, for a
-    conditional model: a class, or a vector of numbers, for every sample)."""
+    conditional model: a class, or a vector of numbers, for every sample). ``guidance``: the
+    classifier-free guidance weight of a class-conditional score model (``ddpm``,
+    ``score-sde``, ``ncsn``); None keeps the run's own."""
     model = load_model(run)
     if model.condition_kind == "continuous" and isinstance(condition, (int, float)):
         condition = [float(condition)]
+    options = {}
+    if guidance is not None:
+        if "guidance" not in inspect.signature(model.sample).parameters:
+            raise DataError(f"{model.name} takes no guidance: --guidance is the classifier-free "
+                            "guidance of score models (ddpm, score-sde, ncsn) trained with "
+                            "--condition")  # fmt: skip
+        options["guidance"] = guidance
     generator = torch.Generator(device=model.device).manual_seed(seed)
     with torch.no_grad():
-        return model.sample(n, generator=generator, c=condition).cpu()
+        return model.sample(n, generator=generator, c=condition, **options).cpu()
 
 
 def generate_text(

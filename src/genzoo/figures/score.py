@@ -1,5 +1,6 @@
 """Figures of the score family: Langevin trajectories, the score field, denoising sequences,
-and sample quality against the number of network evaluations.
+sample quality against the number of network evaluations, and classifier-free guidance's
+trade-off of class accuracy against sample diversity.
 
 The survey's picture of a score model is a compass: at every point an arrow toward the data.
 ``plot_score_field`` draws those arrows at one noise level; ``plot_langevin_trajectories``
@@ -142,4 +143,108 @@ def plot_quality_vs_steps(
     ax.set_xlabel("network evaluations per sample")
     ax.set_ylabel(metric_name)
     ax.legend(fontsize=8)
+    return save_figure(fig, path)
+
+
+def within_class_diversity(x: Tensor, labels: Tensor, max_per_class: int = 500) -> float:
+    """Mean Euclidean distance between two examples of the same class, averaged over the
+    classes present (examples flattened; at most ``max_per_class`` of each): how spread the
+    samples of one condition are. The same number of the data is the reference."""
+    flat, labels = x.detach().flatten(1).double().cpu(), labels.detach().cpu()
+    values = []
+    for k in labels.unique().tolist():
+        rows = flat[labels == k][:max_per_class]
+        m = len(rows)
+        if m > 1:
+            values.append(float(torch.cdist(rows, rows).sum()) / (m * (m - 1)))
+    if not values:
+        raise ValueError("within_class_diversity needs at least two examples of one class")
+    return sum(values) / len(values)
+
+
+def guidance_sweep(
+    model: ScoreModel,
+    weights: Sequence[float],
+    classify: Callable[[Tensor], Tensor],
+    n_per_class: int = 200,
+    classes: Sequence[int] | None = None,
+    seed: int = 0,
+    steps: int | None = None,
+    extra: dict[str, Callable[[Tensor, Tensor], float]] | None = None,
+) -> list[dict[str, float]]:
+    """Class accuracy and sample diversity of a class-conditional score model as the
+    classifier-free guidance weight ``w`` varies (Ho & Salimans 2022, figures 4-5).
+
+    For each ``w``, ``n_per_class`` samples of every class in ``classes`` (all of them when
+    None) are drawn with ``model.sample(n, generator, c=labels, guidance=w)`` from the same
+    seeded generator (the same noise for every ``w``), and scored: ``accuracy``, the share
+    whose ``classify(samples)`` (predicted classes, ``(n,)``; -1 for none) is the class
+    asked for; ``diversity``, ``within_class_diversity``; each ``extra`` metric of
+    ``(samples, labels)``; and ``nfe``, network evaluations per sample. The model is not
+    changed. Returns one row per weight.
+    """
+    if not model.n_classes:
+        raise ValueError(f"{model.name} was built without a class condition: no guidance")
+    chosen = list(range(model.n_classes)) if classes is None else [int(k) for k in classes]
+    labels = torch.tensor(chosen).repeat_interleave(int(n_per_class))
+    rows = []
+    for w in weights:
+        generator = torch.Generator(device=model.device).manual_seed(seed)
+        with torch.no_grad():
+            x = model.sample(len(labels), generator, steps=steps, c=labels, guidance=float(w))
+            predicted = torch.as_tensor(classify(x)).cpu()
+        x = x.cpu()
+        row = {
+            "guidance": float(w),
+            "accuracy": float((predicted == labels).double().mean()),
+            "diversity": within_class_diversity(x, labels),
+            "nfe": float(model.last_nfe),
+        }
+        for name, metric in (extra or {}).items():
+            row[name] = float(metric(x, labels))
+        rows.append(row)
+    return rows
+
+
+def plot_guidance_tradeoff(
+    rows: Sequence[dict[str, float]],
+    path: str | Path,
+    data_diversity: float | None = None,
+    title: str = "classifier-free guidance",
+    chance: float | None = None,
+) -> Path:
+    """Two panels from ``guidance_sweep``'s rows: class accuracy and within-class diversity
+    against the guidance weight ``w`` (left), and accuracy against diversity, each point
+    labelled with its ``w`` (right). ``data_diversity`` (the data's own
+    ``within_class_diversity``) and ``chance`` (1 / classes) are drawn as reference lines."""
+    w = [r["guidance"] for r in rows]
+    accuracy = [r["accuracy"] for r in rows]
+    diversity = [r["diversity"] for r in rows]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(9.5, 3.8))
+    left.plot(w, accuracy, "o-", color="C0", label="class accuracy")
+    left.set_xlabel("guidance weight w")
+    left.set_ylabel("class accuracy", color="C0")
+    left.set_ylim(0, 1.02)
+    if chance is not None:
+        left.axhline(chance, color="C0", ls=":", lw=1, label="chance")
+    twin = left.twinx()
+    twin.plot(w, diversity, "s--", color="C1", label="within-class diversity")
+    twin.set_ylabel("within-class diversity", color="C1")
+    if data_diversity is not None:
+        twin.axhline(data_diversity, color="C1", ls=":", lw=1, label="data's diversity")
+    handles = left.get_legend_handles_labels()
+    more = twin.get_legend_handles_labels()
+    left.legend(handles[0] + more[0], handles[1] + more[1], fontsize=7, loc="center right")
+    right.plot(diversity, accuracy, "o-", color="C2")
+    for wi, d, a in zip(w, diversity, accuracy, strict=True):
+        right.annotate(f"w={wi:g}", (d, a), textcoords="offset points", xytext=(4, -10),
+                       fontsize=7)  # fmt: skip
+    if data_diversity is not None:
+        right.axvline(data_diversity, color="C1", ls=":", lw=1)
+    right.margins(x=0.15, y=0.1)
+    right.set_xlabel("within-class diversity")
+    right.set_ylabel("class accuracy")
+    right.set_title("accuracy against diversity", fontsize=9)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
     return save_figure(fig, path)

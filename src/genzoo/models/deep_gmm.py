@@ -9,14 +9,17 @@ the paper), evaluated exactly by log-sum-exp.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 
 from genzoo.errors import DataError
+from genzoo.models import em_shards
 from genzoo.models import gmm_math as gm
 from genzoo.models.base import GenerativeModel, model_fact
 from genzoo.registry import register_model
@@ -59,6 +62,16 @@ class DeepGaussianMixture(GenerativeModel):
       to draws, so the log-likelihood is not monotone, only improving on average.
     - ``"gradient"``: the trainer's Adam on the exact mean negative log-likelihood
       (``loss``), one optimiser (player ``"model"``).
+
+    Across processes (``torchrun``; the trainer does it by itself), stochastic EM is
+    sharded: within ``with model.sharded():`` each rank's ``fit_step`` takes its own rows,
+    and at every layer the M-step's sums (sum r, sum r y E[z~]^T, sum r E[z~ z~^T],
+    sum r y^2 and the log-likelihood) are summed over the ranks before the closed-form
+    update, which every rank then solves on the same numbers. Layer 1's update is the
+    single-process one on the union of the rows (one layer: the whole fit equals the
+    single-process fit up to rounding); the S-step draws each rank's z for its own rows from
+    its own seed, so the layers above see draws from the same distribution as a single
+    process's, not the same draws.
 
     Both start from the same initialisation: layer by layer, k-means++ and Lloyd on the
     layer's input, then per cluster the factor analyser given by its principal components
@@ -158,6 +171,7 @@ class DeepGaussianMixture(GenerativeModel):
         )
         self.register_buffer("n_iter_", torch.tensor(0))
         self.register_buffer("log_likelihood_", torch.tensor(-math.inf))
+        self._group: Any = None  # the process group of a sharded fit (see ``sharded``)
 
     # -- parameters ------------------------------------------------------------------------
     @property
@@ -297,6 +311,32 @@ class DeepGaussianMixture(GenerativeModel):
         self.log_psi[i].copy_((psi - self.reg_covar).clamp_min(1e-12).log())
 
     # -- stochastic EM ---------------------------------------------------------------------------
+    @property
+    def shardable(self) -> bool:
+        """Whether ``sharded`` stochastic EM across processes is available (``fit="sem"``)."""
+        return self.fit_method == "sem"
+
+    @contextlib.contextmanager
+    def sharded(
+        self, data: Tensor | None = None, c: Any = None, group: Any = None
+    ) -> Iterator[DeepGaussianMixture]:
+        """Stochastic EM across the processes of a ``torch.distributed`` group (see the
+        class): rank 0's parameters are broadcast on entry, then each ``fit_step(rows)``
+        takes this rank's rows and sums the M-step statistics over the ranks. ``data`` is
+        not used (the model is initialised when created from data, or by ``initialize``,
+        which every rank runs on the same data or rank 0's state replaces); ``group`` is the
+        process group (the default one when None)."""
+        if not self.shardable:
+            raise ValueError("fit='gradient' trains by gradients: the trainer's DDP makes it "
+                             "data-parallel, not sharded EM")  # fmt: skip
+        em_shards.require_group()
+        em_shards.broadcast_state(self, group)
+        previous, self._group = self._group, em_shards.group_or_default(group)
+        try:
+            yield self
+        finally:
+            self._group = previous
+
     @torch.no_grad()
     def fit_step(self, data: Tensor) -> dict[str, float]:
         """One stochastic-EM sweep over the layers (Viroli & McLachlan 2019, section 3).
@@ -306,7 +346,10 @@ class DeepGaussianMixture(GenerativeModel):
         """
         check_shape(data, self.data_shape, "data")
         y = self._flat(data).to(self.device, EM_DTYPE)
-        generator = torch.Generator(device=y.device).manual_seed(self.seed + int(self.n_iter_))
+        seed = self.seed + int(self.n_iter_)
+        if self._group is not None:  # each rank draws the z of its own rows
+            seed += em_shards.RANK_STRIDE * em_shards.rank(self._group)
+        generator = torch.Generator(device=y.device).manual_seed(seed)
         ll = math.nan
         for i in range(self.n_layers):
             layer_ll, y, params = self._layer_step(i, y, generator)
@@ -355,13 +398,22 @@ class DeepGaussianMixture(GenerativeModel):
         b[:, :r, :r] += nq[:, None, None] * post_cov
         b = b.reshape(k, q, r + 1, r + 1).sum(1)  # (k, r+1, r+1)
         nk = nq.reshape(k, q).sum(1)  # (k,)
-        b = b + 1e-10 * torch.eye(r + 1, device=y.device, dtype=EM_DTYPE)
-        ext = torch.linalg.solve(b, a.transpose(1, 2)).transpose(1, 2)  # (k, p, r+1)
         rk = resp.reshape(n, k, q).sum(2)  # (n, k)
         yy = rk.T @ y.square()  # (k, p): sum_n r_nj y_n^2
+        mean_ll = ll.mean()
+        if self._group is not None:  # the sums of every rank's rows (sharded EM)
+            count = torch.tensor(float(n), dtype=EM_DTYPE, device=y.device)
+            a, b, nk, yy, scalars = em_shards.all_reduce_sum(
+                [a, b, nk, yy, torch.stack([ll.sum(), count])], self._group, agree=2
+            )
+            mean_ll, n_all = scalars[0] / scalars[1], scalars[1]
+        else:
+            n_all = n
+        b = b + 1e-10 * torch.eye(r + 1, device=y.device, dtype=EM_DTYPE)
+        ext = torch.linalg.solve(b, a.transpose(1, 2)).transpose(1, 2)  # (k, p, r+1)
         new_psi = ((yy - (ext * a).sum(2)) / nk.clamp_min(1e-12)[:, None]).clamp_min(0)
         new_psi = new_psi + self.reg_covar
-        weights = (nk / n).clamp_min(1e-12)
+        weights = (nk / n_all).clamp_min(1e-12)
         empty = nk < 1e-8  # a component with no data keeps its parameters
         new_lam = torch.where(empty[:, None, None], lam, ext[:, :, :r])
         new_eta = torch.where(empty[:, None], eta, ext[:, :, r])
@@ -371,7 +423,7 @@ class DeepGaussianMixture(GenerativeModel):
         noise = torch.randn(n, r, 1, generator=generator, device=y.device, dtype=EM_DTYPE)
         v_chol = torch.linalg.cholesky(post_cov + 1e-12 * torch.eye(r, device=y.device))
         z = post_mean[torch.arange(n, device=y.device), pick] + (v_chol[pick] @ noise).squeeze(2)
-        return float(ll.mean()), z, (weights / weights.sum(), new_eta, new_lam, new_psi)
+        return float(mean_ll), z, (weights / weights.sum(), new_eta, new_lam, new_psi)
 
     def _top(self) -> tuple[Tensor, Tensor, Tensor]:
         """The N(0, I) prior of z^(h) as a one-path mixture (float64)."""

@@ -22,6 +22,7 @@ import torch
 from torch import Tensor
 
 from genzoo.errors import DataError
+from genzoo.models import em_shards
 from genzoo.validation import check_finite, check_shape
 
 
@@ -29,24 +30,29 @@ class PerClassMixtures:
     """The conditional half of ``GaussianMixture`` (mixin; see the module). Every method
     here is called by the model's own when it was built with ``n_classes > 0``."""
 
-    def _split_by_class(self, data: Tensor, c: Any, what: str) -> list[Tensor]:
-        """The rows of ``data`` of each class, refusing a class with too few of them."""
+    def _split_by_class(self, data: Tensor, c: Any, what: str) -> tuple[list[Tensor], list[int]]:
+        """The rows of ``data`` of each class and the count of each class's rows (over every
+        rank, in a sharded fit), refusing a class with too few of them."""
         check_shape(data, self.data_shape, what)
         check_finite(data, what)
         c = self.check_condition(c, len(data)).to(data.device)
         parts = [data[c == k] for k in range(self.n_classes)]
-        for k, part in enumerate(parts):
-            if len(part) < self.classes[k].n_components:
+        counts = [len(part) for part in parts]
+        if self._group is not None:  # the classes' rows on every rank together
+            local = torch.tensor(counts, dtype=torch.float64, device=self.device)
+            counts = [round(v) for v in em_shards.all_reduce_sum([local], self._group)[0].tolist()]
+        for k, count in enumerate(counts):
+            if count < self.classes[k].n_components:
                 raise DataError(
-                    f"class {k} has {len(part)} examples in the {what}, fewer than the "
+                    f"class {k} has {count} examples in the {what}, fewer than the "
                     f"{self.classes[k].n_components} components of its mixture: lower "
                     "n_components or give more examples of it"
                 )
-        return parts
+        return parts, counts
 
     @torch.no_grad()
     def _initialize_per_class(self, data: Tensor, c: Any) -> None:
-        parts = self._split_by_class(data, c, "data")
+        parts, _ = self._split_by_class(data, c, "data")
         self.set_class_prior(c)
         for mixture, part in zip(self.classes, parts, strict=True):
             mixture.initialize(part)
@@ -54,16 +60,19 @@ class PerClassMixtures:
     @torch.no_grad()
     def _fit_step_per_class(self, data: Tensor, c: Any) -> dict[str, float]:
         """One EM iteration of every class's mixture on its examples; the returned values
-        are means over the examples (``log_likelihood``: of ``log p(x | c)``)."""
-        parts = self._split_by_class(data, c, "data")
-        n = sum(len(p) for p in parts)
+        are means over the examples (``log_likelihood``: of ``log p(x | c)``). Sharded,
+        each class's mixture sums its statistics over the ranks, and the means weigh the
+        classes by their rows on every rank."""
+        if not self.initialized:  # as initialize(data, c): every class and the class prior
+            self._refuse_uninitialized_shard()
+            self._initialize_per_class(data, c)
+        parts, counts = self._split_by_class(data, c, "data")
+        n = sum(counts)
         total = {"log_likelihood": 0.0, "improvement": 0.0}
-        for mixture, part in zip(self.classes, parts, strict=True):
-            if not bool(mixture.initialized_):
-                mixture.initialize(part)
+        for mixture, part, count in zip(self.classes, parts, counts, strict=True):
             step = mixture.fit_step(part)
             for key in total:
-                total[key] += step[key] * len(part) / n
+                total[key] += step[key] * count / n
         return {**total, "converged": float(self.converged)}
 
     def _log_prob_per_class(self, x: Tensor, c: Any) -> Tensor:

@@ -4,13 +4,16 @@ iteration, so peak memory depends on the chunk size, not on the number of rows.
 
 from __future__ import annotations
 
+import contextlib
 import math
+import os
 from os import PathLike
 
 import numpy as np
 import torch
 
 from genzoo.errors import DataError
+from genzoo.models import em_shards
 from genzoo.models.mixtures import GaussianMixture, _is_count
 
 
@@ -23,6 +26,7 @@ def fit_gmm_memmap(
     init_rows: int = 100_000,
     dtype: torch.dtype = torch.float32,
     device: str | torch.device = "cpu",
+    sharded: bool = False,
     **hparams,
 ) -> GaussianMixture:
     """Fit a ``GaussianMixture`` by batch EM to a ``.npy`` file larger than memory.
@@ -37,6 +41,15 @@ def fit_gmm_memmap(
     in-memory EM up to rounding). ``hparams`` are the other ``GaussianMixture`` arguments
     (``covariance_type``, ``tol``, ...), except ``online``.
 
+    ``sharded=True`` fits one model with several processes (launched by ``torchrun``, on
+    one machine or several; the process group is joined if not yet, gloo on CPU, NCCL on
+    CUDA with ``device="cuda"`` becoming ``cuda:LOCAL_RANK``): every process opens the same
+    file (on storage they all see), reads only its contiguous share of the rows each
+    iteration, and the statistics are summed over the processes (``GaussianMixture.sharded``),
+    so each machine reads and holds its share only. Rank 0 initialises on the same rows a
+    single process would and broadcasts the result, so the fit equals the single-process
+    one up to the rounding of the sums; every rank returns the same model.
+
     Example:
         >>> model = fit_gmm_memmap("big.npy", n_components=16, chunk_rows=100_000)  # doctest: +SKIP
     """
@@ -46,24 +59,40 @@ def fit_gmm_memmap(
         raise ValueError("chunk_rows and init_rows must be integers >= 1")
     read, shape = _npy_reader(path)
     n = shape[0]
+    first, last, main = 0, n, True  # this process's rows
+    if sharded:
+        em_shards.join_from_environment(device)
+        if str(device) == "cuda":  # one GPU per process on each machine
+            device = f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"
+        first, last = em_shards.shard_bounds(n, em_shards.rank(), em_shards.world())
+        main = em_shards.rank() == 0
     model = GaussianMixture(shape[1:], n_components, **hparams).to(device=device, dtype=dtype)
-    if n <= init_rows:
-        sample = read(0, n)
-    else:
-        block = max(1, init_rows // INIT_BLOCKS)
-        starts = np.linspace(0, n - block, INIT_BLOCKS).astype(np.int64)
-        sample = np.concatenate([read(int(a), int(a) + block) for a in starts])
-    model.initialize(torch.from_numpy(sample).to(dtype))
+    sample = None
+    if main:  # a sharded fit initialises on rank 0 and broadcasts
+        sample = torch.from_numpy(_init_sample(read, n, init_rows)).to(dtype)
+    if not sharded:
+        model.initialize(sample)
 
     def chunks():
-        for start in range(0, n, chunk_rows):
-            yield torch.from_numpy(read(start, min(n, start + chunk_rows)))
+        for start in range(first, last, chunk_rows):
+            yield torch.from_numpy(read(start, min(last, start + chunk_rows)))
 
-    for _ in range(max_iter):
-        model.fit_step_chunks(chunks())
-        if model.converged:
-            break
+    with model.sharded(sample) if sharded else contextlib.nullcontext():
+        for _ in range(max_iter):
+            model.fit_step_chunks(chunks())
+            if model.converged:
+                break
     return model
+
+
+def _init_sample(read, n: int, init_rows: int) -> np.ndarray:
+    """All n rows when n <= init_rows, else about init_rows rows in INIT_BLOCKS blocks
+    spread evenly over the file."""
+    if n <= init_rows:
+        return read(0, n)
+    block = max(1, init_rows // INIT_BLOCKS)
+    starts = np.linspace(0, n - block, INIT_BLOCKS).astype(np.int64)
+    return np.concatenate([read(int(a), int(a) + block) for a in starts])
 
 
 #: Blocks of rows that ``fit_gmm_memmap`` initialises on, for a file of more than init_rows.

@@ -36,6 +36,9 @@ class OnlineEM:
         over the batch, before the update) and ``step_size``.
         """
         self._unconditional_only("online_step")
+        if self._group is not None:
+            raise ValueError("online EM is not sharded across processes: call online_step "
+                             "outside model.sharded(...)")  # fmt: skip
         check_shape(batch, self.data_shape, "batch")
         if not bool(self.initialized_):
             self.initialize(batch)

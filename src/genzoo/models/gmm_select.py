@@ -69,11 +69,16 @@ class ModelSelection:
                 f"n_components='auto' found no K in {list(self.k_range)} that fits "
                 f"{n} examples: widen k_range or increase reg_covar"
             )
-        k = best.n_components
+        self.bic_scores_ = tried  # K -> BIC on the data (not saved: a diagnostic)
+        self._adopt(best)
+
+    def _adopt(self, other) -> None:
+        """Take ``other``'s K (in ``config`` too), buffers and EM progress: the chosen
+        candidate of ``_choose_k``, or a model of rank 0's K in a sharded fit."""
+        k = other.n_components
         self.auto = False
         self.n_components = k
         self._config["n_components"] = k
-        self.bic_scores_ = tried  # K -> BIC on the data (not saved: a diagnostic)
-        for name, value in best.named_buffers():
+        for name, value in other.named_buffers():
             setattr(self, name, value.clone())
-        self._last_ll = best._last_ll
+        self._last_ll = other._last_ll

@@ -11,14 +11,17 @@ protocol methods (``log_prob``, ``sample``, ``loss``).
 
 from __future__ import annotations
 
+import contextlib
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 from torch.nn.functional import one_hot
 
 from genzoo.errors import DataError
+from genzoo.models import em_shards
 from genzoo.models import gmm_math as gm
 from genzoo.models.base import GenerativeModel
 from genzoo.models.conditioning import class_log_posterior
@@ -51,6 +54,10 @@ class GaussianMixture(PerClassMixtures, OnlineEM, ModelSelection, GenerativeMode
     The E-step runs in the model's dtype (float32 or float64), on statistics centred on
     the current means so float32 loses nothing to cancellation; statistics are summed
     over chunks, and the M-step solved, in float64.
+
+    Across processes (``torchrun``), ``with model.sharded(data):`` makes each batch EM step
+    take this rank's rows only and sum the statistics over the ranks, so N processes fit one
+    model on the union of their rows (the trainer does this by itself; see ``sharded``).
 
     Arguments:
         data_shape: shape of one example; examples are treated as flat vectors of
@@ -131,6 +138,7 @@ class GaussianMixture(PerClassMixtures, OnlineEM, ModelSelection, GenerativeMode
         n_classes: int = 0,
     ) -> None:
         super().__init__(data_shape)
+        self._group: Any = None  # the process group of a sharded fit (see ``sharded``)
         if covariance_type not in gm.FORMS:
             raise ValueError(
                 f"covariance_type must be one of {COVARIANCE_TYPES}, got {covariance_type!r}"
@@ -215,6 +223,15 @@ class GaussianMixture(PerClassMixtures, OnlineEM, ModelSelection, GenerativeMode
             return self._per_class_converged
         return bool(self.converged_)
 
+    def _leaves(self) -> list[GaussianMixture]:
+        """The mixtures that hold parameters: each class's with ``n_classes``, else itself."""
+        return list(self.classes) if self.n_classes else [self]
+
+    @property
+    def initialized(self) -> bool:
+        """Whether ``initialize`` has run (for every class's mixture, with ``n_classes``)."""
+        return all(bool(m.initialized_) for m in self._leaves())
+
     def _set_parameters(self, weights: Tensor, means: Tensor, covariances: Tensor) -> None:
         """Store new parameters and the Cholesky factors of their precisions."""
         prec_chol = self.form.precision_cholesky(covariances.to(STATS_DTYPE))
@@ -294,6 +311,75 @@ class GaussianMixture(PerClassMixtures, OnlineEM, ModelSelection, GenerativeMode
         shift = shift.to(STATS_DTYPE)
         return gm.m_step(*stats, shift, x.shape[0], self.reg_covar, self.form)
 
+    # -- EM across processes ----------------------------------------------------------------------
+    @property
+    def shardable(self) -> bool:
+        """Whether ``sharded`` EM across processes is available: batch EM, not online EM
+        (whose updates follow one another through the mini-batches)."""
+        return not self.online
+
+    @contextlib.contextmanager
+    def sharded(
+        self, data: Tensor | None = None, c: Tensor | None = None, group: Any = None
+    ) -> Iterator[GaussianMixture]:
+        """EM across the processes of a ``torch.distributed`` group: within this context,
+        ``fit_step(rows)`` and ``fit_step_chunks(chunks)`` take this rank's rows only and sum
+        the sufficient statistics (N_k, sum r x, sum r x x^T or its diagonal, pooled or
+        spherical form), the log-likelihood and the row count over the ranks with one
+        ``all_reduce`` before the M-step, so every rank takes the same step, the one a single
+        process takes on the union of the rows (up to the rounding of the sums). The
+        stopping rule reads the summed log-likelihood, so every rank stops at the same step.
+
+        On entry, rank 0 initialises the model on ``data`` (and classes ``c``) if it is not
+        initialised yet (give the whole training set, or a sample common to the ranks, to
+        start where a single process would), and its state is broadcast to every rank
+        (``n_components="auto"``: the K chosen on rank 0 too). Every rank must enter and
+        then call the same steps; ``group`` is the process group (the default one when
+        None). With ``n_classes``, each class's mixture sums its statistics over the ranks.
+        Online EM is not sharded (``online=True`` is refused).
+        """
+        if not self.shardable:
+            raise ValueError("online EM is not sharded across processes: use batch EM "
+                             "(online=False) for a fit across processes")  # fmt: skip
+        em_shards.require_group()
+        if data is not None and em_shards.rank(group) == 0 and not self.initialized:
+            self.initialize(data, c)
+        self._broadcast_from_rank_zero(group)
+        mixtures = [self, *self.classes] if self.n_classes else [self]
+        previous = [m._group for m in mixtures]
+        for m in mixtures:
+            m._group = em_shards.group_or_default(group)
+        try:
+            yield self
+        finally:
+            for m, before in zip(mixtures, previous, strict=True):
+                m._group = before
+
+    def _broadcast_from_rank_zero(self, group: Any) -> None:
+        """Rank 0's K, parameters, EM progress and last log-likelihood on every rank."""
+        mine = {"k": self.n_components, "auto": self.auto,
+                "last_ll": [m._last_ll for m in self._leaves()]}  # fmt: skip
+        theirs = em_shards.broadcast_object(mine, group)
+        if not self.n_classes and (theirs["k"], theirs["auto"]) != (mine["k"], mine["auto"]):
+            # rank 0 chose K by BIC (n_components="auto"): take its size, then its values
+            config = {**self.config, "n_components": theirs["k"]}
+            self._adopt(type(self)(**config).to(device=self.device, dtype=self.dtype))
+            self.auto = theirs["auto"]
+        em_shards.broadcast_state(self, group)
+        for m, last in zip(self._leaves(), theirs["last_ll"], strict=True):
+            m._last_ll = last
+
+    def _sum_over_ranks(self, total: float, n: int, stats) -> tuple[float, int, tuple]:
+        """The summed log-likelihood, row count and statistics of every rank (sharded EM);
+        a rank without rows adds zeros."""
+        if stats is None:
+            k, d = self.n_components, self.data_dim
+            shapes = ((k,), (k, d), self.form.shape(k, d))
+            stats = tuple(torch.zeros(s, dtype=STATS_DTYPE, device=self.device) for s in shapes)
+        scalars = torch.tensor([total, n], dtype=STATS_DTYPE, device=self.device)
+        *stats, scalars = em_shards.all_reduce_sum([*stats, scalars], self._group, agree=2)
+        return float(scalars[0]), round(float(scalars[1])), tuple(stats)
+
     # -- EM --------------------------------------------------------------------------------------
     def _log_joint(self, x: Tensor):
         """Chunks of (x - c, log pi_k + log N(x | k)) for x (n,d): ((rows,d), (rows,k)).
@@ -339,6 +425,7 @@ class GaussianMixture(PerClassMixtures, OnlineEM, ModelSelection, GenerativeMode
         self.check_condition(c)
         check_shape(data, self.data_shape, "data")
         if not bool(self.initialized_):
+            self._refuse_uninitialized_shard()
             self.initialize(data)
         if self.online:  # one pass of mini-batch online EM instead of one batch EM step
             return self._record_step(self._online_pass(self._flat(data)))
@@ -355,6 +442,7 @@ class GaussianMixture(PerClassMixtures, OnlineEM, ModelSelection, GenerativeMode
         """
         self._unconditional_only("fit_step_chunks")
         if not bool(self.initialized_):
+            self._refuse_uninitialized_shard()
             raise RuntimeError("initialize the model (on a sample of the data) first")
         return self._batch_em_step(chunks, "chunk")
 
@@ -362,19 +450,35 @@ class GaussianMixture(PerClassMixtures, OnlineEM, ModelSelection, GenerativeMode
         """One batch EM iteration over the data given as chunks (the whole set in one piece,
         or pieces read in turn): the E-step's sufficient statistics are summed over them,
         responsibilities chunk by chunk, then the closed-form M-step maximises the expected
-        complete-data log-likelihood."""
+        complete-data log-likelihood. Sharded (see ``sharded``), the sums of this rank's
+        chunks are then summed over the ranks."""
         total, n, stats = 0.0, 0, None
+        step = f"EM step {int(self.n_iter_) + 1}"
         for chunk in chunks:
             check_shape(chunk, self.data_shape, what)
+            if self._group is not None and chunk.shape[0] == 0:
+                continue  # a rank may hold no rows of a class (or of a tiny data set)
             x = self._flat(chunk)
             part_total, part = self._e_step(x)
-            gm.check_log_likelihood(part_total, chunk, what, f"EM step {int(self.n_iter_) + 1}")
+            gm.check_log_likelihood(part_total, chunk, what, step)
             total += part_total
             n += x.shape[0]
             stats = _add(stats, part)
+        if self._group is not None:
+            total, n, stats = self._sum_over_ranks(total, n, stats)
+            if not math.isfinite(total):  # another rank's rows: its own check names them
+                gm.check_log_likelihood(total, torch.zeros(0), what, f"{step} (another rank)")
         means = self.means_.to(STATS_DTYPE)
         self._set_parameters(*gm.m_step(*stats, means, n, self.reg_covar, self.form))
         return self._record_step(total / n)
+
+    def _refuse_uninitialized_shard(self) -> None:
+        """A sharded step cannot initialise on one rank's rows: the ranks would differ."""
+        if self._group is not None:
+            raise RuntimeError(
+                "a sharded EM fit starts from one initialisation on every rank: enter "
+                "model.sharded(data) with the data (or a common sample) to initialise on"
+            )
 
     def _record_step(self, ll: float) -> dict[str, float]:
         """Log-likelihood bookkeeping after one ``fit_step``; its returned metrics."""

@@ -2,7 +2,8 @@
 
 It knows no family. A model with players gets one Adam optimiser per player and is stepped
 on mini-batches; a model with no players (EM, say) is handed the whole training set through
-``fit_step``. Either way the trainer seeds, logs, checkpoints atomically, resumes, and stops
+``fit_step`` (under torchrun, each process its share of the rows when the model offers
+sharded EM). Either way the trainer seeds, logs, checkpoints atomically, resumes, and stops
 with a clear message when a loss turns NaN or infinite.
 """
 
@@ -31,6 +32,7 @@ from genzoo.errors import (
     TrainingDiverged,
 )
 from genzoo.io import RUN_INFO_FILE, atomic_write, read_json, write_json
+from genzoo.models import em_shards
 from genzoo.models.base import GenerativeModel
 from genzoo.train import distributed
 from genzoo.train.checkpoint import CHECKPOINT_FILE, load_checkpoint, save_checkpoint
@@ -174,9 +176,20 @@ class Trainer:
     the ranks' batches. Logged losses are the mean over ranks. Rank 0 alone writes the run
     files, shows the progress bar and runs ``evaluate`` (``evaluations`` stays empty on the
     other ranks); a resume reads the checkpoint on every rank, each rank's RNG state
-    included. A model with no players (EM's ``fit_step``) is not data-parallel: every rank
-    runs the same seeded fit on the whole data, rank 0 writes, and its parameters and
-    buffers are broadcast at the end.
+    included.
+
+    A model with no players (EM's ``fit_step``) that offers ``sharded`` EM (``gmm`` with
+    batch EM, ``deep-gmm`` with ``fit="sem"``) is data-parallel too: each rank hands
+    ``fit_step`` its contiguous share of the rows (rows ``[a, b)`` of
+    ``genzoo.models.em_shards.shard_bounds``, after the transform, which every rank applies
+    to the whole set with the same seed) and the model sums its sufficient statistics over
+    the ranks each iteration, so the ranks fit one model on the union of their shares: the
+    single-process fit, up to the rounding of the sums (for ``deep-gmm``, up to the
+    stochastic EM draws too, which each rank makes for its own rows). A model not yet
+    initialised is initialised on rank 0 on the whole (transformed) data, as a single
+    process would, and every rank starts from rank 0's state. Another model with no
+    players runs the same seeded fit on every rank. Either way rank 0 writes, and its
+    parameters and buffers are broadcast at the end.
     """
 
     steps: int = 2000
@@ -201,6 +214,7 @@ class Trainer:
     history: list[dict[str, float]] = field(default_factory=list, init=False, repr=False)
     _order: EpochOrder | None = field(default=None, init=False, repr=False)
     _time_offset: float = field(default=0.0, init=False, repr=False)
+    _shard: tuple[int, int] | None = field(default=None, init=False, repr=False)
     evaluations: list[dict[str, float]] = field(default_factory=list, init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -297,8 +311,13 @@ class Trainer:
         return model.check_condition(condition, data.shape[0])
 
     def _fit(self, model, data, run_info, context: Context, condition=None) -> None:
-        # data-parallel only for gradient-trained models; self-fitting ones run everywhere
+        # gradient-trained models are data-parallel through DDP, EM models through sharded
+        # statistics (``parallel`` stays False for them: no DDP, one seed on every rank)
         parallel = context.parallel and bool(model.players)
+        sharded = context.parallel and not model.players and getattr(model, "shardable", False)
+        self._shard = None
+        if sharded and data is not None:
+            self._shard = em_shards.shard_bounds(data.shape[0], context.rank, context.world)
         if context.parallel and self.max_seconds is not None:
             raise ValueError(
                 "max_seconds is not supported under torchrun: each rank's clock would stop it "
@@ -380,12 +399,20 @@ class Trainer:
             last_good = (out / CHECKPOINT_FILE, start)
         step = start
         next_eval = self.evaluate_every_seconds  # training seconds of the next timed evaluation
+        guards, sharding = contextlib.ExitStack(), False
         try:
             while step < self.steps:
                 if model.players:
                     terms = self._gradient_step(model, data, optimizers, batches, step, last_good)
                 else:
                     whole, condition = self._apply_transform(data[0], batches), data[1]
+                    if self._shard is not None:  # EM across the ranks: this rank's rows
+                        if not sharding:  # rank 0 initialises (if need be), all take its state
+                            guards.enter_context(model.sharded(whole, condition))
+                            sharding = True
+                        rows = slice(*self._shard)
+                        whole = whole[rows]
+                        condition = None if condition is None else condition[rows]
                     if condition is None:
                         terms = model.fit_step(whole)
                     else:
@@ -424,6 +451,7 @@ class Trainer:
             if out is not None and step == start == 0:  # steps=0: the untrained model is saved
                 self._checkpoint(out, model, optimizers, step, batches, main)
         finally:
+            guards.close()
             bar.close()
 
     def _eval(self, model: GenerativeModel) -> dict[str, float]:
@@ -615,6 +643,7 @@ class Trainer:
         settings.pop("evaluations")
         settings.pop("_order")
         settings.pop("_time_offset")
+        settings.pop("_shard")
         settings["out"] = str(self.out)
         settings["transform"] = getattr(self.transform, "__name__", repr(self.transform))
         settings["evaluate"] = getattr(self.evaluate, "__name__", repr(self.evaluate))

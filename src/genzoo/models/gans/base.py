@@ -14,10 +14,18 @@ Training protocol (what the trainer sees):
   ``diag/grad_norm`` at that player's next step.
 - loss terms: ``adversarial`` (+ ``penalty``, + family terms); diagnostics ``diag/...``:
   the discriminator's accuracy on real and fake, the gradient norm, the Wasserstein estimate.
+
+Class-conditional GANs (a variant built with ``n_classes = K``, see
+:meth:`AdversarialModel.setup_class_condition`): ``loss(batch, player, c=classes)`` makes the
+fakes of each step with the batch's own classes, ``G(z, y)``, and scores reals and fakes with
+``D(x, y)``; every penalty (R1, R2, gp on interpolates) is taken with those same classes, so
+an interpolate lies between a real and a fake of one class. ``sample(n, c=...)`` takes a
+class, or one per sample.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
@@ -27,6 +35,7 @@ from torch.func import functional_call
 
 from genzoo.errors import DensityUnavailable
 from genzoo.models.base import GenerativeModel
+from genzoo.models.conditioning import Context
 from genzoo.models.gans.losses import (
     LOSSES,
     PENALTIES,
@@ -70,7 +79,10 @@ class AdversarialModel(GenerativeModel):
     ``self.discriminator`` (``x -> scores (n,)``), then call ``self.init_ema()``. What a
     variant changes it declares and forwards the rest by ``**kwargs``: its objective is the
     class attribute ``loss_kind`` (or its ``loss`` argument, through ``set_loss``), its noise
-    size ``latent_dim`` (``set_latent_dim``), ``clip_value`` and ``betas`` likewise.
+    size ``latent_dim`` (``set_latent_dim``), ``clip_value`` and ``betas`` likewise. A
+    class-conditional variant calls ``setup_class_condition(n_classes)`` first, gives its
+    generator ``latent_dim + n_classes`` inputs and its discriminator a projection on the
+    class (``nets.Discriminator(..., n_classes=K)``, scores ``D(x, y)``).
 
     Arguments (shared by every GAN):
         data_shape: shape of one example.
@@ -142,6 +154,31 @@ class AdversarialModel(GenerativeModel):
                 raise ValueError(f"betas must be two numbers in [0, 1); got {betas!r}")
             self.betas = (float(betas[0]), float(betas[1]))  # shadows the class's default
 
+    def setup_class_condition(self, n_classes: int) -> None:
+        """Build the model for a class condition ``0..n_classes-1`` (0: none), as a
+        class-conditional GAN (call it before building the networks; the class must list
+        ``"discrete"`` in ``condition_kinds``). The generator then reads the one-hot class
+        beside its noise (:meth:`generator_input`) and the discriminator must be a projection
+        discriminator taking ``(x, y)``."""
+        self.setup_condition(n_classes, 0)
+        self.context = Context(self.n_classes)
+
+    def generator_input(self, z: Tensor, c: Tensor | None = None) -> Tensor:
+        """The generator's input: the noise ``z`` ``(n, latent_dim)``, and for a class ``c``
+        ``(n,)`` its one-hot vector beside it, ``(n, latent_dim + n_classes)``; the first
+        layer that reads it holds one learned embedding per class (Mirza & Osindero 2014)."""
+        if c is None:
+            return z
+        if not self.n_classes:
+            self.check_condition(c)  # the one-line refusal of a model built without one
+        return torch.cat([z, self.context(c).to(z.dtype)], dim=1)
+
+    def initialize(self, data: Tensor, c: Any = None) -> None:
+        """Nothing to fit from the data; a class condition's frequencies set
+        ``class_log_prior``."""
+        if c is not None:
+            self.set_class_prior(c)
+
     def init_ema(self) -> None:
         """Create the generator's EMA buffers when ``ema_decay > 0`` (call after building it)."""
         if self.ema_decay > 0:
@@ -190,23 +227,32 @@ class AdversarialModel(GenerativeModel):
         return self.generator(*args, **kwargs)
 
     def generate(
-        self, n: int, generator: torch.Generator | None = None, ema: bool = False
+        self,
+        n: int,
+        generator: torch.Generator | None = None,
+        ema: bool = False,
+        c: Tensor | None = None,
     ) -> Tensor:
-        """``n`` generated examples ``(n, *data_shape)``, differentiable unless under no_grad."""
-        return self.run_generator(self.draw_latent(n, generator), ema=ema)
+        """``n`` generated examples ``(n, *data_shape)``, differentiable unless under no_grad
+        (of the checked classes ``c`` ``(n,)``, for a class-conditional GAN)."""
+        return self.run_generator(self.generator_input(self.draw_latent(n, generator), c), ema=ema)
 
-    def training_fakes(self, n: int) -> Tensor:
-        """The fakes of one training step (StyleGAN adds style mixing here)."""
-        return self.generate(n)
+    def training_fakes(self, n: int, c: Tensor | None = None) -> Tensor:
+        """The fakes of one training step (StyleGAN adds style mixing here), of the classes
+        ``c`` for a class-conditional GAN."""
+        return self.generate(n, c=c)
 
     @torch.no_grad()
-    def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
-        """Draw ``n`` samples ``(n, *data_shape)`` (EMA weights when ``ema_decay > 0``)."""
-        return self.generate(n, generator, ema=self.ema_decay > 0)
+    def sample(self, n: int, generator: torch.Generator | None = None, c: Any = None) -> Tensor:
+        """Draw ``n`` samples ``(n, *data_shape)`` (EMA weights when ``ema_decay > 0``); a
+        class-conditional GAN's of the class ``c`` (an int, or ``(n,)`` one per sample)."""
+        c = self.check_condition(c, n)
+        return self.generate(n, generator, ema=self.ema_decay > 0, **_given(c))
 
-    def log_prob(self, x: Tensor) -> Tensor:
+    def log_prob(self, x: Tensor, c: Any = None) -> Tensor:
         """Not available: a GAN defines no density."""
         self.check_input(x)
+        self.check_condition(c, len(x))
         raise DensityUnavailable(
             f"{self.name or type(self).__name__} is a GAN: it learns a sampler and defines no "
             "density (density='none'), so log_prob cannot be computed; compare it with "
@@ -215,20 +261,25 @@ class AdversarialModel(GenerativeModel):
         )
 
     # -- the losses ---------------------------------------------------------------------------
-    def critic(self, x: Tensor) -> Tensor:
-        """The discriminator's scores ``(n,)`` for examples ``x``."""
-        return self.discriminator(x).reshape(x.shape[0])
+    def critic(self, x: Tensor, c: Tensor | None = None) -> Tensor:
+        """The discriminator's scores ``(n,)`` for examples ``x`` (given their classes ``c``
+        ``(n,)``, for a class-conditional GAN: the projection discriminator's ``D(x, c)``)."""
+        scores = self.discriminator(x) if c is None else self.discriminator(x, c)
+        return scores.reshape(x.shape[0])
 
-    def loss(self, batch: Tensor, player: str = "generator") -> dict[str, Tensor]:
-        """The named terms of ``player``'s objective on a real ``batch``."""
+    def loss(self, batch: Tensor, player: str = "generator", c: Any = None) -> dict[str, Tensor]:
+        """The named terms of ``player``'s objective on a real ``batch`` (of the classes ``c``,
+        for a class-conditional GAN: the fakes take the same classes)."""
         real = self.check_input(batch)
+        c = self.check_condition(c, real.shape[0])
+        critic = self.critic if c is None else functools.partial(self.critic, c=c)
         if player == "discriminator":
             with torch.no_grad():
-                fake = self.training_fakes(real.shape[0])
-            return self.discriminator_terms(real, fake)
+                fake = self.training_fakes(real.shape[0], **_given(c))
+            return self.discriminator_terms(real, fake, critic)
         if player == "generator":
-            fake = self.training_fakes(real.shape[0])
-            terms = {"adversarial": generator_loss(self.loss_kind, self.critic(fake))}
+            fake = self.training_fakes(real.shape[0], **_given(c))
+            terms = {"adversarial": generator_loss(self.loss_kind, critic(fake))}
             return terms | self.grad_norm_diag(player)
         raise ValueError(f"unknown player {player!r}; GANs have players {self.players}")
 
@@ -285,3 +336,9 @@ class KarrasGAN(AdversarialModel):
         self.set_loss(loss)
         self.set_latent_dim(latent_dim)
         self.output_kind = resolve_output(output, self.data_shape)
+
+
+def _given(c: Tensor | None) -> dict[str, Tensor]:
+    """``{"c": c}`` for a class-conditional call, ``{}`` otherwise: the methods of the
+    unconditional variants (StyleGAN's ``training_fakes``, ProGAN's ``generate``) take no ``c``."""
+    return {} if c is None else {"c": c}

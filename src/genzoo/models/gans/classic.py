@@ -2,12 +2,28 @@
 
 Each takes an MLP (vectors) or DCGAN (images) generator and discriminator from
 :mod:`.nets`, and any of the R1 / R2 / gp penalties (Mescheder et al. 2018) on top.
+
+Built with ``n_classes = K`` (``genzoo.create(..., condition=labels)``, ``genzoo train ...
+--condition label``) each is a class-conditional GAN: the generator ``G(z, y)`` reads the
+one-hot class concatenated to its noise (its first layer, linear for the MLP and the DCGAN's
+projection to the base grid alike, then holds a learned embedding per class, as in Mirza &
+Osindero 2014; the networks have no batch normalisation, so there is no conditional
+batch-norm to use), and the discriminator is the projection discriminator of Miyato &
+Koyama (2018), ``D(x, y) = psi(phi(x)) + <embed(y), phi(x)>``. At training the fakes of a
+step take the classes of that step's real batch, the penalties too (``AdversarialModel``).
+
+References:
+    Mirza & Osindero, "Conditional generative adversarial nets", arXiv:1411.1784, 2014.
+    Miyato & Koyama, "cGANs with projection discriminator", ICLR 2018.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
+
+import torch
+from torch import Tensor
 
 from genzoo.models.gans.base import AdversarialModel
 from genzoo.models.gans.nets import Discriminator, check_sizes, make_features, make_generator
@@ -20,8 +36,10 @@ class _MLPOrConvGAN(AdversarialModel):
     It takes the arguments ``gan``, ``wgan``, ``wgan-gp`` and ``lsgan`` share (documented on
     :class:`GAN`) and forwards ``penalty``, ``penalty_weight``, ``n_critic`` and ``ema_decay``
     to :class:`AdversarialModel`; each variant sets its objective (``loss_kind``) and declares
-    only what it changes.
+    only what it changes. ``n_classes > 0`` makes it class-conditional (module docstring).
     """
+
+    condition_kinds = ("discrete",)
 
     def __init__(
         self,
@@ -31,19 +49,33 @@ class _MLPOrConvGAN(AdversarialModel):
         depth: int = 2,
         activation: str = "leaky_relu",
         output: str = "auto",
+        n_classes: int = 0,
         **kwargs: Any,
     ) -> None:
         super().__init__(data_shape, **kwargs)
+        self.setup_class_condition(n_classes)
         self.set_latent_dim(latent_dim)
         check_sizes(hidden=hidden, depth=depth)
         self.generator = make_generator(
-            self.latent_dim, self.data_shape, hidden, depth, activation, output
+            self.latent_dim + self.n_classes, self.data_shape, hidden, depth, activation, output
         )
         self.discriminator = Discriminator(
             make_features(self.data_shape, hidden, depth, activation),
             bias=self.loss_kind != "wasserstein",  # a Wasserstein critic's bias cancels
+            n_classes=self.n_classes,
         )
         self.init_ema()
+
+    @torch.no_grad()
+    def class_scores(self, x: Tensor) -> Tensor:
+        """The discriminator's scores of ``x`` given every class, ``(n, n_classes)``: column
+        ``k`` is ``D(x, k)``; the projection makes them differ by ``<embed(k) - embed(j),
+        phi(x)>`` (a class-conditional GAN only)."""
+        x = self.check_input(x)
+        if not self.n_classes:
+            self.check_condition(0)  # the one-line refusal of a model without a condition
+        return torch.stack([self.critic(x, self.check_condition(k, len(x)))
+                            for k in range(self.n_classes)], 1)  # fmt: skip
 
 
 @register_model("gan", family="gan")
@@ -72,6 +104,8 @@ class GAN(_MLPOrConvGAN):
         betas: Adam betas of both players; ``None``: DCGAN's ``(0.5, 0.999)``. ``(0, 0.99)``,
             StyleGAN's choice with R1 (Karras et al. 2019), makes the modes of
             ``25gaussians`` far sharper (``benchmarks/bench_gan_modes.py``).
+        n_classes: ``K`` > 0 makes it class-conditional, ``G(z, y)`` against the projection
+            discriminator ``D(x, y)``; ``c`` in ``0..K-1`` to ``loss`` and ``sample``.
 
     References:
         Goodfellow et al., "Generative adversarial nets", NeurIPS 2014.
@@ -82,6 +116,10 @@ class GAN(_MLPOrConvGAN):
         >>> gan = genzoo.create("gan", data=x, penalty="r1", penalty_weight=1.0, hidden=32)
         >>> gan.sample(4).shape
         torch.Size([4, 2])
+        >>> x, y = genzoo.load_dataset("8gaussians", n=512, condition=True)
+        >>> cgan = genzoo.create("gan", data=x, condition=y, hidden=32)
+        >>> cgan.n_classes, cgan.sample(4, c=3).shape
+        (8, torch.Size([4, 2]))
     """
 
     def __init__(

@@ -139,15 +139,42 @@ class Discriminator(nn.Module):
 
     ``bias=False`` for Wasserstein critics, whose objective ``E f(x) - E f(G(z))`` does not
     depend on a constant offset (its gradient would be exactly zero).
+
+    With ``n_classes = K > 0`` it is the projection discriminator of Miyato & Koyama (2018,
+    eq. 3 and Fig. 1d): ``D(x, y) = psi(phi(x)) + <embed(y), phi(x)>``, the body ``phi``,
+    the linear head ``psi`` and one learned vector per class (``embed``, Glorot-uniform
+    initialised as in the authors' code) whose inner product with the features is the
+    class's term; ``forward(x, y)`` then needs the classes ``y`` ``(n,)``.
     """
 
-    def __init__(self, body: nn.Module, out_features: int = 1, bias: bool = True) -> None:
+    def __init__(
+        self, body: nn.Module, out_features: int = 1, bias: bool = True, n_classes: int = 0
+    ) -> None:
         super().__init__()
         self.body = body
         self.head = nn.Linear(body.out_features, out_features, bias=bias)
+        self.n_classes = int(n_classes)
+        if self.n_classes:
+            if out_features != 1:
+                raise ValueError("a projection discriminator gives one score per example")
+            self.embed = nn.Embedding(self.n_classes, body.out_features)
+            nn.init.xavier_uniform_(self.embed.weight)
 
-    def forward(self, x: Tensor) -> Tensor:
-        return self.head(self.body(x)).squeeze(-1)
+    def forward(self, x: Tensor, y: Tensor | None = None) -> Tensor:
+        h = self.body(x)
+        score = self.head(h).squeeze(-1)
+        if not self.n_classes:
+            if y is not None:
+                raise ValueError("this discriminator was built without classes; got y")
+            return score
+        if y is None:
+            raise ValueError(f"a projection discriminator needs the classes y of x "
+                             f"(0..{self.n_classes - 1})")  # fmt: skip
+        return score + self.projection(h, y)
+
+    def projection(self, h: Tensor, y: Tensor) -> Tensor:
+        """The class term ``<embed(y), phi(x)>`` ``(n,)`` for features ``h = phi(x)``."""
+        return (self.embed(y.long()) * h).sum(-1)
 
 
 def make_generator(

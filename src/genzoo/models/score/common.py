@@ -1,20 +1,42 @@
-"""What every score model shares: the noise-prediction network, EMA weights, standardisation.
+"""What every score model shares: the noise-prediction network, EMA weights, standardisation,
+and class conditioning with classifier-free guidance.
 
 The data are mapped to ``y = (x - shift) / scale`` with two scalars read from the data by
 ``initialize`` (so 2-D toys and [0, 1] images meet the noise processes at unit scale), and
 every density is mapped back with the log-Jacobian ``-d log(scale)``.
+
+Classifier-free guidance (Ho & Salimans 2022, "Classifier-Free Diffusion Guidance",
+arXiv:2207.12598). A model built with ``n_classes = K`` has one network ``eps(y, t, c)`` for
+the classes ``0..K-1`` and a null class ``K``, the unconditional model. Training replaces each
+example's class by the null class with probability ``p_uncond`` (Algorithm 1; 0.1 in the
+paper), so one network learns both. Sampling class ``c`` with guidance weight ``w`` uses
+
+    eps~(y, t, c) = (1 + w) eps(y, t, c) - w eps(y, t, null)        (eq. 6)
+
+in place of ``eps``; for a score model the same combination of the scores, as ``score =
+-eps / sigma`` at one noise level. ``w = 0`` is the conditional model itself (its sampler
+makes the same draws as without guidance, on the same noise, and one network evaluation per
+step); ``w > 0`` sharpens the class at the cost of diversity and costs two (evaluated as one
+batch of twice the rows). ``c=None`` samples the unconditional model (the null class). The
+density (``log_prob``, ``elbo``) given ``c`` is that of the conditional model, unguided: the
+guided ``eps~`` is not the score of any model that was trained.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 from torch.func import functional_call
 
+from genzoo.errors import DataError
 from genzoo.models.base import GenerativeModel
 from genzoo.models.score.networks import build_network
+
+NoiseFn = Callable[[Tensor, Tensor], Tensor]
 
 
 class EMA(nn.Module):
@@ -51,7 +73,16 @@ class ScoreModel(GenerativeModel):
         activation: by name (see ``genzoo.models.nn.ACTIVATIONS``).
         ema: EMA decay of the weights used for sampling and likelihood; 0 turns EMA off.
         standardize: map data to zero mean and unit standard deviation (two scalars).
+        n_classes: ``K`` > 0 makes it class-conditional, ``p(x | c)`` for ``c`` in
+            ``0..K-1``: the network adds a learned class embedding (and one for the null
+            class ``K``) to its noise-level embedding (see the module's docstring).
+        p_uncond: probability that training replaces an example's class by the null class,
+            so the network also learns the unconditional model (Ho & Salimans 2022: 0.1).
+        guidance: the classifier-free guidance weight ``w >= 0`` that ``sample(n, c=...)``
+            uses unless given one (0: the conditional model, unguided).
     """
+
+    condition_kinds = ("discrete",)
 
     def __init__(
         self,
@@ -63,23 +94,98 @@ class ScoreModel(GenerativeModel):
         activation: str = "silu",
         ema: float = 0.999,
         standardize: bool = True,
+        n_classes: int = 0,
+        p_uncond: float = 0.1,
+        guidance: float = 0.0,
     ) -> None:
         super().__init__(data_shape)
         if not 0.0 <= ema < 1.0:
             raise ValueError(f"ema must be in [0, 1) (0 turns it off); got {ema}")
-        self.net = build_network(data_shape, network, hidden, depth, channels, activation)
+        if not 0.0 <= p_uncond <= 1.0:
+            raise ValueError(f"p_uncond must be a probability in [0, 1]; got {p_uncond}")
+        self.setup_condition(n_classes, 0)
+        self.p_uncond = float(p_uncond)
+        self.guidance = self._check_guidance(guidance)
+        self.net = build_network(
+            data_shape, network, hidden, depth, channels, activation, self.n_classes
+        )
         self.ema = EMA(self.net, ema) if ema > 0 else None
         self.standardize = bool(standardize)
         self.register_buffer("shift", torch.zeros(()))
         self.register_buffer("scale", torch.ones(()))
         self.last_nfe = 0
 
-    def initialize(self, data: Tensor) -> None:
-        """Read the standardisation (mean and standard deviation of all values) from the data."""
+    def initialize(self, data: Tensor, c: Any = None) -> None:
+        """Read the standardisation (mean and standard deviation of all values) from the data;
+        a class-conditional model also records the class frequencies of ``c``."""
         data = self.check_input(data)
+        if c is not None or self.n_classes:
+            self.set_class_prior(self.check_condition(c, len(data)))
         if self.standardize:
             self.shift.fill_(float(data.mean()))
             self.scale.fill_(float(data.std().clamp_min(1e-6)))
+
+    # -- classes and classifier-free guidance -------------------------------------------------
+    def _check_guidance(self, guidance: Any) -> float:
+        if isinstance(guidance, bool) or not isinstance(guidance, int | float):
+            raise ValueError(f"guidance must be a number w >= 0; got {guidance!r}")
+        w = float(guidance)
+        if not (math.isfinite(w) and w >= 0):
+            raise ValueError(f"guidance must be a finite number w >= 0; got {guidance!r}")
+        if w and not self.n_classes:
+            raise DataError(
+                f"{self.name or type(self).__name__} was built without a class condition, so "
+                "classifier-free guidance does not apply: build it with create(..., "
+                "condition=c) (genzoo train ... --condition label)"
+            )
+        return w
+
+    def labels(self, c: Any, n: int) -> Tensor | None:
+        """The classes the network reads for ``n`` examples: ``None`` for an unconditional
+        model (which refuses a ``c``); for a class-conditional one ``c`` checked (an int or
+        ``(n,)`` classes), or the null class ``n_classes`` for every example if ``c`` is None."""
+        if not self.n_classes:
+            self.check_condition(c)
+            return None
+        if c is None:
+            return torch.full((n,), self.n_classes, dtype=torch.long, device=self.device)
+        return self.check_condition(c, n)
+
+    def drop_labels(self, labels: Tensor | None) -> Tensor | None:
+        """Training's classes: each replaced by the null class with probability ``p_uncond``
+        (Ho & Salimans 2022, Algorithm 1, line 3), drawn from the global random stream."""
+        if labels is None:
+            return None
+        drop = torch.rand(labels.shape, device=labels.device) < self.p_uncond
+        return torch.where(drop, torch.full_like(labels, self.n_classes), labels)
+
+    def noise_fn(
+        self, labels: Tensor | None, guidance: float = 0.0, averaged: bool = True
+    ) -> NoiseFn:
+        """``eps~(y, t)`` of ``labels`` with guidance ``w`` (eq. 6 of Ho & Salimans 2022):
+        ``(1 + w) eps(y, t, c) - w eps(y, t, null)``; ``eps(y, t, c)`` itself for ``w = 0``
+        or no labels. Both terms come from one network call on ``2 n`` rows."""
+        if labels is None:
+            return lambda y, t: self.predict_noise(y, t, averaged=averaged)
+        null = torch.full_like(labels, self.n_classes)
+        if not guidance or bool((labels == null).all()):
+            return lambda y, t: self.predict_noise(y, t, averaged=averaged, labels=labels)
+        w, both = float(guidance), torch.cat([labels, null])
+
+        def guided(y: Tensor, t: Tensor) -> Tensor:
+            eps = self.predict_noise(torch.cat([y, y]), torch.cat([t, t]), averaged, both)
+            conditional, unconditional = eps.chunk(2)
+            return (1 + w) * conditional - w * unconditional
+
+        return guided
+
+    def _guidance_for(self, guidance: float | None, labels: Tensor | None) -> float:
+        """The weight of one sampling call: ``guidance``, else the config's; 0 without a
+        class (unconditional samples are not guided)."""
+        w = self.guidance if guidance is None else self._check_guidance(guidance)
+        if labels is None or bool((labels == self.n_classes).all()):
+            return 0.0
+        return w
 
     def to_latent(self, x: Tensor) -> Tensor:
         return (x - self.shift) / self.scale
@@ -91,11 +197,16 @@ class ScoreModel(GenerativeModel):
         """``d log(scale)``: subtract it from a density of ``y`` to get one of ``x``."""
         return self.data_dim * self.scale.log()
 
-    def predict_noise(self, y: Tensor, c: Tensor, averaged: bool = False) -> Tensor:
-        """``eps_hat(y, c)`` shaped like ``y``; ``averaged`` uses the EMA weights if kept."""
+    def predict_noise(
+        self, y: Tensor, c: Tensor, averaged: bool = False, labels: Tensor | None = None
+    ) -> Tensor:
+        """``eps_hat(y, c)`` shaped like ``y`` (given the classes ``labels`` of a
+        class-conditional model, the null class where None); ``averaged`` uses the EMA weights
+        if kept."""
+        args = (y, c) if labels is None else (y, c, labels)
         if averaged and self.ema is not None:
-            return functional_call(self.net, self.ema.params(), (y, c))
-        return self.net(y, c)
+            return functional_call(self.net, self.ema.params(), args)
+        return self.net(*args)
 
     def after_step(self, player: str, step: int) -> None:
         """Update the EMA weights (Song & Ermon 2020, technique 5)."""
@@ -107,7 +218,8 @@ class ScoreModel(GenerativeModel):
 
     def sampling_cost(self, steps: int | None = None) -> dict[str, int | str | None]:
         """Network evaluations per sample of the sampler run with ``steps`` (the configured
-        count when ``None``); ``nfe_per_sample`` is ``None`` for an adaptive solver."""
+        count when ``None``); ``nfe_per_sample`` is ``None`` for an adaptive solver. Sampling
+        a class with guidance ``w > 0`` costs twice as many (``last_nfe`` counts them)."""
         raise NotImplementedError
 
     def _check_steps(self, steps: int | None) -> int | None:
@@ -123,8 +235,11 @@ class ScoreModel(GenerativeModel):
         generator: torch.Generator | None = None,
         n_frames: int = 8,
         steps: int | None = None,
+        c: Any = None,
+        guidance: float | None = None,
     ) -> Tensor:
-        """``n_frames`` snapshots of the sampling chain, ``(n_frames, n, *data_shape)``."""
+        """``n_frames`` snapshots of the sampling chain, ``(n_frames, n, *data_shape)`` (given
+        the class ``c`` and guidance of a class-conditional model, as ``sample`` takes them)."""
         frames: list[Tensor] = []
         total = max(1, int(self.sampling_cost(steps).get("steps") or 1))
         keep = set(torch.linspace(0, total - 1, n_frames).round().long().tolist())
@@ -133,15 +248,33 @@ class ScoreModel(GenerativeModel):
             if i in keep:
                 frames.append(self.from_latent(y).clone())
 
-        self._sample(n, generator, record, self._check_steps(steps))
+        self._guided_sample(n, generator, record, steps, c, guidance)
         return torch.stack(frames[-n_frames:])
 
-    def _sample(self, n: int, generator, callback, steps: int | None = None) -> Tensor:
+    def _sample(
+        self, n: int, generator, callback, steps: int | None = None, noise: NoiseFn | None = None
+    ) -> Tensor:
+        """Standardised samples from the sampler driven by ``noise`` (``eps~(y, level)``; the
+        unconditional network's if None)."""
         raise NotImplementedError
+
+    def _guided_sample(self, n, generator, callback, steps, c, guidance) -> Tensor:
+        labels = self.labels(c, n)
+        w = self._guidance_for(guidance, labels)
+        steps = self._check_steps(steps)
+        y = self._sample(n, generator, callback, steps, self.noise_fn(labels, w))
+        if w:
+            self.last_nfe *= 2  # the null class's evaluations beside the class's
+        return y
 
     @torch.no_grad()
     def sample(
-        self, n: int, generator: torch.Generator | None = None, steps: int | None = None
+        self,
+        n: int,
+        generator: torch.Generator | None = None,
+        steps: int | None = None,
+        c: Any = None,
+        guidance: float | None = None,
     ) -> Tensor:
         """Draw ``n`` samples ``(n, *data_shape)``; ``last_nfe`` holds the evaluations made.
 
@@ -149,5 +282,12 @@ class ScoreModel(GenerativeModel):
         or changing the config: Langevin steps per level (``ncsn``'s ``n_steps_each``),
         ancestral or predictor steps (``ddpm``/``score-sde`` ``sampling_steps``), or RK4 steps
         for ``ode_solver="rk4"``. ``sampling_cost(steps)`` gives the evaluations it will cost.
+
+        A class-conditional model samples class ``c`` (an int, or one per sample) with
+        classifier-free guidance weight ``guidance`` (the config's ``guidance`` if None):
+        ``eps~ = (1 + w) eps(c) - w eps(null)``; ``w > 0`` makes two network evaluations per
+        step (``last_nfe`` counts both). ``c=None`` samples the unconditional model (the null
+        class, unguided). ``w = 0`` draws exactly what the conditional model draws on the same
+        generator.
         """
-        return self.from_latent(self._sample(n, generator, None, self._check_steps(steps)))
+        return self.from_latent(self._guided_sample(n, generator, None, steps, c, guidance))

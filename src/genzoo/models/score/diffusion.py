@@ -16,7 +16,7 @@ import torch
 from torch import Tensor
 
 from genzoo.models.score.bound import ddpm_elbo
-from genzoo.models.score.common import ScoreModel
+from genzoo.models.score.common import NoiseFn, ScoreModel
 from genzoo.models.score.samplers import (
     ODE_SOLVERS,
     TRACES,
@@ -38,7 +38,9 @@ class DiffusionModel(ScoreModel):
     ODE's model (which equals the data density only if the score is exact) at noise level
     ``t_min``, computed by an ODE solver (error controlled by ``rtol``/``atol`` or
     ``sampling_steps``) with an exact divergence up to 8 dimensions and Hutchinson's estimate
-    (seeded by ``hutchinson_seed``) above.
+    (seeded by ``hutchinson_seed``) above. A class-conditional model's ``log_prob(x, c)`` is
+    that of the ODE of the class's score, ``log p(x | c)``, unguided (``c=None``: the null
+    class, the unconditional model trained beside it).
 
     Arguments: ``t_min``, ``ode_solver``, ``rtol``, ``atol``, ``trace``, ``hutchinson_seed``
     (the ODE, see ``ScoreSDE``); the other arguments are those of ``ScoreModel``.
@@ -79,20 +81,37 @@ class DiffusionModel(ScoreModel):
     def marginal(self, t: Tensor) -> tuple[Tensor, Tensor]:
         return self.sde.marginal(t)
 
-    def latent_score(self, y: Tensor, t: Tensor, averaged: bool = True) -> Tensor:
-        """``grad_y log p_t(y)`` of standardised ``y`` ``(batch, ...)`` at ``t`` ``(batch,)``."""
+    def latent_score(
+        self, y: Tensor, t: Tensor, averaged: bool = True, labels: Tensor | None = None
+    ) -> Tensor:
+        """``grad_y log p_t(y)`` of standardised ``y`` ``(batch, ...)`` at ``t`` ``(batch,)``
+        (``grad_y log p_t(y | c)`` given the classes ``labels`` of a conditional model)."""
         sigma = self.marginal(t)[1]
-        return -self.predict_noise(y, t, averaged) / _expand(sigma, y)
+        return -self.predict_noise(y, t, averaged, labels) / _expand(sigma, y)
+
+    def score_of(self, noise: NoiseFn) -> NoiseFn:
+        """The score ``-eps~(y, t) / sigma(t)`` of a noise predictor (a guided one, say)."""
+        return lambda y, t: -noise(y, t) / _expand(self.marginal(t)[1], y)
 
     def noise_levels(self) -> list[float]:
         """Diffusion times with much noise, some and little (``NoiseConditional``)."""
         return [0.9, 0.3, 0.05]
 
-    def score(self, x: Tensor, t: Tensor | float, averaged: bool = True) -> Tensor:
-        """``grad_x log p_t(x)`` in data units, for ``x`` ``(batch, *data_shape)``."""
+    def score(
+        self,
+        x: Tensor,
+        t: Tensor | float,
+        averaged: bool = True,
+        c: Any = None,
+        guidance: float = 0.0,
+    ) -> Tensor:
+        """``grad_x log p_t(x)`` in data units, for ``x`` ``(batch, *data_shape)``; given the
+        class ``c`` of a conditional model, its (guided, for ``guidance`` w > 0) score."""
         y = self.to_latent(x)
         t = torch.as_tensor(t, device=y.device, dtype=y.dtype).expand(y.shape[0])
-        return self.latent_score(y, t, averaged) / self.scale
+        labels = self.labels(c, y.shape[0])
+        noise = self.noise_fn(labels, self._guidance_for(guidance, labels), averaged)
+        return self.score_of(noise)(y, t) / self.scale
 
     def _steps(self, steps: int | None) -> int:
         """The step count of one sampling call: ``steps``, or ``sampling_steps`` if ``None``."""
@@ -126,12 +145,14 @@ class DiffusionModel(ScoreModel):
             self.trace,
         )
 
-    def log_prob(self, x: Tensor) -> Tensor:
-        """Probability-flow ODE estimate of ``log p(x)`` per example ``(batch,)``, in nats."""
+    def log_prob(self, x: Tensor, c: Any = None) -> Tensor:
+        """Probability-flow ODE estimate of ``log p(x)`` per example ``(batch,)``, in nats;
+        ``log p(x | c)`` given the class ``c`` of a conditional model (no guidance)."""
         y = self.to_latent(self.check_input(x))
+        labels = self.labels(c, y.shape[0])
         generator = torch.Generator(device=y.device).manual_seed(self.hutchinson_seed)
         ode = self.ode()
-        log_p = ode.log_likelihood(self.latent_score, y, generator)
+        log_p = ode.log_likelihood(self.score_of(self.noise_fn(labels)), y, generator)
         self.last_nfe = ode.nfe
         return log_p - self.log_scale()
 
@@ -205,9 +226,10 @@ class ScoreSDE(DiffusionModel):
         self.from_data = sigma_max is None
         self.register_buffer("sigma_max", torch.tensor(50.0 if sigma_max is None else sigma_max))
 
-    def initialize(self, data: Tensor) -> None:
-        """Standardise, then (VE, ``sigma_max=None``) read ``sigma_max`` from the data."""
-        super().initialize(data)
+    def initialize(self, data: Tensor, c: Any = None) -> None:
+        """Standardise, then (VE, ``sigma_max=None``) read ``sigma_max`` from the data (and
+        the class frequencies of ``c``, for a class-conditional model)."""
+        super().initialize(data, c=c)
         if self.from_data:
             distance = max_pairwise_distance(self.to_latent(self.check_input(data)))
             self.sigma_max.fill_(max(distance, 2 * self.sigma_min))
@@ -218,13 +240,17 @@ class ScoreSDE(DiffusionModel):
             return VPSDE(self.beta_min, self.beta_max)
         return VESDE(self.sigma_min, float(self.sigma_max))
 
-    def loss(self, batch: Tensor, player: str = "model") -> dict[str, Tensor]:
-        """Denoising score matching in continuous time, ``lambda(t) = sigma(t)^2`` (eq. 7)."""
+    def loss(self, batch: Tensor, player: str = "model", c: Any = None) -> dict[str, Tensor]:
+        """Denoising score matching in continuous time, ``lambda(t) = sigma(t)^2`` (eq. 7);
+        given the classes ``c``, each dropped to the null class with probability
+        ``p_uncond`` (classifier-free guidance's training)."""
         y = self.to_latent(self.check_input(batch))
+        classes = self.check_condition(c, y.shape[0])
         t = self.t_min + (1 - self.t_min) * torch.rand(y.shape[0], device=y.device, dtype=y.dtype)
         mean, sigma = self.marginal(t)
         z = torch.randn_like(y)
-        eps = self.predict_noise(_expand(mean, y) * y + _expand(sigma, y) * z, t)
+        noisy = _expand(mean, y) * y + _expand(sigma, y) * z
+        eps = self.predict_noise(noisy, t, labels=self.drop_labels(classes))
         return {"dsm": 0.5 * (eps - z).square().flatten(1).sum(1).mean()}
 
     def sampling_cost(self, steps: int | None = None) -> dict[str, int | str | None]:
@@ -243,12 +269,14 @@ class ScoreSDE(DiffusionModel):
             self.sde, self._steps(steps), self.n_corrector_steps, self.snr, self.t_min
         )
 
-    def _sample(self, n: int, generator, callback, steps: int | None = None) -> Tensor:
+    def _sample(
+        self, n: int, generator, callback, steps: int | None = None, noise: NoiseFn | None = None
+    ) -> Tensor:
         y = self._prior(n, generator)
         steps = self._steps(steps)
         sampler = self._pc(steps) if self.sampler_name == "pc" else self.ode(steps)
         run = sampler if self.sampler_name == "pc" else sampler.sample
-        y = run(self.latent_score, y, generator, callback)
+        y = run(self.score_of(noise or self.noise_fn(None)), y, generator, callback)
         self.last_nfe = sampler.nfe
         return y
 
@@ -314,14 +342,18 @@ class DDPM(DiffusionModel):
     def sde(self) -> SDE:
         return self._vp
 
-    def loss(self, batch: Tensor, player: str = "model") -> dict[str, Tensor]:
-        """``L_simple`` (Ho et al. 2020, eq. 14; Algorithm 1)."""
+    def loss(self, batch: Tensor, player: str = "model", c: Any = None) -> dict[str, Tensor]:
+        """``L_simple`` (Ho et al. 2020, eq. 14; Algorithm 1); given the classes ``c``, each
+        dropped to the null class with probability ``p_uncond`` (Ho & Salimans 2022,
+        Algorithm 1)."""
         y = self.to_latent(self.check_input(batch))
+        classes = self.check_condition(c, y.shape[0])
         i = torch.randint(self.n_timesteps, (y.shape[0],), device=y.device)  # 3. t ~ U{1..N}
         ab = _expand(self.alphas_bar[i], y)
         eps = torch.randn_like(y)  # 4. eps ~ N(0, I)
         noisy = ab.sqrt() * y + (1 - ab).sqrt() * eps
-        pred = self.predict_noise(noisy, (i + 1).to(y.dtype) / self.n_timesteps)
+        t = (i + 1).to(y.dtype) / self.n_timesteps
+        pred = self.predict_noise(noisy, t, labels=self.drop_labels(classes))
         return {"l_simple": (eps - pred).square().mean()}  # 5. gradient step on |eps - eps_hat|^2
 
     def sampling_cost(self, steps: int | None = None) -> dict[str, int | str | None]:
@@ -340,8 +372,9 @@ class DDPM(DiffusionModel):
         return DDPMAncestral(self.alphas_bar, steps)
 
     @torch.no_grad()
-    def elbo(self, x: Tensor, generator: torch.Generator | None = None) -> Tensor:
-        """Variational lower bound on ``log p(x)`` per example ``(batch,)``, in nats.
+    def elbo(self, x: Tensor, generator: torch.Generator | None = None, c: Any = None) -> Tensor:
+        """Variational lower bound on ``log p(x)`` per example ``(batch,)``, in nats (on
+        ``log p(x | c)`` given the classes ``c`` of a conditional model, unguided).
 
         Ho et al. 2020, eq. 5: ``-(L_T + sum_{t>1} L_{t-1} + L_0)`` over all ``n_timesteps``
         of the discrete chain with reverse variances ``sigma_t^2 = beta_t`` and a Gaussian
@@ -353,28 +386,41 @@ class DDPM(DiffusionModel):
         discrete chain's density, while ``log_prob`` estimates that of its continuous limit.
         """
         y = self.to_latent(self.check_input(x))
-
-        def eps(y_t: Tensor, c: Tensor) -> Tensor:
-            return self.predict_noise(y_t, c, averaged=True)
-
+        labels = self.labels(c, y.shape[0])
         alphas_bar = self._alphas_bar64.to(y.device)
         rows = 16_384  # network rows per call (ddpm_elbo's default), so memory stays bounded
-        bound = torch.cat([ddpm_elbo(eps, part, alphas_bar, generator, rows)
-                           for part in y.split(rows)])  # fmt: skip
+        parts = []
+        for start in range(0, y.shape[0], rows):
+            part = y[start : start + rows]
+            classes = None if labels is None else labels[start : start + rows]
+            parts.append(ddpm_elbo(self._stacked_noise(classes), part, alphas_bar, generator,
+                                   rows))  # fmt: skip
+        bound = torch.cat(parts)
         self.last_nfe = self.n_timesteps
         return bound - self.log_scale()
 
-    def _sample(self, n: int, generator, callback, steps: int | None = None) -> Tensor:
+    def _stacked_noise(self, classes: Tensor | None) -> NoiseFn:
+        """The (EMA) noise predictor the bound calls on ``k`` stacked copies of a batch of
+        examples (one per step it evaluates): their classes ``(b,)`` repeated ``k`` times."""
+        if classes is None:
+            return lambda y_t, t: self.predict_noise(y_t, t, averaged=True)
+
+        def eps(y_t: Tensor, t: Tensor) -> Tensor:
+            labels = classes.repeat(y_t.shape[0] // classes.shape[0])
+            return self.predict_noise(y_t, t, averaged=True, labels=labels)
+
+        return eps
+
+    def _sample(
+        self, n: int, generator, callback, steps: int | None = None, noise: NoiseFn | None = None
+    ) -> Tensor:
         y = self._prior(n, generator)  # 1. x_T ~ N(0, I)
+        noise = noise or self.noise_fn(None)
         if self.sampler_name == "ancestral":
             sampler = self._ancestral(steps)
-
-            def eps(y: Tensor, c: Tensor) -> Tensor:
-                return self.predict_noise(y, c, averaged=True)
-
-            y = sampler(eps, y, generator, callback)
+            y = sampler(noise, y, generator, callback)
         else:
             sampler = self.ode(self._steps(steps))
-            y = sampler.sample(self.latent_score, y, generator, callback)
+            y = sampler.sample(self.score_of(noise), y, generator, callback)
         self.last_nfe = sampler.nfe
         return y

@@ -18,7 +18,7 @@ import torch
 from torch import Tensor
 
 from genzoo.errors import DensityUnavailable
-from genzoo.models.score.common import ScoreModel
+from genzoo.models.score.common import NoiseFn, ScoreModel
 from genzoo.models.score.samplers import AnnealedLangevin
 from genzoo.models.score.sde import geometric_sigmas, max_pairwise_distance
 from genzoo.registry import register_model
@@ -35,6 +35,11 @@ class NCSN(ScoreModel):
     (2020) are options: ``sigma_max=None`` sets ``sigma_1`` to the largest distance between
     training examples (technique 1), ``denoise`` adds the final Tweedie step, ``ema`` keeps
     averaged weights (technique 5). The scores define no normalised density.
+
+    Class-conditional (``n_classes``), the network also reads the class, dropped to the null
+    class with probability ``p_uncond`` in training, and sampling class ``c`` follows the
+    guided score ``(1 + w) s(x, sigma, c) - w s(x, sigma, null)`` (classifier-free guidance,
+    see ``genzoo.models.score.common``).
 
     Arguments:
         data_shape: shape of one example.
@@ -81,9 +86,10 @@ class NCSN(ScoreModel):
         self.sigma_max, self.sigma_min = sigma_max, float(sigma_min)
         self.sampler = AnnealedLangevin(self.sigmas, n_steps_each, step_lr, denoise)
 
-    def initialize(self, data: Tensor) -> None:
-        """Standardise, then set ``sigma_1`` to the largest pairwise distance if asked."""
-        super().initialize(data)
+    def initialize(self, data: Tensor, c: Any = None) -> None:
+        """Standardise, then set ``sigma_1`` to the largest pairwise distance if asked (and
+        record the class frequencies of ``c``, for a class-conditional model)."""
+        super().initialize(data, c=c)
         if self.sigma_max is None:
             sigma_1 = max_pairwise_distance(self.to_latent(self.check_input(data)))
             sigmas = geometric_sigmas(
@@ -91,33 +97,46 @@ class NCSN(ScoreModel):
             )
             self.sigmas.copy_(sigmas)
 
-    def score(self, x: Tensor, sigma: Tensor | float, averaged: bool = True) -> Tensor:
-        """``grad_x log p_sigma(x)`` in data units, for ``x`` ``(batch, *data_shape)``."""
+    def score(
+        self,
+        x: Tensor,
+        sigma: Tensor | float,
+        averaged: bool = True,
+        c: Any = None,
+        guidance: float = 0.0,
+    ) -> Tensor:
+        """``grad_x log p_sigma(x)`` in data units, for ``x`` ``(batch, *data_shape)``; given
+        the class ``c`` of a conditional model, its (guided, for ``guidance`` > 0) score."""
         y = self.to_latent(x)
         sigma = torch.as_tensor(sigma, device=y.device, dtype=y.dtype).expand(y.shape[0])
-        return self._latent_score(y, sigma / self.scale, averaged) / self.scale
+        labels = self.labels(c, y.shape[0])
+        noise = self.noise_fn(labels, self._guidance_for(guidance, labels), averaged)
+        return self._score_of(noise)(y, sigma / self.scale) / self.scale
 
     def noise_levels(self) -> list[float]:
         """The largest, middle and smallest trained ``sigma`` (``NoiseConditional``)."""
         sigmas = self.sigmas.tolist()
         return [sigmas[0], sigmas[len(sigmas) // 2], sigmas[-1]]
 
-    def _latent_score(self, y: Tensor, sigma: Tensor, averaged: bool = True) -> Tensor:
-        eps = self.predict_noise(y, sigma.log(), averaged)
-        return -eps / sigma.reshape(-1, *([1] * (y.ndim - 1)))
+    @staticmethod
+    def _score_of(noise: NoiseFn) -> NoiseFn:
+        """The score ``-eps~(y, log sigma) / sigma`` at level ``sigma`` of a noise predictor."""
+        return lambda y, sigma: -noise(y, sigma.log()) / sigma.reshape(-1, *([1] * (y.ndim - 1)))
 
-    def loss(self, batch: Tensor, player: str = "model") -> dict[str, Tensor]:
+    def loss(self, batch: Tensor, player: str = "model", c: Any = None) -> dict[str, Tensor]:
         """Denoising score matching over all levels, weighted by ``sigma^2`` (eq. 6).
 
         ``lambda(sigma) l(theta; sigma) = 1/2 E |sigma s(x + sigma z, sigma) + z|^2
-        = 1/2 E |z - eps_hat|^2``, averaged over levels drawn uniformly per example.
+        = 1/2 E |z - eps_hat|^2``, averaged over levels drawn uniformly per example. Given
+        the classes ``c``, each is dropped to the null class with probability ``p_uncond``.
         """
         y = self.to_latent(self.check_input(batch))
+        classes = self.check_condition(c, y.shape[0])
         level = torch.randint(len(self.sigmas), (y.shape[0],), device=y.device)
         sigma = self.sigmas[level]
         z = torch.randn_like(y)
         noisy = y + sigma.reshape(-1, *([1] * (y.ndim - 1))) * z
-        eps = self.predict_noise(noisy, sigma.log())
+        eps = self.predict_noise(noisy, sigma.log(), labels=self.drop_labels(classes))
         return {"dsm": 0.5 * (eps - z).square().flatten(1).sum(1).mean()}
 
     def _langevin(self, steps: int | None) -> AnnealedLangevin:
@@ -133,17 +152,20 @@ class NCSN(ScoreModel):
         cost = self._langevin(steps).cost()
         return {"sampler": "annealed-langevin", "nfe_per_sample": cost, "steps": cost}
 
-    def _sample(self, n: int, generator, callback, steps: int | None = None) -> Tensor:
+    def _sample(
+        self, n: int, generator, callback, steps: int | None = None, noise: NoiseFn | None = None
+    ) -> Tensor:
         sampler = self._langevin(steps)
         # Start from N(0, sigma_1^2 I) around the (standardised) data mean.
         y = self._noise((n, *self.data_shape), generator) * self.sigmas[0]
-        y = sampler(self._latent_score, y, generator, callback)
+        y = sampler(self._score_of(noise or self.noise_fn(None)), y, generator, callback)
         self.last_nfe = sampler.nfe
         return y
 
-    def log_prob(self, x: Tensor) -> Tensor:
-        """Refused: the noise-conditional scores define no normalised density."""
-        self.check_input(x)
+    def log_prob(self, x: Tensor, c: Any = None) -> Tensor:
+        """Refused: the noise-conditional scores define no normalised density (nor, given a
+        class, a conditional one)."""
+        self.labels(c, len(self.check_input(x)))
         raise DensityUnavailable(
             "ncsn learns scores (gradients of log densities) at each noise level, which fix "
             "no normalised density (density='none'); use the probability-flow ODE likelihood "

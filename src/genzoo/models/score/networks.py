@@ -5,6 +5,14 @@ conditioning scalar per example ``c`` shaped ``(batch,)`` (``log sigma`` or the 
 to a tensor shaped like ``x``. The models read that output as the noise prediction
 ``eps_hat``, so that ``score = -eps_hat / sigma`` (Song & Ermon 2020, technique 3; Ho et al.
 2020, eq. 11): the network never has to produce scores of size ``1 / sigma``.
+
+A class-conditional network (``n_classes = K > 0``) also reads a class per example,
+``labels`` ``(batch,)`` in ``0..K``: a learned embedding of the class is added to the
+embedding of ``c``, so it shifts every layer the noise level shifts. Class ``K`` is the
+"null" class of classifier-free guidance (Ho & Salimans 2022, section 3.2): the same network
+is the unconditional model when given it, and ``labels=None`` means that class. With
+``n_classes = 0`` the network and its seeded initial weights are those of an unconditional
+one (the class embedding is built last, so the other weights do not change with it).
 """
 
 from __future__ import annotations
@@ -38,6 +46,32 @@ class SinusoidalEmbedding(nn.Module):
         return torch.cat([angles.sin(), angles.cos()], dim=-1)
 
 
+class ClassEmbedding(nn.Module):
+    """A class's learned vector added to a noise-level embedding, ``(batch, dim), (batch,)``.
+
+    ``n_classes = K`` classes and the null class ``K`` (``labels=None``: the null class for
+    every example), one vector each, drawn ``N(0, 1)`` like the features of the sinusoidal
+    embedding they are added to. ``K = 0`` holds no parameters and refuses labels: the
+    network is unconditional.
+    """
+
+    def __init__(self, n_classes: int, dim: int) -> None:
+        super().__init__()
+        if n_classes < 0:
+            raise ValueError(f"n_classes must be >= 0; got {n_classes}")
+        self.n_classes = int(n_classes)
+        self.table = nn.Embedding(self.n_classes + 1, dim) if self.n_classes else None
+
+    def forward(self, e: Tensor, labels: Tensor | None) -> Tensor:
+        if self.table is None:
+            if labels is not None:
+                raise ValueError("this network was built without classes (n_classes=0)")
+            return e
+        if labels is None:
+            labels = torch.full((e.shape[0],), self.n_classes, device=e.device)
+        return e + self.table(labels.long()).to(e.dtype)
+
+
 class ConditionalMLP(nn.Module):
     """MLP on flattened examples whose every hidden layer is shifted by an embedding of ``c``.
 
@@ -47,6 +81,8 @@ class ConditionalMLP(nn.Module):
         depth: number of hidden layers (>= 1).
         activation: activation by name (see ``genzoo.models.nn.ACTIVATIONS``).
         emb_dim: size of the sinusoidal embedding of ``c``.
+        n_classes: ``K`` > 0 adds a class embedding (``K`` classes and the null class ``K``)
+            to the embedding of ``c``; 0: no class.
     """
 
     def __init__(
@@ -56,6 +92,7 @@ class ConditionalMLP(nn.Module):
         depth: int = 3,
         activation: str = "silu",
         emb_dim: int = 64,
+        n_classes: int = 0,
     ) -> None:
         super().__init__()
         if hidden < 1 or depth < 1:
@@ -68,9 +105,10 @@ class ConditionalMLP(nn.Module):
         self.layers = nn.ModuleList(nn.Linear(hidden, hidden) for _ in range(depth - 1))
         self.out = nn.Linear(hidden, d)
         self.act = get_activation(activation)
+        self.classes = ClassEmbedding(n_classes, emb_dim)
 
-    def forward(self, x: Tensor, c: Tensor) -> Tensor:
-        e = self.embed(c)  # (batch, emb_dim)
+    def forward(self, x: Tensor, c: Tensor, labels: Tensor | None = None) -> Tensor:
+        e = self.classes(self.embed(c), labels)  # (batch, emb_dim)
         h = self.inp(x.flatten(1))  # (batch, hidden)
         for i, cond in enumerate(self.conds):
             h = self.act(h + cond(e))
@@ -107,7 +145,9 @@ class SmallUNet(nn.Module):
     """A two-resolution U-Net (``H x W`` and ``H/2 x W/2``) for small images like 8x8 digits.
 
     ``(batch, C, H, W), (batch,) -> (batch, C, H, W)``; ``H`` and ``W`` must be even.
-    After Ho et al. (2020, appendix B), shrunk to two resolutions without attention.
+    After Ho et al. (2020, appendix B), shrunk to two resolutions without attention. With
+    ``n_classes`` > 0 a class embedding is added to the time embedding (after its MLP), which
+    every residual block reads.
     """
 
     def __init__(
@@ -116,6 +156,7 @@ class SmallUNet(nn.Module):
         channels: int = 32,
         activation: str = "silu",
         emb_dim: int = 64,
+        n_classes: int = 0,
     ) -> None:
         super().__init__()
         self.data_shape = tuple(data_shape)
@@ -140,9 +181,10 @@ class SmallUNet(nn.Module):
         self.out = nn.Sequential(
             nn.GroupNorm(_groups(ch), ch), get_activation(activation), nn.Conv2d(ch, c_img, 3, 1, 1)
         )
+        self.classes = ClassEmbedding(n_classes, emb_dim)
 
-    def forward(self, x: Tensor, c: Tensor) -> Tensor:
-        e = self.embed(c)  # (batch, emb_dim)
+    def forward(self, x: Tensor, c: Tensor, labels: Tensor | None = None) -> Tensor:
+        e = self.classes(self.embed(c), labels)  # (batch, emb_dim)
         h1 = self.down1(self.inp(x), e)  # (batch, ch, H, W)
         h = self.down2(self.pool(h1), e)  # (batch, 2ch, H/2, W/2)
         h = self.mid(h, e)
@@ -157,8 +199,10 @@ def build_network(
     depth: int = 3,
     channels: int = 32,
     activation: str = "silu",
+    n_classes: int = 0,
 ) -> nn.Module:
-    """The noise-conditional network for ``data_shape``: ``"auto"`` picks a U-Net for images."""
+    """The noise-conditional network for ``data_shape``: ``"auto"`` picks a U-Net for images;
+    ``n_classes`` > 0 makes it class-conditional too (with a null class ``n_classes``)."""
     if network not in NETWORKS:
         raise ValueError(f"network must be one of {NETWORKS}; got {network!r}")
     shape = tuple(data_shape)
@@ -166,5 +210,7 @@ def build_network(
         image = len(shape) == 3 and shape[1] % 2 == 0 and shape[2] % 2 == 0 and shape[1] >= 4
         network = "unet" if image else "mlp"
     if network == "unet":
-        return SmallUNet(shape, channels=channels, activation=activation)
-    return ConditionalMLP(shape, hidden=hidden, depth=depth, activation=activation)
+        return SmallUNet(shape, channels=channels, activation=activation, n_classes=n_classes)
+    return ConditionalMLP(
+        shape, hidden=hidden, depth=depth, activation=activation, n_classes=n_classes
+    )

@@ -22,10 +22,14 @@ def active_units(mu: Tensor, threshold: float = 0.01) -> int:
 
 
 @torch.no_grad()
-def collapse_report(model, x: Tensor, threshold: float | None = None) -> dict[str, object]:
+def collapse_report(
+    model, x: Tensor, threshold: float | None = None, c: object = None
+) -> dict[str, object]:
     """KL per latent dimension (nats, averaged over ``x``), ``A_j`` and the active units of a
-    VAE's Gaussian posterior ``q_0(z | x)`` on ``x`` ``(n, *data_shape)``."""
-    mu, logvar, _ = model.posterior_parameters(model.check_input(x))
+    VAE's Gaussian posterior ``q_0(z | x)`` on ``x`` ``(n, *data_shape)`` (``q_0(z | x, c)``
+    given the conditions ``c`` of a conditional VAE)."""
+    given = () if c is None else (c,)
+    mu, logvar, _ = model.posterior_parameters(model.check_input(x), *given)
     threshold = model.active_threshold if threshold is None else threshold
     return {
         "kl_per_dim": gaussian_kl(mu, logvar).mean(0).cpu().tolist(),

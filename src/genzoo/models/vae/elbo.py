@@ -10,7 +10,7 @@ estimate IWAE-``iwae_samples``, seeded so that the same weights give the same nu
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor
@@ -90,10 +90,15 @@ class ELBOModel(GenerativeModel):
         return torch.Generator(device=self.device).manual_seed(EVAL_SEED)
 
     def iwae(self, x: Tensor, k: int, generator: torch.Generator | None = None) -> Tensor:
-        """IWAE-k estimate of ``log p(x)`` ``(batch,)`` (Burda et al. 2016, eq. 8)."""
+        """IWAE-k estimate of ``log p(x)`` ``(batch,)`` (Burda et al. 2016, eq. 8); a
+        conditional VAE's also takes ``c=`` (``log p(x | c)``)."""
         raise NotImplementedError
 
-    def log_prob(self, x: Tensor) -> Tensor:
-        """IWAE-``iwae_samples`` estimate of ``log p(x)`` per example (nats), reproducible:
-        the importance samples come from a generator seeded with ``EVAL_SEED``."""
-        return self.iwae(x, self.iwae_samples)
+    def log_prob(self, x: Tensor, c: Any = None) -> Tensor:
+        """IWAE-``iwae_samples`` estimate of ``log p(x)`` (``log p(x | c)`` for a conditional
+        VAE) per example (nats), reproducible: the importance samples come from a generator
+        seeded with ``EVAL_SEED``, the same for every condition."""
+        if self.condition_kind is None:
+            self.check_condition(c)  # refuses a c in one line
+            return self.iwae(x, self.iwae_samples)
+        return self.iwae(x, self.iwae_samples, c=c)

@@ -10,6 +10,18 @@ with the reparameterisation ``z = mu + s * eps`` and the analytic KL of appendix
 only a lower bound, so ``log_prob`` is the importance-weighted estimate of Burda et al. (2016),
 ``IWAE-k = log 1/k sum_i p(x, z_i) / q(z_i | x)``, ``z_i ~ q``, which tightens with ``k``:
 ``density = "estimate"``.
+
+Both are conditional VAEs (CVAE: Sohn, Lee & Yan 2015, "Learning structured output
+representation using deep conditional generative models", NeurIPS) when built with a condition
+``c`` (``n_classes`` or ``condition_dim``; the paper's input ``x``, our ``x`` being its output
+``y``): the encoder is ``q(z | x, c)``, the decoder ``p(x | z, c)``, both reading ``c`` as a
+context (a one-hot class or a standardised vector, concatenated to the MLPs' inputs; constant
+extra channels for the convolutional encoder, concatenated to ``z`` for the convolutional
+decoder). The prior stays ``N(0, I)``, independent of ``c``: the relaxation ``p(z | c) =
+p(z)`` the paper allows in section 3 (as in Kingma et al. 2014's M2), its prior network left
+out. The conditional ELBO and IWAE then bound ``log p(x | c)``:
+
+    ELBO(x | c) = E_q(z|x,c)[log p(x | z, c)] - KL(q(z | x, c) || N(0, I)).
 """
 
 from __future__ import annotations
@@ -23,6 +35,7 @@ from torch import Tensor
 
 from genzoo.errors import DataError
 from genzoo.models.base import model_fact
+from genzoo.models.conditioning import Context
 from genzoo.models.flows.base import standard_normal_log_prob
 from genzoo.models.nn import ACTIVATIONS
 from genzoo.models.vae.elbo import EVAL_SEED as EVAL_SEED
@@ -72,6 +85,10 @@ class VAE(ELBOModel):
             (Burda et al. 2016, section 5.2).
         free_bits: nats of KL per latent dimension that cost nothing in training (Kingma et
             al. 2016), against posterior collapse; 0 trains the plain ELBO.
+        n_classes: ``K`` > 0 makes it a conditional VAE (Sohn et al. 2015) of ``p(x | c)``,
+            ``c`` a class in ``0..K-1``: encoder and decoder read the one-hot class.
+        condition_dim: ``C`` > 0 conditions it on a vector of ``C`` numbers instead
+            (standardised with the training conditions' statistics).
 
     Example:
         >>> import torch, genzoo
@@ -79,7 +96,13 @@ class VAE(ELBOModel):
         >>> vae = genzoo.create("vae", data=x, latent_dim=4, hidden=32, iwae_samples=10)
         >>> vae.likelihood_name, vae.density, vae.log_prob(x[:3]).shape
         ('bernoulli', 'estimate', torch.Size([3]))
+        >>> c = torch.arange(64) % 10  # a conditional VAE: q(z | x, c), p(x | z, c)
+        >>> cvae = genzoo.create("vae", data=x, condition=c, latent_dim=4, iwae_samples=10)
+        >>> cvae.n_classes, cvae.sample(5, c=3).shape, cvae.log_prob(x[:3], c=c[:3]).shape
+        (10, torch.Size([5, 1, 8, 8]), torch.Size([3]))
     """
+
+    condition_kinds = ("discrete", "continuous")
 
     def __init__(
         self,
@@ -100,8 +123,11 @@ class VAE(ELBOModel):
         iwae_samples: int = 1000,
         active_threshold: float = 0.01,
         free_bits: float = 0.0,
+        n_classes: int = 0,
+        condition_dim: int = 0,
     ) -> None:
         super().__init__(data_shape)
+        self.setup_condition(n_classes, condition_dim)
         if likelihood == "auto":
             raise ValueError(
                 "likelihood='auto' is resolved from the data: pass data=... to genzoo.create, "
@@ -139,8 +165,10 @@ class VAE(ELBOModel):
         self.likelihood = make_likelihood(
             likelihood, self.data_dim, decoder_variance, decoder_std, levels
         )
+        #: The condition as the networks read it (no state, ``features = 0``, unconditional).
+        self.context = Context(self.n_classes, self.condition_dim)
         nets = {"network": kind, "hidden": hidden, "depth": depth, "channels": channels,
-                "activation": activation}  # fmt: skip
+                "activation": activation, "context_features": self.context.features}  # fmt: skip
         self.encoder = Encoder(self.data_shape, 2 * latent_dim + n_flow, **nets)
         self.decoder = Decoder(latent_dim, self.data_shape, self.likelihood.n_params, **nets)
         self.register_buffer("steps_done", torch.zeros((), dtype=torch.long))
@@ -171,8 +199,15 @@ class VAE(ELBOModel):
         binary or integer-level data as they are (no dequantisation)."""
         return self.data_kind_for(None, {"likelihood": self.likelihood_name})
 
-    def initialize(self, data: Tensor) -> None:
-        """Check that the data suit the likelihood (0/1 for Bernoulli, levels for categorical)."""
+    def initialize(self, data: Tensor, c: Any = None) -> None:
+        """Check that the data suit the likelihood (0/1 for Bernoulli, levels for categorical);
+        a conditional VAE's conditions set the class prior (the training frequencies, for
+        Bayes' rule) or the standardisation of a vector condition."""
+        c = self.check_condition(c, len(data))
+        if c is not None:
+            self.set_class_prior(c)
+            self.context.arm()
+            self.context(c)  # fits a vector condition's mean and std; nothing for a class
         if self.likelihood_name == "bernoulli" and (data.min() < 0 or data.max() > 1):
             raise DataError(
                 "likelihood='bernoulli' needs data in [0, 1] (binary images); got values in "
@@ -187,22 +222,33 @@ class VAE(ELBOModel):
                 )
 
     # -- the posterior and the joint ----------------------------------------------------------
-    def posterior_parameters(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """``mu``, ``logvar`` ``(batch, latent_dim)`` of ``q_0(z | x)`` and the flow's
-        parameters ``(batch, n)`` (``n = 0`` for the Gaussian posterior)."""
-        h = self.encoder(x)
+    def _context(self, c: Any, n: int) -> Tensor | None:
+        """The checked condition ``c`` of ``n`` examples as the networks' context ``(n, K)``
+        (``None`` for an unconditional VAE, which refuses a ``c`` in one line)."""
+        return self.context(self.check_condition(c, n))
+
+    def posterior_parameters(self, x: Tensor, c: Any = None) -> tuple[Tensor, Tensor, Tensor]:
+        """``mu``, ``logvar`` ``(batch, latent_dim)`` of ``q_0(z | x)`` (``q_0(z | x, c)``) and
+        the flow's parameters ``(batch, n)`` (``n = 0`` for the Gaussian posterior)."""
+        return self._posterior(x, self._context(c, x.shape[0]))
+
+    def _posterior(self, x: Tensor, context: Tensor | None) -> tuple[Tensor, Tensor, Tensor]:
+        h = self.encoder(x, context)
         d = self.latent_dim
         return h[:, :d], h[:, d : 2 * d].clamp(-30.0, 20.0), h[:, 2 * d :]
 
     def log_weights(
-        self, x: Tensor, samples: int, generator: torch.Generator | None = None
+        self, x: Tensor, samples: int, generator: torch.Generator | None = None, c: Any = None
     ) -> dict[str, Tensor]:
-        """``samples`` draws ``z ~ q(z | x)`` per example and their log densities.
+        """``samples`` draws ``z ~ q(z | x)`` (``q(z | x, c)``) per example and their log
+        densities.
 
-        Returns ``log_px`` = ``log p(x | z)``, ``log_pz`` = ``log p(z)``, ``log_qz`` =
-        ``log q(z | x)``, each ``(samples, batch)``, and ``mu``, ``logvar`` ``(batch, d)``.
+        Returns ``log_px`` = ``log p(x | z)`` (``log p(x | z, c)``), ``log_pz`` = ``log p(z)``,
+        ``log_qz`` = ``log q(z | x)``, each ``(samples, batch)``, and ``mu``, ``logvar``
+        ``(batch, d)``.
         """
-        mu, logvar, flow = self.posterior_parameters(x)
+        context = self._context(c, x.shape[0])
+        mu, logvar, flow = self._posterior(x, context)
         eps = torch.randn(
             (samples, *mu.shape), generator=generator, device=mu.device, dtype=mu.dtype
         )
@@ -211,78 +257,97 @@ class VAE(ELBOModel):
         if self.flow_layers:
             z, log_det = planar_flow(z, flow, self.flow_layers)
             log_qz = log_qz - log_det  # eq. (13) of Rezende & Mohamed
-        params = self.decoder(z.reshape(-1, self.latent_dim))
+        if context is not None:  # z is (samples, batch, d): the context of each row of z
+            context = context.expand(samples, -1, -1).reshape(-1, context.shape[1])
+        params = self.decoder(z.reshape(-1, self.latent_dim), context)
         flat = x.flatten(1).expand(samples, -1, -1).reshape(samples * x.shape[0], -1)
         log_px = self.likelihood.log_prob(flat, params).reshape(samples, -1)
         return {"log_px": log_px, "log_pz": standard_normal_log_prob(z), "log_qz": log_qz,
                 "mu": mu, "logvar": logvar}  # fmt: skip
 
     # -- training -----------------------------------------------------------------------------
-    def loss(self, batch: Tensor, player: str = "model") -> dict[str, Tensor]:
-        """``-ELBO`` as ``reconstruction + kl_weight * kl``; the ELBO itself, the KL per latent
-        dimension and the active units are logged as ``diag/...``."""
+    def loss(self, batch: Tensor, player: str = "model", c: Any = None) -> dict[str, Tensor]:
+        """``-ELBO`` as ``reconstruction + kl_weight * kl`` (given the batch's conditions ``c``
+        for a conditional VAE); the ELBO itself, the KL per latent dimension and the active
+        units are logged as ``diag/...``."""
         x = batch.to(next(self.decoder.parameters()))  # its device and dtype (cheaper reads)
         if self.flow_layers:
-            w = self.log_weights(x, samples=1)
+            w = self.log_weights(x, samples=1, c=c)
             mu, logvar, log_px = w["mu"], w["logvar"], w["log_px"]
             # a flow posterior has no closed-form KL: the Monte-Carlo E_q[log q(z|x) - log p(z)]
             kl = (w["log_qz"] - w["log_pz"]).mean()
         else:  # the short path of log_weights for one sample and the analytic KL
-            mu, logvar, _ = self.posterior_parameters(x)
+            context = self._context(c, x.shape[0])
+            mu, logvar, _ = self._posterior(x, context)
             z = mu + (0.5 * logvar).exp() * torch.randn_like(mu)  # eq. (10)
-            log_px = self.likelihood.log_prob(x.flatten(1), self.decoder(z))
+            log_px = self.likelihood.log_prob(x.flatten(1), self.decoder(z, context))
             kl = None  # the sum of the analytic KL per dimension
         reconstruction = -log_px.mean()  # -E_q[log p(x|z)], one sample
         return self.elbo_terms(reconstruction, gaussian_kl(mu, logvar), mu, kl)  # appendix B
 
     # -- densities ----------------------------------------------------------------------------
     @torch.no_grad()
-    def elbo(self, x: Tensor, samples: int = 1, generator: torch.Generator | None = None) -> Tensor:
+    def elbo(
+        self,
+        x: Tensor,
+        samples: int = 1,
+        generator: torch.Generator | None = None,
+        c: Any = None,
+    ) -> Tensor:
         """Per-example ELBO ``(batch,)`` in nats, ``E_q[log p(x|z)]`` averaged over
-        ``samples`` draws minus the analytic KL (Monte-Carlo KL for a flow posterior)."""
+        ``samples`` draws minus the analytic KL (Monte-Carlo KL for a flow posterior); a
+        conditional VAE's is the bound on ``log p(x | c)``, given ``c``."""
         x = self.check_input(x)
-        w = self.log_weights(x, samples, self._generator(generator))
+        w = self.log_weights(x, samples, self._generator(generator), c=c)
         if self.flow_layers:
             return (w["log_px"] + w["log_pz"] - w["log_qz"]).mean(0)
         return w["log_px"].mean(0) - gaussian_kl(w["mu"], w["logvar"]).sum(1)
 
     @torch.no_grad()
-    def iwae(self, x: Tensor, k: int, generator: torch.Generator | None = None) -> Tensor:
+    def iwae(
+        self, x: Tensor, k: int, generator: torch.Generator | None = None, c: Any = None
+    ) -> Tensor:
         """IWAE-k, ``log 1/k sum_i p(x, z_i) / q(z_i | x)`` ``(batch,)`` (Burda et al. 2016,
-        eq. 8): a lower bound on ``log p(x)`` that rises to it as ``k`` grows."""
+        eq. 8): a lower bound on ``log p(x)`` that rises to it as ``k`` grows; given ``c``,
+        ``log 1/k sum_i p(x | z_i, c) p(z_i) / q(z_i | x, c)``, one on ``log p(x | c)``."""
         x = self.check_input(x)
+        c = self.check_condition(c, x.shape[0])
         generator = self._generator(generator)
         chunk = max(1, IWAE_ROWS // max(1, x.shape[0]))
         parts = []
         for start in range(0, k, chunk):
-            w = self.log_weights(x, min(chunk, k - start), generator)
+            w = self.log_weights(x, min(chunk, k - start), generator, c=c)
             parts.append(w["log_px"] + w["log_pz"] - w["log_qz"])  # (samples, batch)
         return torch.logsumexp(torch.cat(parts), dim=0) - math.log(k)
 
     # -- sampling and the latent space --------------------------------------------------------
-    def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
-        """``x ~ p(x | z)``, ``z ~ N(0, I)``: ``(n, *data_shape)``."""
+    def sample(self, n: int, generator: torch.Generator | None = None, c: Any = None) -> Tensor:
+        """``x ~ p(x | z)``, ``z ~ N(0, I)``: ``(n, *data_shape)``; given ``c`` (a class or
+        vector for all ``n``, or one per sample), ``x ~ p(x | z, c)``."""
         with torch.no_grad():
+            context = self._context(c, n)
             z = torch.randn(
                 n, self.latent_dim, generator=generator, device=self.device, dtype=self.dtype
             )
-            x = self.likelihood.sample(self.decoder(z), generator)
+            x = self.likelihood.sample(self.decoder(z, context), generator)
         return x.reshape(n, *self.data_shape)
 
     @torch.no_grad()
-    def encode(self, x: Tensor) -> Tensor:
-        """The posterior mean ``mu(x)`` ``(batch, latent_dim)`` (for a flow posterior, the
-        flow's image of ``mu``)."""
-        mu, _, flow = self.posterior_parameters(self.check_input(x))
+    def encode(self, x: Tensor, c: Any = None) -> Tensor:
+        """The posterior mean ``mu(x)`` (``mu(x, c)``) ``(batch, latent_dim)`` (for a flow
+        posterior, the flow's image of ``mu``)."""
+        mu, _, flow = self.posterior_parameters(self.check_input(x), c)
         if self.flow_layers:
             mu = planar_flow(mu.unsqueeze(0), flow, self.flow_layers)[0][0]
         return mu
 
     @torch.no_grad()
-    def decode(self, z: Tensor) -> Tensor:
-        """The mean of ``p(x | z)`` ``(batch, *data_shape)`` for ``z`` ``(batch, latent_dim)``."""
+    def decode(self, z: Tensor, c: Any = None) -> Tensor:
+        """The mean of ``p(x | z)`` (``p(x | z, c)``) ``(batch, *data_shape)`` for ``z``
+        ``(batch, latent_dim)``."""
         z = z.to(device=self.device, dtype=self.dtype)
-        return self.likelihood.mean(self.decoder(z)).reshape(z.shape[0], *self.data_shape)
+        params = self.decoder(z, self._context(c, z.shape[0]))
+        return self.likelihood.mean(params).reshape(z.shape[0], *self.data_shape)
 
 
 def _check_choice(key: str, value: str, choices: Sequence[str]) -> None:
