@@ -5,9 +5,10 @@ After scikit-learn's ``KernelDensity`` and ``GaussianMixture``: ``fit(X)`` learn
 ``sample(n)`` draws new rows. So a genzoo model drops into a ``Pipeline`` and is tuned by
 ``GridSearchCV`` on held-out log-likelihood, like any scikit-learn density estimator.
 
-With ``conditional=True`` it learns the conditional density ``p(X | y)`` of a model that can
-be conditioned (``gmm``, the flows, ``categorical``): ``fit(X, y)``, ``sample(n, y=...)``,
-``score_samples(X, y)``; for class labels also ``predict_proba``/``predict`` by Bayes' rule
+With ``conditional=True`` it learns the conditional distribution ``p(X | y)`` of a model that
+can be conditioned (``gmm``, the flows, ``categorical``, the VAEs, the GANs, the score
+models): ``fit(X, y)``, ``sample(n, y=...)``, ``score_samples(X, y)`` (where the model has a
+density); for class labels also ``predict_proba``/``predict`` by Bayes' rule
 (the generative classifier) and, without ``y``, the marginal ``log p(X)``.
 
 Example:
