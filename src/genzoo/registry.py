@@ -154,8 +154,11 @@ def condition_tensor(condition: Any, name: str = "the model") -> torch.Tensor:
 
 
 def condition_config(cls: type[GenerativeModel], c: torch.Tensor) -> dict[str, Any]:
-    """``n_classes`` (largest class + 1) or ``condition_dim`` read from conditions ``c``
+    """``n_classes`` (largest class + 1), ``condition_dim``, or ``condition_len`` (integer
+    token ids shaped (n, M), for models taking a ``tokens`` condition) read from conditions ``c``
     (as :func:`condition_tensor` gives them), refusing a class that takes no condition."""
+    if c.ndim == 2 and not c.is_floating_point() and "tokens" in cls.condition_kinds:
+        return {"condition_len": int(c.shape[1])}  # an input sequence of token ids
     kind = "discrete" if c.ndim == 1 else "continuous"
     if kind not in cls.condition_kinds:
         able = [n for n, k in sorted(_MODELS.items()) if kind in k.condition_kinds]

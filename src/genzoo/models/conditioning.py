@@ -30,8 +30,10 @@ from genzoo.errors import DataError, DensityUnavailable
 if TYPE_CHECKING:
     from genzoo.models.base import GenerativeModel
 
-#: The kinds of condition: a class index, or a vector of numbers.
-CONDITION_KINDS = ("discrete", "continuous")
+#: The kinds of condition: a class index, a vector of numbers, or a sequence of token ids (the
+#: input a language model's output is conditioned on, read as a prefix: ``condition_len`` ids
+#: of the model's own vocabulary; see :class:`genzoo.models.autoregressive.lm.SequenceLM`).
+CONDITION_KINDS = ("discrete", "continuous", "tokens")
 
 
 def condition_kind_of(n_classes: int, condition_dim: int) -> str | None:

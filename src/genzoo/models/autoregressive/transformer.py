@@ -70,7 +70,9 @@ class TransformerLM(SequenceLM):
 
     Token and position embeddings, ``n_layers`` causal self-attention blocks, a linear head;
     ``P(w_i | w_<i) = softmax(head(h_i))``. Loss: cross-entropy per token. Sampling past
-    ``seq_len`` tokens (``generate(length=...)``) attends to the last ``seq_len`` only.
+    ``seq_len`` tokens (``generate(length=...)``) attends to the last ``seq_len`` only. With an
+    input (``condition_len = M``) the positions cover ``M + seq_len`` tokens: the input prefix,
+    the start symbol and the output (see ``SequenceLM``).
 
     Arguments:
         data_shape: ``[seq_len]``.
@@ -99,10 +101,11 @@ class TransformerLM(SequenceLM):
         if min(width, n_layers, heads) < 1 or width % heads:
             raise ValueError(f"width ({width}) must be a positive multiple of heads ({heads})")
         self.embed = nn.Embedding(levels + 1, width)  # + the start symbol
+        context = self.seq_len + self.condition_len  # the input prefix, <start>, the output
         if positions == "learned":
-            self.position = nn.Parameter(torch.randn(self.seq_len, width) * 0.02)
+            self.position = nn.Parameter(torch.randn(context, width) * 0.02)
         else:
-            table = sinusoidal_positions(self.seq_len, width)
+            table = sinusoidal_positions(context, width)
             self.register_buffer("position", table, persistent=False)
         self.blocks = nn.Sequential(*(Block(width, heads) for _ in range(n_layers)))
         self.norm = nn.LayerNorm(width)
@@ -114,4 +117,4 @@ class TransformerLM(SequenceLM):
 
     def step(self, tokens: Tensor, state: Any) -> tuple[Tensor, Any]:
         state = tokens if state is None else torch.cat([state, tokens], 1)  # all ids so far
-        return self.logits(state[:, -self.seq_len :])[:, -1], state
+        return self.logits(state[:, -(self.seq_len + self.condition_len) :])[:, -1], state
