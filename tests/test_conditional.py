@@ -35,9 +35,7 @@ from genzoo.workflow import evaluate
 _import_families()
 #: Every registered model whose class can be conditioned, found by its declaration.
 #: (Language models take an input of token ids, "tokens": tests/test_conditional_lm.py.)
-CONDITIONAL = sorted(
-    name for name, cls in _MODELS.items() if set(cls.condition_kinds) - {"tokens"}
-)
+CONDITIONAL = sorted(name for name, cls in _MODELS.items() if set(cls.condition_kinds) - {"tokens"})
 SMALL = {
     "realnvp": {"n_layers": 2, "hidden": 16},
     "nsf": {"n_layers": 2, "hidden": 16, "bins": 4},

@@ -158,9 +158,14 @@ def cmd_figures(args: argparse.Namespace) -> None:
 
 def cmd_bench(args: argparse.Namespace) -> None:
     from genzoo.bench import run_bench
+    from genzoo.bench.grid import condition_slug
 
+    if args.out is None:
+        args.out = "runs/bench" if args.condition is None else (
+            f"runs/bench-{condition_slug(args.condition)}")  # fmt: skip
     run_bench(
         out=args.out,
+        condition=args.condition,
         quick=args.quick,
         models=args.models,
         datasets=args.datasets,
@@ -289,7 +294,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lr-factors", type=float, nargs="+",
                    help="learning-rate multipliers for the stability sweep "
                         "(preset: quick 1, full 1 10)")  # fmt: skip
-    p.add_argument("--out", default="runs/bench")
+    p.add_argument("--condition", metavar="NAME",
+                   help="benchmark conditional generation: models that can take it are "
+                        "trained as Q(x | c) on the datasets carrying NAME (label); "
+                        "cond. NLL, Bayes accuracy, sample class accuracy")  # fmt: skip
+    p.add_argument("--out", help="the bench folder (default runs/bench; with --condition "
+                                 "NAME runs/bench-NAME)")  # fmt: skip
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     p.add_argument(
         "--force", action="store_true", help="redo every cell (else finished ones are kept)"

@@ -27,6 +27,7 @@ __all__ = [
     "budget_key",
     "cell_name",
     "cells",
+    "condition_slug",
     "dataset_slug",
 ]
 
@@ -70,13 +71,20 @@ def cell_name(
     seed: int,
     lr_factor: float = 1.0,
     budget_seconds: float | None = None,
+    condition: str | None = None,
 ) -> str:
-    """The folder name of one cell (a learning-rate factor other than 1 and a time budget
-    are appended, so runs of different settings never share a folder)."""
-    suffix = "" if lr_factor == 1.0 else f"__lr{lr_factor:g}"
+    """The folder name of one cell (a condition, a learning-rate factor other than 1 and a
+    time budget are appended, so runs of different settings never share a folder)."""
+    suffix = "" if condition is None else f"__c-{condition_slug(condition)}"
+    suffix += "" if lr_factor == 1.0 else f"__lr{lr_factor:g}"
     if budget_seconds is not None:
         suffix += f"__{budget_seconds:g}s"
     return f"{model}__{dataset_slug(dataset)}__{seed}{suffix}"
+
+
+def condition_slug(condition: str) -> str:
+    """A folder-safe name of a condition (``label``; a CSV column's name)."""
+    return re.sub(r"[^A-Za-z0-9-]+", "-", condition).strip("-") or "c"
 
 
 def budget_key(dataset: str) -> str:
@@ -107,6 +115,7 @@ def cells(
     seeds: int,
     explicit: bool = False,
     lr_factors: tuple[float, ...] = (1.0,),
+    condition: str | None = None,
 ) -> list[Cell]:
     """The (model, dataset, seed, learning-rate factor) grid.
 
@@ -114,8 +123,14 @@ def cells(
     declared kind, shape and levels). A preset (``explicit=False``) trains a model whose
     budget names its own datasets on those instead of the preset's; datasets the user named
     (``explicit``), shipped names or files, go to every model that accepts them.
+
+    With ``condition`` (``"label"``) the grid holds only the datasets that carry a condition
+    of that name and the models whose class can take its kind (``condition_kinds``).
     """
     infos = {d: dataset_info(d) for d in datasets}
+    if condition is not None:
+        infos = {d: i for d, i in infos.items() if _carries(i, condition)}
+        datasets = [d for d in datasets if d in infos]
     grid = []
     for model in models:
         cls = model_class(model)
@@ -124,6 +139,9 @@ def cells(
             chosen = [d for d in home if cls.accepts(dataset_info(d))]
         else:
             chosen = [d for d in datasets if cls.accepts(infos[d])]
+        if condition is not None:
+            chosen = [d for d in chosen if _carries(dataset_info(d), condition)
+                      and dataset_info(d).condition.kind in cls.condition_kinds]  # fmt: skip
         grid.extend(
             (model, d, seed, factor)
             for factor in lr_factors
@@ -131,3 +149,8 @@ def cells(
             for seed in range(seeds)
         )
     return grid
+
+
+def _carries(info, condition: str) -> bool:
+    """Whether a dataset carries a condition named ``condition``."""
+    return info.condition is not None and info.condition.name == condition

@@ -40,20 +40,25 @@ QUALITY_TARGETS = {
 
 
 @torch.no_grad()
-def sample_speed(model, n: int = 2000, seed: int = 0) -> tuple[torch.Tensor, float]:
-    """``n`` seeded samples and the samples drawn per second."""
+def sample_speed(
+    model, n: int = 2000, seed: int = 0, c: torch.Tensor | None = None
+) -> tuple[torch.Tensor, float]:
+    """``n`` seeded samples (given the conditions ``c``, for a conditional model) and the
+    samples drawn per second."""
     generator = torch.Generator(device=model.device).manual_seed(seed)
+    given = {} if c is None else {"c": c.to(model.device)}
     tic = time.perf_counter()
-    samples = model.sample(n, generator=generator)
+    samples = model.sample(n, generator=generator, **given)
     seconds = time.perf_counter() - tic
     return samples.cpu().float(), n / max(seconds, 1e-9)
 
 
 @torch.no_grad()
-def log_prob_speed(model, x: torch.Tensor) -> float:
-    """Examples scored per second by ``log_prob``."""
+def log_prob_speed(model, x: torch.Tensor, c: torch.Tensor | None = None) -> float:
+    """Examples scored per second by ``log_prob`` (given ``c``, for a conditional model)."""
+    given = {} if c is None else {"c": c.to(model.device)}
     tic = time.perf_counter()
-    model.log_prob(x.to(model.device, model.dtype))
+    model.log_prob(x.to(model.device, model.dtype), **given)
     return x.shape[0] / max(time.perf_counter() - tic, 1e-9)
 
 
@@ -97,21 +102,27 @@ def quality_target(dataset: str) -> tuple[str, float] | None:
     return None
 
 
-def quality_tracker(dataset: str, seed: int, n: int = N_TRACKED):
+def quality_tracker(dataset: str, seed: int, n: int = N_TRACKED, conditional: bool = False):
     """An ``evaluate`` callback for the Trainer: the dataset's target metric on ``n`` seeded
     samples against ``n`` test examples (``None`` where the dataset has no target). Called
     with ``steps=k`` it scores a sampler run with ``k`` steps instead of its configured
-    count."""
+    count. ``conditional``: the samples are drawn given the test examples' conditions."""
     target = quality_target(dataset)
     if target is None:
         return None
     metric, levels = target[0], dataset_info(dataset).levels
-    reference = load_dataset(dataset, split="test", n=n, seed=seed)
+    if conditional:
+        reference, c = load_dataset(dataset, split="test", n=n, seed=seed, condition=True)
+    else:
+        reference, c = load_dataset(dataset, split="test", n=n, seed=seed), None
 
     def sample_quality(model, steps: int | None = None) -> dict[str, float]:
         generator = torch.Generator(device=model.device).manual_seed(seed)
         extra = {} if steps is None else {"steps": steps}  # a sampler's step count
-        samples = model.sample(n, generator=generator, **extra).cpu().float()
+        if c is not None:  # one sample per test example, given its condition
+            extra["c"] = c.to(model.device)
+        count = n if c is None else len(c)
+        samples = model.sample(count, generator=generator, **extra).cpu().float()
         return {metric: target_metric(metric, samples, reference, model, levels)}
 
     return sample_quality
@@ -147,10 +158,16 @@ def quality_vs_sampling_steps(model, tracker, steps: tuple[int, ...]) -> list[di
 def measure(model, dataset: str, seed: int, history: list[dict[str, float]]) -> dict[str, Any]:
     """All metrics of one trained model on the test split of ``dataset``."""
     info = dataset_info(dataset)
-    test = load_dataset(dataset, split="test", n=N_SAMPLES, seed=seed)
+    c = None
+    if model.condition_kind is not None:  # samples given the test examples' conditions
+        test, c = load_dataset(dataset, split="test", n=N_SAMPLES, seed=seed, condition=True)
+    else:
+        test = load_dataset(dataset, split="test", n=N_SAMPLES, seed=seed)
     row: dict[str, Any] = {}
     row.update(evaluate(model, dataset, n=N_SAMPLES, seed=seed))
-    samples, row["samples_per_second"] = sample_speed(model, min(N_SAMPLES, len(test)), seed)
+    samples, row["samples_per_second"] = sample_speed(model, min(N_SAMPLES, len(test)), seed, c)
+    if c is not None and model.condition_kind == "discrete":
+        row.update(sample_class_accuracy(samples, c, model, info))
     row["loss_oscillation"] = loss_oscillation(history)
     row["nfe_per_sample"] = (model.last_nfe if isinstance(model, StepSampler) else 0) or ""
     if info.kind == "text":  # distances between token-id vectors mean nothing
@@ -164,9 +181,62 @@ def measure(model, dataset: str, seed: int, history: list[dict[str, float]]) -> 
     row.update(sample_metrics(samples, reference, seed))
     if model.density != "none":
         scored = to_model_scale(test, model, info.levels)
-        row["log_prob_per_second"] = log_prob_speed(model, scored)
+        row["log_prob_per_second"] = log_prob_speed(model, scored, c)
     row.update(mode_metrics(samples, info))
     return _finite(row)
+
+
+def sample_class_accuracy(
+    samples: torch.Tensor, c: torch.Tensor, model, info: DatasetInfo
+) -> dict[str, Any]:
+    """How often a class-conditional model's samples are of the class asked for: on digits,
+    genzoo's digits classifier's prediction (``genzoo.metrics.frechet``); on the mixture toys,
+    the mode nearest each sample (``mode_centres``, ordered as the component labels). With
+    its chance level ``1 / K``; empty on other data."""
+    n_classes = info.condition.n_classes if info.condition is not None else 0
+    c = c.cpu().long()
+    if info.digits_features:
+        from genzoo.metrics.frechet import digits_classifier
+
+        images = digits_to_unit(on_levels(samples, model, info.levels) if info.levels else samples)
+        with torch.no_grad():
+            logits = torch.cat([digits_classifier()(part.float()) for part in images.split(4096)])
+        predicted = logits.argmax(1)
+    elif info.has_known_modes:
+        centres, _ = mode_centres(info.name)
+        centres_t = torch.as_tensor(centres, dtype=torch.float64)
+        predicted = torch.cdist(samples.double().reshape(len(samples), -1), centres_t).argmin(1)
+    else:
+        return {}
+    return {
+        "sample_class_accuracy": float((predicted == c).double().mean()),
+        "sample_class_accuracy_chance": 1.0 / n_classes if n_classes else float("nan"),
+    }
+
+
+def logistic_reference(dataset: str, seed: int = 0) -> dict[str, Any]:
+    """A discriminative classifier on the split the cells use: scikit-learn's
+    ``LogisticRegression`` trained on the training split's examples and conditions, its
+    accuracy on ``N_SAMPLES`` test examples (the reference of the generative classifiers'
+    Bayes-rule accuracy). Empty where the condition is no class."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    info = dataset_info(dataset)
+    if info.condition is None or info.condition.kind != "discrete":
+        return {}
+    x, c = load_dataset(dataset, split="train", seed=seed, condition=True)
+    x_test, c_test = load_dataset(dataset, split="test", n=N_SAMPLES, seed=seed, condition=True)
+    classifier = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))
+    classifier.fit(x.reshape(len(x), -1).double().numpy(), c.numpy())
+    predicted = classifier.predict(x_test.reshape(len(x_test), -1).double().numpy())
+    return {
+        "model": "LogisticRegression (scikit-learn, discriminative)",
+        "bayes_accuracy": float((torch.as_tensor(predicted) == c_test).double().mean()),
+        "n_train": int(len(x)),
+        "n_test": int(len(x_test)),
+    }
 
 
 def sample_metrics(samples: torch.Tensor, reference: torch.Tensor, seed: int) -> dict[str, Any]:

@@ -43,6 +43,30 @@ DATASET_COLUMNS = [
 ]
 #: The runner's reference values per dataset, read by the report.
 REFERENCES_FILE = "references.json"
+#: The discriminative reference (``LogisticRegression``) per conditioned dataset.
+CONDITIONAL_REFERENCES_FILE = "conditional_references.json"
+CONDITIONAL_COLUMNS = [
+    ("model", "model"),
+    ("dataset", "dataset"),
+    ("condition", "condition"),
+    ("seeds", "seeds"),
+    ("nll", "cond. NLL (nats) ↓"),
+    ("bayes_accuracy", "Bayes accuracy ↑"),
+    ("sample_class_accuracy", "sample class accuracy ↑"),
+    ("sample_class_accuracy_chance", "chance"),
+    ("status", "status"),
+]
+CONDITIONAL_TEXT = (
+    "Each model is trained as Q(x | c) on the examples and their condition. **cond. NLL**: "
+    "the test NLL -log p(x | c) in nats given each test example's own condition, where the "
+    "model has a density (marked ≤ for a bound, ≈ for an estimate, as above). **Bayes "
+    "accuracy**: the density model used as a classifier by Bayes' rule, argmax_k log p(x | k) "
+    "+ log p(k), on the test split (a generative classifier); the LogisticRegression row is "
+    "scikit-learn's discriminative classifier trained and tested on the same split. **sample "
+    "class accuracy**: the share of samples drawn given class k that are of class k: on "
+    "digits as genzoo's digits classifier says, on the Gaussian-mixture toys by the nearest "
+    "mode; **chance** is 1/K."
+)
 #: The first row of each dataset table: held-out data scored as if it were a model's samples.
 REFERENCE_NAME = "(held-out data)"
 PICTURES = ("samples.png", "density.png", "loss.png")
@@ -146,7 +170,8 @@ def _cell(row: dict[str, Any], key: str) -> str:
 def _run_path(row: dict[str, Any]) -> Path:
     factor = float(row.get("lr_factor", 1.0))
     budget = row.get("budget_seconds")
-    name = cell_name(row["model"], row["dataset"], row["seed"], factor, budget)
+    name = cell_name(row["model"], row["dataset"], row["seed"], factor, budget,
+                     row.get("condition"))  # fmt: skip
     return Path("runs") / name
 
 
@@ -240,6 +265,7 @@ def _sections(bench_dir: Path, rows, figures) -> list[tuple[str, Any]]:
     ]
     blocks.append(("table", (head, body)))
     blocks.append(("list", [f"**{rule.name}**: {rule.text}" for rule in RULES]))
+    blocks += _conditional_tables(bench_dir, [r for r in stepped if r.get("condition")])
     swept = [r for r in rows if float(r.get("lr_factor", 1.0)) != 1.0]
     rows = [r for r in rows if float(r.get("lr_factor", 1.0)) == 1.0]
     references = _references(bench_dir)
@@ -281,6 +307,29 @@ def _references(bench_dir: Path) -> dict[str, dict[str, Any]]:
     """The "held-out data" rows the runner measured, by dataset (``references.json``)."""
     path = bench_dir / REFERENCES_FILE
     return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+
+
+def _conditional_tables(bench_dir: Path, rows) -> list[tuple[str, Any]]:
+    """The "Conditional generation" section: per conditioned cell (summarised over seeds),
+    the conditional NLL, Bayes-rule accuracy and sample class accuracy, with each dataset's
+    LogisticRegression reference."""
+    rows = [r for r in rows if float(r.get("lr_factor", 1.0)) == 1.0]
+    if not rows:
+        return []
+    path = bench_dir / CONDITIONAL_REFERENCES_FILE
+    references = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    body = []
+    for dataset in dict.fromkeys(r["dataset"] for r in rows):
+        subset = summarise([r for r in rows if r["dataset"] == dataset])
+        if references.get(dataset):
+            condition = subset[0].get("condition", "")
+            subset.append({"dataset": dataset, "condition": condition, **references[dataset]})
+        body += [[_cell(r, k) for k, _ in CONDITIONAL_COLUMNS] for r in subset]
+    return [
+        ("h2", "Conditional generation"),
+        ("p", CONDITIONAL_TEXT),
+        ("table", ([t for _, t in CONDITIONAL_COLUMNS], body)),
+    ]
 
 
 def _dataset_tables(rows, references, title: str, level: str = "h2") -> list[tuple[str, Any]]:

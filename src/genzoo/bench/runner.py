@@ -34,11 +34,20 @@ from tqdm.auto import tqdm
 from genzoo import __version__
 from genzoo.bench import grid as _grid
 from genzoo.bench.executors import Executor, executor_for
-from genzoo.bench.grid import PRESETS, SHIPPED, Budget, Cell, budget_for, cell_name, cells
-from genzoo.bench.report import REFERENCES_FILE, write_report
+from genzoo.bench.grid import (
+    PRESETS,
+    SHIPPED,
+    Budget,
+    Cell,
+    budget_for,
+    cell_name,
+    cells,
+    condition_slug,
+)
+from genzoo.bench.report import CONDITIONAL_REFERENCES_FILE, REFERENCES_FILE, write_report
 from genzoo.data import dataset_info
 from genzoo.errors import GenzooError, RunExistsError, RunLockedError, TrainingDiverged
-from genzoo.figures.catalogue import figure_data, sample_figures
+from genzoo.figures.catalogue import conditional_sample_figures, figure_data, sample_figures
 from genzoo.io import atomic_write, read_json, write_json
 from genzoo.models.capabilities import StepSampler
 from genzoo.plotting import plot_losses
@@ -68,13 +77,14 @@ def cell_dir(
     seed: int,
     lr_factor: float = 1.0,
     budget_seconds: float | None = None,
+    condition: str | None = None,
 ) -> Path:
     """The folder of one cell."""
-    return out / "runs" / cell_name(model, dataset, seed, lr_factor, budget_seconds)
+    return out / "runs" / cell_name(model, dataset, seed, lr_factor, budget_seconds, condition)
 
 
 def run_bench(
-    out: str | Path = "runs/bench",
+    out: str | Path | None = None,
     quick: bool = False,
     models: Sequence[str] | None = None,
     datasets: Sequence[str] | None = None,
@@ -88,6 +98,7 @@ def run_bench(
     keep_failed: bool = False,
     executor: str | Executor = "local",
     executor_options: Mapping[str, Any] | None = None,
+    condition: str | None = None,
 ) -> list[Path]:
     """Run the grid (resuming finished cells), write the results, then the report.
 
@@ -103,7 +114,16 @@ def run_bench(
     ``cpus_per_cell``, ``gpus_per_cell``, ``partition``, ``time_minutes``...); or any
     :class:`~genzoo.bench.executors.Executor`. On a cluster ``out`` must be on storage every
     worker sees.
+
+    ``condition`` (``"label"``) benchmarks conditional generation: every model whose class
+    can take the condition is trained as ``Q(x | c)`` on the datasets that carry it (cells
+    ``MODEL__DATASET__SEED__c-label``, the condition part of their identity), measured by
+    conditional NLL, Bayes-rule accuracy and the class accuracy of conditional samples, beside
+    a scikit-learn ``LogisticRegression`` on the same split. ``out`` defaults to
+    ``runs/bench`` (``runs/bench-CONDITION`` with a condition).
     """
+    if out is None:
+        out = "runs/bench" if condition is None else f"runs/bench-{condition_slug(condition)}"
     if budget_seconds is not None and not budget_seconds > 0:
         raise ValueError(f"budget_seconds must be > 0, got {budget_seconds}")
     if isinstance(executor, str):  # a missing extra fails here, before anything is written
@@ -116,13 +136,13 @@ def run_bench(
     with folder_lock(out, "benchmark"):
         return _run_bench_locked(
             Path(out), quick, models, datasets, seeds, device, force, executor, lr_factors,
-            data, budget_seconds, keep_failed,
+            data, budget_seconds, keep_failed, condition,
         )  # fmt: skip
 
 
 def _run_bench_locked(
     out, quick, models, datasets, seeds, device, force, executor, lr_factors, data,
-    budget_seconds, keep_failed,
+    budget_seconds, keep_failed, condition=None,
 ) -> list[Path]:  # fmt: skip
     if force and (out / "runs").exists():
         shutil.rmtree(out / "runs")
@@ -145,19 +165,28 @@ def _run_bench_locked(
     if n_seeds < 1:
         raise ValueError(f"seeds must be >= 1, got {n_seeds}")
     factors = tuple(lr_factors) if lr_factors else preset.lr_factors
-    grid = cells(names, data_names, n_seeds, explicit=explicit, lr_factors=factors)
+    grid = cells(names, data_names, n_seeds, explicit=explicit, lr_factors=factors,
+                 condition=condition)  # fmt: skip
+    if not grid and condition is not None:
+        raise ValueError(
+            f"no model can be conditioned on the {condition!r} of {', '.join(data_names)}: "
+            "see `genzoo list` for the datasets' conditions and the models that take them"
+        )
     if not grid:
         raise ValueError(
             f"no model accepts {', '.join(data_names)}: see `genzoo list` for what each "
             "model and dataset is"
         )
-    todo = _cells_to_run(out, grid, quick, budget_seconds, keep_failed)
+    todo = _cells_to_run(out, grid, quick, budget_seconds, keep_failed, condition)
     _write_references(out, sorted({c[1] for c in grid}))
+    if condition is not None:
+        _write_conditional_references(out, sorted({c[1] for c in grid}))
     if len(todo) < len(grid):
         tqdm.write(f"resuming: {len(grid) - len(todo)} of {len(grid)} cells already done")
     bar = tqdm(total=len(grid), initial=len(grid) - len(todo), desc="bench", unit="cell",
                disable=None)  # fmt: skip
-    call = CellCall(str(out), quick, device, budget_seconds, _grid.BUDGETS, executor.threads)
+    call = CellCall(str(out), quick, device, budget_seconds, _grid.BUDGETS, executor.threads,
+                    condition=condition)  # fmt: skip
     failures = []
     results = executor.run(todo, call)
     try:
@@ -166,12 +195,12 @@ def _run_bench_locked(
             _report_cell(row, bar)
             if row["status"] != "ok":
                 failures.append(row)
-            collect(out, grid)
+            collect(out, grid, condition)
     finally:  # an early end (an error, Ctrl-C) stops the workers and cancels queued cells
         getattr(results, "close", lambda: None)()
         executor.close()
         bar.close()
-    collect(out, grid)
+    collect(out, grid, condition)
     _list_failures(failures, len(todo), budget_seconds, out)
     return write_report(out)
 
@@ -193,12 +222,13 @@ class CellCall:
     cwd: str = ""
     token: str | None = None
     version: str = __version__
+    condition: str | None = None
 
     def __call__(self, cell: Cell) -> dict[str, Any]:
         if _grid.BUDGETS is not self.budgets:  # a worker process: the benchmark's budgets
             _grid.BUDGETS = self.budgets
         return run_cell(self.out, *cell, self.quick, self.device, self.budget_seconds,
-                        threads=self.threads)  # fmt: skip
+                        threads=self.threads, condition=self.condition)  # fmt: skip
 
     def for_workers(self, token: str) -> CellCall:
         """This call for workers of a cluster: the folder as an absolute path, the
@@ -213,9 +243,11 @@ def _lost_cell(call: CellCall, cell: Cell, err: BaseException) -> dict[str, Any]
     if isinstance(err, GenzooError):
         raise err
     model, dataset, seed, lr_factor = cell
-    run_dir = cell_dir(Path(call.out), model, dataset, seed, lr_factor, call.budget_seconds)
+    run_dir = cell_dir(Path(call.out), model, dataset, seed, lr_factor, call.budget_seconds,
+                       call.condition)  # fmt: skip
     with folder_lock(run_dir, "benchmark cell", CELL_LOCK):
-        row = _first_columns(model, dataset, seed, lr_factor, call.quick, call.budget_seconds)
+        row = _first_columns(model, dataset, seed, lr_factor, call.quick, call.budget_seconds,
+                             call.condition)  # fmt: skip
         lines = str(err).strip().splitlines() or [""]
         row.update(status="failed", train_seconds=0.0,
                    error=f"{type(err).__name__}: {lines[-1]}".strip())  # fmt: skip
@@ -232,7 +264,7 @@ def _list_failures(failures: list[dict[str, Any]], ran: int, budget_seconds, out
                "has the traceback):")  # fmt: skip
     for row in failures[:LISTED_FAILURES]:
         name = cell_name(row["model"], row["dataset"], row["seed"], row["lr_factor"],
-                         budget_seconds)  # fmt: skip
+                         budget_seconds, row.get("condition"))  # fmt: skip
         error = row.get("error", "").splitlines()[0] if row.get("error") else ""
         tqdm.write(f"  {out / 'runs' / name}: {row['status']}: {error}")
     if len(failures) > LISTED_FAILURES:
@@ -240,10 +272,11 @@ def _list_failures(failures: list[dict[str, Any]], ran: int, budget_seconds, out
 
 
 def cell_identity(model: str, dataset: str, quick: bool, budget_seconds: float | None,
-                  lr_factor: float) -> str:  # fmt: skip
+                  lr_factor: float, condition: str | None = None) -> str:  # fmt: skip
     """Everything that changes a cell's result besides its name, as a canonical string: the
-    step count (or the time budget), learning rate, batch size, hyper-parameters and genzoo's
-    version. A finished cell is reused only by a benchmark of the same identity."""
+    step count (or the time budget), learning rate, batch size, hyper-parameters, the
+    condition (of a conditional cell) and genzoo's version. A finished cell is reused only
+    by a benchmark of the same identity."""
     budget = budget_for(model, dataset)
     identity = {
         "steps": None if budget_seconds is not None else budget.steps(quick),
@@ -253,20 +286,22 @@ def cell_identity(model: str, dataset: str, quick: bool, budget_seconds: float |
         "hparams": budget.hparams,
         "genzoo": __version__,
     }
+    if condition is not None:  # unconditional cells keep the identity they always had
+        identity["condition"] = condition
     return json.dumps(identity, sort_keys=True)
 
 
 def _cells_to_run(out: Path, grid: list[Cell], quick: bool, budget_seconds: float | None,
-                  keep_failed: bool) -> list[Cell]:  # fmt: skip
+                  keep_failed: bool, condition: str | None = None) -> list[Cell]:  # fmt: skip
     """The cells without a usable result; refuse a folder holding cells of other settings."""
     todo, foreign = [], []
     for cell in grid:
-        path = cell_dir(out, *cell, budget_seconds) / RESULT_FILE
+        path = cell_dir(out, *cell, budget_seconds, condition) / RESULT_FILE
         if not path.exists():
             todo.append(cell)
             continue
         row = read_json(path)
-        expected = cell_identity(cell[0], cell[1], quick, budget_seconds, cell[3])
+        expected = cell_identity(cell[0], cell[1], quick, budget_seconds, cell[3], condition)
         if row.get("identity") != expected:
             foreign.append((cell, row.get("identity"), expected))
         elif row.get("status") == "failed" and not keep_failed:
@@ -294,6 +329,19 @@ def _write_references(out: Path, datasets: list[str]) -> None:
         write_json(path, known)
 
 
+def _write_conditional_references(out: Path, datasets: list[str]) -> None:
+    """The discriminative reference of each conditioned dataset (scikit-learn's
+    ``LogisticRegression`` on the cells' split), once, in ``conditional_references.json``."""
+    from genzoo.bench.measure import logistic_reference
+
+    path = out / CONDITIONAL_REFERENCES_FILE
+    known = read_json(path) if path.is_file() else {}
+    missing = [d for d in datasets if d not in known]
+    if missing:
+        known.update({d: logistic_reference(d) for d in missing})
+        write_json(path, known)
+
+
 def _report_cell(row: dict[str, Any], bar) -> None:
     bar.update(1)
     shown = row.get("nll", row.get("mmd", ""))
@@ -313,21 +361,23 @@ def run_cell(
     device: str,
     budget_seconds: float | None = None,
     threads: int = 1,
+    condition: str | None = None,
 ) -> dict[str, Any]:
     """Train, measure and picture one cell; a failure becomes a row. Cells of a
     learning-rate sweep (``lr_factor`` other than 1) are measured but not pictured. With
     ``budget_seconds`` the cell trains for that much training time instead of a step count.
     The cell's folder is locked while it trains: a second process gets ``RunLockedError``.
-    ``threads``: torch's threads (one process per core: 1)."""
+    ``threads``: torch's threads (one process per core: 1). ``condition``: train and
+    measure the conditional model on what the dataset carries under that name."""
     torch.set_num_threads(threads)
-    run_dir = cell_dir(Path(out), model, dataset, seed, lr_factor, budget_seconds)
+    run_dir = cell_dir(Path(out), model, dataset, seed, lr_factor, budget_seconds, condition)
     with folder_lock(run_dir, "benchmark cell", CELL_LOCK):
         return _run_cell_locked(out, model, dataset, seed, lr_factor, quick, device,
-                                budget_seconds, run_dir)  # fmt: skip
+                                budget_seconds, run_dir, condition)  # fmt: skip
 
 
 def _run_cell_locked(out, model, dataset, seed, lr_factor, quick, device, budget_seconds,
-                     run_dir) -> dict[str, Any]:  # fmt: skip
+                     run_dir, condition=None) -> dict[str, Any]:  # fmt: skip
     from genzoo.bench.measure import (
         measure,
         quality_target,
@@ -338,7 +388,7 @@ def _run_cell_locked(out, model, dataset, seed, lr_factor, quick, device, budget
     from genzoo.workflow import train
 
     budget = budget_for(model, dataset)
-    row = _first_columns(model, dataset, seed, lr_factor, quick, budget_seconds)
+    row = _first_columns(model, dataset, seed, lr_factor, quick, budget_seconds, condition)
     if budget_seconds is None:
         length = {"steps": budget.steps(quick),
                   "evaluate_every": max(1, budget.steps(quick) // TRACKED_POINTS)}  # fmt: skip
@@ -346,13 +396,14 @@ def _run_cell_locked(out, model, dataset, seed, lr_factor, quick, device, budget
         row["budget_seconds"] = budget_seconds
         length = {"steps": 10**9, "max_seconds": budget_seconds,
                   "evaluate_every_seconds": budget_seconds / TRACKED_POINTS}  # fmt: skip
-    tracker = quality_tracker(dataset, seed)
+    tracker = quality_tracker(dataset, seed, conditional=condition is not None)
     tic = time.perf_counter()
     try:
         trained, trainer = train(
             model, dataset, out=run_dir, hparams=budget.hparams, data_seed=seed,
             batch_size=budget.batch_size, lr=budget.lr * lr_factor, seed=seed, device=device,
-            progress=False, force=True, checkpoint_every=10**9, evaluate=tracker, **length,
+            progress=False, force=True, checkpoint_every=10**9, evaluate=tracker,
+            condition=condition, **length,
         )  # fmt: skip
         # training time only: the tracked evaluations' time is left out of the log's clock
         row["train_seconds"] = trainer.history[-1]["time"] if trainer.history else 0.0
@@ -384,14 +435,16 @@ def _run_cell_locked(out, model, dataset, seed, lr_factor, quick, device, budget
 
 
 def _first_columns(model: str, dataset: str, seed: int, lr_factor: float, quick: bool,
-                   budget_seconds: float | None) -> dict[str, Any]:  # fmt: skip
-    """What a cell's row says before training: its name, kind, steps and identity."""
+                   budget_seconds: float | None,
+                   condition: str | None = None) -> dict[str, Any]:  # fmt: skip
+    """What a cell's row says before training: its name, kind, steps, condition, identity."""
     return {
         "model": model, "family": model_class(model).family, "dataset": dataset,
         "seed": seed, "lr_factor": lr_factor, "steps": budget_for(model, dataset).steps(quick),
         "density": model_class(model).density,
         "mode": "steps" if budget_seconds is None else "seconds",
-        "identity": cell_identity(model, dataset, quick, budget_seconds, lr_factor),
+        "identity": cell_identity(model, dataset, quick, budget_seconds, lr_factor, condition),
+        **({} if condition is None else {"condition": condition}),
     }  # fmt: skip
 
 
@@ -400,15 +453,19 @@ def _pictures(run_dir: Path, model, history, dataset: str, seed: int) -> None:
     if history:
         plot_losses(history, run_dir / "loss.png", title=f"{model.name} on {dataset}")
     info = dataset_info(dataset)
+    if model.condition_kind is not None:  # samples given conditions (class by class)
+        conditional_sample_figures(model, info, run_dir, seed)
+        return
     sample_figures(model, info, figure_data(model, info, seed), run_dir, seed)
 
 
-def collect(out: Path, grid: list[Cell]) -> list[dict[str, Any]]:
+def collect(out: Path, grid: list[Cell], condition: str | None = None) -> list[dict[str, Any]]:
     """Gather the finished cells into ``results.jsonl`` and ``results.csv``: the grid's
-    step-budget runs and any equal-time runs (``--budget-seconds``) of the same cells."""
-    paths = [cell_dir(out, *c) / RESULT_FILE for c in grid]  # step budgets first, then
-    for cell in grid:  # equal-time runs of the same cells (the report's second table)
-        name = cell_name(*cell)
+    step-budget runs and any equal-time runs (``--budget-seconds``) of the same cells (the
+    conditional ones, with ``condition``)."""
+    paths = [cell_dir(out, *c, None, condition) / RESULT_FILE for c in grid]  # step budgets,
+    for cell in grid:  # then equal-time runs of the same cells (the report's second table)
+        name = cell_name(*cell, None, condition)
         timed = (out / "runs").glob(f"{name}__*s/{RESULT_FILE}")
         paths.extend(sorted(p for p in timed if TIMED.fullmatch(p.parent.name[len(name) :])))
     rows = [read_json(path) for path in paths if path.exists()]

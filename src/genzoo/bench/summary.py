@@ -15,7 +15,7 @@ from typing import Any
 Row = dict[str, Any]
 
 #: Columns that identify a run rather than measure it.
-KEYS = ("model", "family", "dataset", "mode", "budget_seconds", "lr_factor")
+KEYS = ("model", "family", "dataset", "condition", "mode", "budget_seconds", "lr_factor")
 #: Two values tie when they differ by at most this many standard errors of their difference
 #: (about a 95% interval).
 TIE_Z = 2.0
