@@ -66,6 +66,9 @@ def test_datasets_carry_their_condition_without_changing_the_examples():
         if info.condition.kind == "discrete":
             assert c.dtype == torch.long and c.ndim == 1
             assert int(c.min()) >= 0 and int(c.max()) < info.condition.n_classes
+        elif info.condition.kind == "tokens":  # an input of token ids (the paired text sets)
+            assert c.dtype == torch.long and c.shape == (len(x), info.condition.condition_len)
+            assert int(c.min()) >= 0 and int(c.max()) < info.levels
         else:
             assert c.shape == (len(x), info.condition.condition_dim)
     assert genzoo.data.dataset_info("checkerboard").condition is None

@@ -143,3 +143,40 @@ def test_create_reads_the_input_length_from_token_conditions():
     model = genzoo.create("lstm-lm", data=y, condition=x, hidden=8)
     assert model.config["condition_len"] == x.shape[1]
     assert model.sample(2, c=x[:2]).shape == (2, y.shape[1])
+
+
+def test_the_paired_sets_are_datasets_the_cli_trains_evaluates_and_samples(tmp_path, capsys):
+    import json
+
+    from genzoo.cli import main
+    from genzoo.data import dataset_info, load_dataset
+
+    for name, (length, m) in {"synthetic-pairs": (6, 5), "stdlib-pairs": (16, 48)}.items():
+        info = dataset_info(name)
+        assert info.kind == "text" and info.shape == (length,) and info.levels is not None
+        assert info.condition.kind == "tokens" and info.condition.name == "input"
+        assert info.condition.hyperparameters() == {"condition_len": m}
+        y, x = load_dataset(name, "val", n=20, condition=True)
+        assert y.shape == (20, length) and x.shape == (20, m) and x.dtype == torch.long
+        assert torch.equal(load_dataset(name, "val", n=20), y)
+    run = tmp_path / "run"
+    args = ["train", "lstm-lm", "--data", "synthetic-pairs", "--condition", "input",
+            "--steps", "50", "--batch-size", "64", "--lr", "1e-2", "--set", "hidden=32",
+            "--out", str(run)]  # fmt: skip
+    assert main(args) == 0
+    capsys.readouterr()
+    assert main(["eval", str(run)]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["condition"] == "input" and result["condition_kind"] == "tokens"
+    assert result["nll_label"].startswith("conditional NLL") and math.isfinite(result["nll"])
+    assert abs(result["true_conditional_entropy"] - 0.5) < 0.1
+    assert result["kl_gap"] > 0
+    out = tmp_path / "s.npy"
+    assert main(["sample", str(run), "-n", "4", "--condition", "abc", "--out", str(out)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 5 and all(set(line) <= set("abcdef") for line in lines[1:])
+    assert (
+        main(["sample", str(run), "-n", "2", "--condition", "xyz", "--out", str(out), "--force"])
+        == 2
+    )
+    assert "outside the run's vocabulary" in capsys.readouterr().err

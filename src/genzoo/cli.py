@@ -97,7 +97,7 @@ def cmd_train(args: argparse.Namespace) -> None:
 def cmd_sample(args: argparse.Namespace) -> None:
     from genzoo.io import atomic_write
     from genzoo.plotting import plot_samples
-    from genzoo.workflow import generate_text, parse_condition, sample
+    from genzoo.workflow import generate_text, sample
 
     if args.n < 1:
         raise ValueError(f"-n must be at least 1 (samples to draw), got {args.n}")
@@ -114,8 +114,8 @@ def cmd_sample(args: argparse.Namespace) -> None:
         out = out.with_name(out.name + ".npy")
     if out.exists() and not args.force:
         raise FileExistsError(f"{out} exists; pass --force to overwrite it")
-    condition = None if args.condition is None else parse_condition(args.condition)
-    x = sample(args.run, args.n, seed=args.seed, condition=condition, guidance=args.guidance)
+    # read by sample: a class, numbers, or the input text of a language model of P(y | x)
+    x = sample(args.run, args.n, seed=args.seed, condition=args.condition, guidance=args.guidance)
     out.parent.mkdir(parents=True, exist_ok=True)
 
     def write(tmp: str) -> None:
@@ -124,6 +124,16 @@ def cmd_sample(args: argparse.Namespace) -> None:
 
     atomic_write(out, write)
     print(f"wrote {args.n} samples to {out}")
+    if args.condition is not None and not x.dtype.is_floating_point:  # text given an input?
+        from genzoo.data.text import tokenizer_for
+        from genzoo.errors import DataError
+
+        try:
+            tokenizer = tokenizer_for(Path(args.run))
+        except DataError:  # not trained on text: the .npy is all
+            tokenizer = None
+        for line in tokenizer.decode_batch(x) if tokenizer is not None else []:
+            print(line)
     if args.plot:
         print(f"wrote {plot_samples(x, args.plot, title=str(args.run))}")
 
@@ -248,7 +258,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="overwrite an existing --out")
     p.add_argument("--condition", metavar="C",
                    help="conditional models: the class (3) or vector (0.5,-1,2) to sample "
-                        "given")  # fmt: skip
+                        "given; language models of P(output | input): the input text (abc; "
+                        "prints the outputs)")  # fmt: skip
     p.add_argument("--guidance", type=float, metavar="W",
                    help="score models trained with --condition: classifier-free guidance "
                         "weight w >= 0 (0: the conditional model; default: the run's)")  # fmt: skip

@@ -242,7 +242,11 @@ def _evaluate_conditional(
 ) -> dict[str, Any]:
     """``evaluate`` of a conditional model: given the test split's conditions."""
     wanted = datasets.condition_info(dataset)
-    expected = {"n_classes": model.n_classes, "condition_dim": model.condition_dim}
+    expected = {
+        "n_classes": model.n_classes,
+        "condition_dim": model.condition_dim,
+        "condition_len": getattr(model, "condition_len", 0),  # language models of P(y | x)
+    }
     if any(expected[k] != v for k, v in wanted.hyperparameters().items()):
         raise DataError(
             f"{model.name} is conditional on {model.condition_kind} conditions "
@@ -296,14 +300,44 @@ def parse_condition(text: str) -> int | list[float]:
         ) from None
 
 
+def token_condition(run: str | Path, text_input: str, length: int) -> Tensor:
+    """An input written on the command line (``--condition abc``) as the ``(length,)`` token
+    ids a language model of ``P(output | input)`` takes: encoded with the tokenizer of the
+    run's dataset, then padded with ``<pad>`` (a longer input is a one-line error)."""
+    try:
+        tokenizer = text.tokenizer_for(Path(run))
+    except DataError as err:
+        raise DataError(f"cannot encode the input {text_input!r}: {err}") from None
+    ids = tokenizer.encode(text_input)
+    if text.UNK in ids:
+        raise DataError(
+            f"the input {text_input!r} has tokens outside the run's vocabulary "
+            f"({tokenizer.vocab_size} ids); write it with the dataset's symbols"
+        )
+    if len(ids) > length:
+        raise DataError(f"the input {text_input!r} is {len(ids)} tokens; the model reads "
+                        f"inputs of at most {length}")  # fmt: skip
+    return torch.tensor(ids + [text.PAD] * (length - len(ids)), dtype=torch.long)
+
+
 def sample(
     run: str | Path, n: int, seed: int = 0, condition: Any = None, guidance: float | None = None
 ) -> Tensor:
     """Draw ``n`` seeded samples from the model saved in ``run`` (given ``condition``, for a
-    conditional model: a class, or a vector of numbers, for every sample). ``guidance``: the
+    conditional model: a class, or a vector of numbers, for every sample; for a language model
+    of ``P(output | input)``, the input as text, e.g. ``"abc"``, or its token ids; a string
+    of a class or numbers, as written on the command line, is read). ``guidance``: the
     classifier-free guidance weight of a class-conditional score model (``ddpm``,
     ``score-sde``, ``ncsn``); None keeps the run's own."""
     model = load_model(run)
+    if isinstance(condition, str):
+        if model.condition_kind == "tokens":
+            condition = token_condition(run, condition, model.condition_len)
+        else:
+            condition = parse_condition(condition)
+    elif condition is None and model.condition_kind == "tokens":
+        raise DataError(f"{run} holds a model of P(output | input): give the input, "
+                        "sample(..., condition='abc') or --condition abc")  # fmt: skip
     if model.condition_kind == "continuous" and isinstance(condition, (int, float)):
         condition = [float(condition)]
     options = {}

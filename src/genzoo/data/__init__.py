@@ -26,6 +26,9 @@ same arguments always give the same tensor and no global random state is touched
   Which files are text is decided by :func:`genzoo.data.files.file_kind`.
 - ``sentiment-synthetic`` (:mod:`genzoo.data.synthetic`): labels ``Y`` drawn from a known
   ``P(Y | X)`` given features ``X`` (the condition), for the survey's ``Q(Y | X)``.
+- ``synthetic-pairs`` and ``stdlib-pairs`` (:mod:`genzoo.data.pairs`): text outputs, int64
+  ids, each given an input of token ids (the condition ``"input"``, kind ``"tokens"``), for
+  the language models of ``P(output | input)``; ``synthetic-pairs`` knows it exactly.
 
 Conditions. Many datasets carry a condition ``c`` beside each example, described by
 ``DatasetInfo.condition`` (a :class:`ConditionInfo`: its name, ``"discrete"`` with
@@ -34,7 +37,7 @@ Conditions. Many datasets carry a condition ``c`` beside each example, described
 (drawn by the same draws, so the points do not change), the features of
 ``sentiment-synthetic``, a ``.npz``'s array ``c`` or a CSV column (the option
 ``condition_column``). ``load_dataset(..., condition=True)`` returns ``(x, c)``: ``c`` int64
-``(n,)`` classes or float ``(n, C)`` vectors.
+``(n,)`` classes, float ``(n, C)`` vectors or int64 ``(n, M)`` input token ids.
 
 For the fixed-size datasets ``n`` takes the first ``min(n, size of the split)`` examples.
 """
@@ -48,7 +51,7 @@ from typing import Any, Literal, overload
 import numpy as np
 import torch
 
-from genzoo.data import domains, files, idx, images, synthetic, tabular, text, toy2d
+from genzoo.data import domains, files, idx, images, pairs, synthetic, tabular, text, toy2d
 from genzoo.data._common import SPLITS, check_n, check_split
 from genzoo.errors import DataError, DensityUnavailable, unknown_name
 from genzoo.validation import check_finite, check_shape
@@ -76,8 +79,9 @@ class ConditionInfo:
     """What a dataset carries beside each example, for conditional models.
 
     ``name`` is what ``--condition`` names (``"label"``, ``"features"``, a CSV column);
-    ``kind`` is ``"discrete"`` (a class ``0..size-1``) or ``"continuous"`` (a vector of
-    ``size`` numbers); ``has_true_conditional``: the exact ``log P(x | c)`` is known
+    ``kind`` is ``"discrete"`` (a class ``0..size-1``), ``"continuous"`` (a vector of
+    ``size`` numbers) or ``"tokens"`` (an input of ``size`` token ids, for the language models
+    of ``P(output | input)``); ``has_true_conditional``: the exact ``log P(x | c)`` is known
     (:func:`true_conditional_log_prob`).
     """
 
@@ -97,9 +101,16 @@ class ConditionInfo:
         """Numbers of a continuous condition (0 for a discrete one)."""
         return self.size if self.kind == "continuous" else 0
 
+    @property
+    def condition_len(self) -> int:
+        """Token ids of a ``"tokens"`` condition (0 for the others)."""
+        return self.size if self.kind == "tokens" else 0
+
     def hyperparameters(self) -> dict[str, int]:
-        """The config a conditional model takes for it: ``n_classes`` or ``condition_dim``."""
-        return {"n_classes": self.size} if self.kind == "discrete" else {"condition_dim": self.size}
+        """The config a conditional model takes for it: ``n_classes``, ``condition_dim`` or
+        ``condition_len``."""
+        key = {"discrete": "n_classes", "tokens": "condition_len"}.get(self.kind, "condition_dim")
+        return {key: self.size}
 
 
 @dataclass(frozen=True)
@@ -124,6 +135,31 @@ class DatasetInfo:
 
 def _label(size: int, what: str) -> ConditionInfo:
     return ConditionInfo("label", "discrete", size, what)
+
+
+#: The paired text sets (:mod:`genzoo.data.pairs`): output length, input length, description.
+PAIRED_TEXT: dict[str, tuple[int, int, str]] = {
+    "synthetic-pairs": (
+        pairs.PAIR_OUTPUT_LEN,
+        pairs.PAIR_INPUT_LEN,
+        "outputs given inputs (the condition): a word of 3..5 letters a..f reversed with "
+        "probability 0.75, copied otherwise; known P(output | input); fresh draws per split",
+    ),
+    "stdlib-pairs": (
+        pairs.STDLIB_OUTPUT_LEN,
+        pairs.STDLIB_INPUT_LEN,
+        "Python stdlib module names (characters) given a docstring's first line (the "
+        "condition, 48 characters); split 80/10/10",
+    ),
+}
+
+
+def _load_pairs(name: str, split: str, n: int | None, seed: int) -> tuple[torch.Tensor, ...]:
+    """``(y, x)`` of a paired text set: outputs and inputs, int64 ids, the first ``n``."""
+    if name == "synthetic-pairs":
+        return pairs.synthetic_pairs(split, n or 2000, seed)
+    y, x = pairs.stdlib_pairs(split, seed)
+    return y[:n], x[:n]
 
 
 def _build_infos() -> dict[str, DatasetInfo]:
@@ -206,6 +242,22 @@ def _build_infos() -> dict[str, DatasetInfo]:
             text.text_vocab_size(name),
             spec.source == "grammar",
             spec.description,
+        )
+    for name, (length, m, about) in PAIRED_TEXT.items():  # input -> output (issue 17)
+        infos[name] = DatasetInfo(
+            name,
+            "text",
+            (length,),
+            text.text_vocab_size(name),
+            False,
+            about,
+            condition=ConditionInfo(
+                "input",
+                "tokens",
+                m,
+                f"the input: {m} token ids (padded) the output is generated for",
+                has_true_conditional=name == "synthetic-pairs",
+            ),
         )
     for pair in domains.list_domain_pairs():  # unpaired pairs (CycleGAN) of the ones above
         infos[pair.name] = DatasetInfo(
@@ -353,6 +405,8 @@ def load_dataset(
     info = dataset_info(name, **options)
     if info.kind == "points":
         return toy2d.load_toy(name, split, n, seed)
+    if name in PAIRED_TEXT:
+        return _load_pairs(str(name), split, n, seed)[0]
     if info.kind == "text":
         return text.load_text_dataset(name, split, n, seed)
     if info.kind == "pair":
@@ -386,13 +440,15 @@ def _load_with_condition(
         labels = toy2d.load_toy_labelled(str(name_or_path), split, n, seed)[1]
     elif name_or_path == synthetic.NAME:
         labels = synthetic.load_sentiment(split, n, seed)[1]
+    elif name_or_path in PAIRED_TEXT:
+        labels = _load_pairs(str(name_or_path), split, n, seed)[1]
     elif name_or_path in idx.IDX_DATASETS:
         labels = torch.as_tensor(idx.load_labels(str(name_or_path), split)[:n].astype(np.int64))
     elif info.kind == "image":
         labels = torch.as_tensor(images.load_digits_labels(split)[:n])
     else:
         labels = torch.as_tensor(tabular.load_table_labels(str(name_or_path), split, seed)[:n])
-    if info.condition.kind == "discrete":
+    if info.condition.kind in ("discrete", "tokens"):  # classes, or input token ids
         return x, labels.long()
     c = labels.to(torch.get_default_dtype())
     return x, c.reshape(len(c), -1)
@@ -437,7 +493,11 @@ def true_conditional_probs(name: str, c: torch.Tensor) -> torch.Tensor:
 
 
 def true_conditional_log_prob(name: str, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
-    """The exact ``log P(x | c)`` per example in nats (see :func:`true_conditional_probs`)."""
+    """The exact ``log P(x | c)`` per example in nats (see :func:`true_conditional_probs`;
+    ``synthetic-pairs``: :func:`genzoo.data.pairs.synthetic_pairs_log_prob`)."""
+    if name == "synthetic-pairs":
+        log_p = pairs.synthetic_pairs_log_prob(torch.as_tensor(x).cpu(), torch.as_tensor(c).cpu())
+        return log_p.to(torch.get_default_dtype())
     probs = true_conditional_probs(name, c)
     y = torch.as_tensor(x).reshape(len(probs), -1)[:, 0].long().cpu()
     log_p = probs.log().gather(1, y[:, None])[:, 0]

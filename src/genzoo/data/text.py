@@ -327,8 +327,21 @@ TEXT_DATASETS: dict[str, TextSpec] = {
 }  # fmt: skip
 
 
+#: The paired text sets of :mod:`genzoo.data.pairs` (outputs given inputs), decoded here too.
+PAIRED_TEXT_DATASETS: tuple[str, ...] = ("synthetic-pairs", "stdlib-pairs")
+
+
+def _paired_tokenizer(name: str) -> Tokenizer:
+    """The tokenizer of a paired text set's outputs and inputs (both use the same ids)."""
+    from genzoo.data.pairs import pairs_tokenizer  # pairs imports this module
+
+    return pairs_tokenizer() if name == "synthetic-pairs" else Tokenizer(ASCII_CHARS, "char")
+
+
 def text_vocab_size(name: str) -> int:
     """Vocabulary size (specials included) of a text dataset, without building its corpus."""
+    if name in PAIRED_TEXT_DATASETS:
+        return _paired_tokenizer(name).vocab_size
     spec = _spec(name)
     if spec.source == "grammar":
         return len(SPECIALS) + len(GRAMMAR.symbols)
@@ -348,7 +361,8 @@ def tokenizer_for(name_or_path: str | Path, **options: Any) -> Tokenizer:
 
     ``name_or_path`` is one of:
 
-    - a shipped text dataset (:data:`TEXT_DATASETS`);
+    - a shipped text dataset (:data:`TEXT_DATASETS`, or a paired text set of
+      :data:`PAIRED_TEXT_DATASETS`, whose inputs and outputs share the tokenizer);
     - the path of a user's text file, optionally ``PATH?key=value&...``: the tokenizer fitted
       to the file with the data ``options`` (default ``tokens="chars"``, as
       ``genzoo.load_dataset(path)`` uses; see :func:`open_text_file`);
@@ -362,6 +376,10 @@ def tokenizer_for(name_or_path: str | Path, **options: Any) -> Tokenizer:
                 f"{', '.join(options)} apply to text files given by path"
             )
         return _shipped_tokenizer(name_or_path)
+    if isinstance(name_or_path, str) and name_or_path in PAIRED_TEXT_DATASETS:
+        if options:
+            raise DataError(f"{name_or_path} is a shipped dataset with a fixed tokenizer")
+        return _paired_tokenizer(name_or_path)
     path = Path(name_or_path)
     if path.is_dir():
         return _run_tokenizer(path)
@@ -384,7 +402,9 @@ def _run_tokenizer(run: Path) -> Tokenizer:
         return Tokenizer.from_dict(info["tokenizer"])
     dataset = info.get("dataset")
     if isinstance(dataset, str) and (
-        dataset in TEXT_DATASETS or files.is_user_file(dataset, TEXT_DATASETS)
+        dataset in TEXT_DATASETS
+        or dataset in PAIRED_TEXT_DATASETS
+        or files.is_user_file(dataset, TEXT_DATASETS)
     ):
         return tokenizer_for(dataset)
     raise DataError(f"{run} was not trained on text (its dataset is {dataset!r}), so it has "
