@@ -8,7 +8,6 @@ matching test split.
 from __future__ import annotations
 
 import inspect
-import json
 import math
 import warnings
 from pathlib import Path
@@ -33,6 +32,7 @@ from genzoo.metrics import (
 from genzoo.models.base import GenerativeModel
 from genzoo.registry import create, hyperparameters, list_models, model_class
 from genzoo.train import Trainer
+from genzoo.train.runfolder import setting_differences
 
 
 def batch_transform(model_kind: str, levels: int | None):
@@ -151,13 +151,8 @@ def _check_same_model(
 ) -> None:
     """Refuse to resume ``out`` as another model or with other hyper-parameters, naming
     each difference (the saved model would silently be trained instead)."""
-    differences = [f"model: the run has {model.name!r}, now {name!r}"] if model.name != name else []
-    saved = model.config
-    differences += [
-        f"{key}: the run has {saved.get(key)!r}, now {value!r}"
-        for key, value in json.loads(json.dumps(hparams)).items()
-        if saved.get(key) != value
-    ]
+    saved = {"model": model.name, **model.config}
+    differences = setting_differences(saved, {"model": name, **hparams})
     if differences:
         raise ResumeMismatchError(
             f"cannot resume {out} as asked ({'; '.join(differences)}): resume with the run's "

@@ -10,12 +10,14 @@ overrun by a second process.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import socket
 import warnings
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 from genzoo.errors import RunLockedError
 
@@ -74,6 +76,18 @@ def folder_lock(
         yield folder
     finally:
         os.close(fd)  # closing the descriptor releases the lock
+
+
+def setting_differences(saved: Mapping[str, Any], asked: Mapping[str, Any]) -> list[str]:
+    """``"key: the run has X, now Y"`` for each setting in ``asked`` whose value differs from
+    the run's ``saved`` one (compared as JSON, so a tuple equals the list it was saved as):
+    what a refused resume names."""
+    asked = json.loads(json.dumps(dict(asked)))
+    return [
+        f"{key}: the run has {saved.get(key)!r}, now {value!r}"
+        for key, value in asked.items()
+        if saved.get(key) != value
+    ]
 
 
 @contextlib.contextmanager

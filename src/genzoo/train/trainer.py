@@ -37,7 +37,12 @@ from genzoo.models.base import GenerativeModel
 from genzoo.train import distributed
 from genzoo.train.checkpoint import CHECKPOINT_FILE, load_checkpoint, save_checkpoint
 from genzoo.train.distributed import DIAGNOSTIC_PREFIX, RANK_STRIDE, Context  # noqa: F401 (re-export)
-from genzoo.train.runfolder import folder_lock, replacing, restore_interrupted_replacement
+from genzoo.train.runfolder import (
+    folder_lock,
+    replacing,
+    restore_interrupted_replacement,
+    setting_differences,
+)
 from genzoo.validation import as_tensor, check_finite, check_shape
 
 METRICS_FILE = "metrics.jsonl"
@@ -571,18 +576,10 @@ class Trainer:
         if (out / "trainer.json").exists():
             saved = read_json(out / "trainer.json")
             now = self._settings()
-            differences += [
-                f"{key}: the run has {saved[key]!r}, now {now[key]!r}"
-                for key in RESUME_FIXED
-                if key in saved and saved[key] != now[key]
-            ]
+            fixed = {key: now[key] for key in RESUME_FIXED if key in saved}
+            differences += setting_differences(saved, fixed)
         if run_info is not None and (out / RUN_INFO_FILE).exists():
-            saved = read_json(out / RUN_INFO_FILE)
-            differences += [
-                f"{key}: the run has {saved.get(key)!r}, now {value!r}"
-                for key, value in json.loads(json.dumps(run_info)).items()
-                if saved.get(key) != value
-            ]
+            differences += setting_differences(read_json(out / RUN_INFO_FILE), run_info)
         if differences:
             raise ResumeMismatchError(
                 f"cannot resume {out} with different settings ({'; '.join(differences)}): "
