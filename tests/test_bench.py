@@ -88,12 +88,12 @@ runner.run_bench(sys.argv[1], quick=True, models=["gmm"], datasets=["8gaussians"
 """
 
 
-def test_an_interrupted_bench_resumes_without_redoing_finished_cells(tiny_budgets, tmp_path):
-    first = cell_dir(tmp_path, "gmm", "8gaussians", 0) / RESULT_FILE
-    second = cell_dir(tmp_path, "gmm", "moons", 0) / RESULT_FILE
-    proc = subprocess.Popen([sys.executable, "-c", KILLED_BENCH, str(tmp_path)])
+def kill_after_first_cell(argv: list[str], first, second, timeout: float) -> int:
+    """Run the bench ``argv`` in a process, ``kill -9`` it once cell ``first`` has its result,
+    and return that result's modification time (skip when ``second`` finished as well)."""
+    proc = subprocess.Popen(argv)
     try:
-        deadline = time.time() + 180
+        deadline = time.time() + timeout
         while not first.exists() and time.time() < deadline and proc.poll() is None:
             time.sleep(0.05)
     finally:
@@ -102,7 +102,14 @@ def test_an_interrupted_bench_resumes_without_redoing_finished_cells(tiny_budget
     assert first.exists(), "the first cell never finished"
     if second.exists():
         pytest.skip("the machine finished both cells before the kill landed")
-    stamp = first.stat().st_mtime_ns
+    return first.stat().st_mtime_ns
+
+
+def test_an_interrupted_bench_resumes_without_redoing_finished_cells(tiny_budgets, tmp_path):
+    first = cell_dir(tmp_path, "gmm", "8gaussians", 0) / RESULT_FILE
+    second = cell_dir(tmp_path, "gmm", "moons", 0) / RESULT_FILE
+    argv = [sys.executable, "-c", KILLED_BENCH, str(tmp_path)]
+    stamp = kill_after_first_cell(argv, first, second, timeout=180)
     run_bench(tmp_path, quick=True, models=["gmm"], datasets=["8gaussians", "moons"], jobs=1)
     assert first.stat().st_mtime_ns == stamp  # read back, not recomputed
     assert second.exists()

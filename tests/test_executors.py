@@ -7,11 +7,8 @@ from __future__ import annotations
 
 import csv
 import os
-import signal
 import socket
-import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -20,6 +17,8 @@ import pytest
 
 # The test's Ray instance listens on the loopback interface only (read when ray is imported).
 os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+
+from test_bench import kill_after_first_cell  # noqa: E402
 
 from genzoo.bench import grid  # noqa: E402
 from genzoo.bench.executors import (  # noqa: E402
@@ -113,18 +112,8 @@ def test_a_killed_ray_bench_resumes_without_redoing_finished_cells(ray_address, 
     first = cell_dir(tmp_path, "gmm", "8gaussians", 0) / RESULT_FILE
     second = cell_dir(tmp_path, "gmm", "moons", 0) / RESULT_FILE
     # a second driver joins the instance (--address); two CPUs a cell: one cell at a time
-    proc = subprocess.Popen([sys.executable, "-c", KILLED_RAY_BENCH, str(tmp_path), ray_address])
-    try:
-        deadline = time.time() + 120
-        while not first.exists() and time.time() < deadline and proc.poll() is None:
-            time.sleep(0.05)
-    finally:
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait()
-    assert first.exists(), "the first cell never finished"
-    if second.exists():
-        pytest.skip("the machine finished both cells before the kill landed")
-    stamp = first.stat().st_mtime_ns
+    argv = [sys.executable, "-c", KILLED_RAY_BENCH, str(tmp_path), ray_address]
+    stamp = kill_after_first_cell(argv, first, second, timeout=120)
     run_bench(tmp_path, executor="ray", **CELLS)  # Ray ended the killed driver's task
     assert first.stat().st_mtime_ns == stamp  # read back, not recomputed
     assert second.exists()
