@@ -50,6 +50,7 @@ EXPECTED = {
                            r"realnvp \(flow\): \(1000, 2\) samples; same seed, same samples: True"],
     "score.py": [rf"ddpm steps= *{k} nfe={k} \(last_nfe {k}\): energy distance {NUMBER}, "
                  rf"modes [0-8]/8" for k in (5, 20, 100)],
+    "world_discovery.py": [rf"ndigo +noise=white +coverage {NUMBER} \+- {NUMBER}"],
     "vae.py": [rf"vae density=estimate \(IWAE-50\): test ELBO {NUMBER} <= log p\(x\) ~ "
                rf"{NUMBER} nats"],
 }  # fmt: skip
