@@ -211,7 +211,9 @@ def test_evaluations_are_logged_and_kept_out_of_training_and_its_clock(moons, tm
         assert torch.equal(va, vb), k  # evaluating does not disturb training
     assert [row["step"] for row in trainer.evaluations] == [15, 30, 40]
     assert all(math.isfinite(row["eval/mean_norm"]) for row in trainer.evaluations)
-    assert trainer.evaluations[-1]["time"] < 0.3  # three 0.3 s evaluations not on the clock
+    # three 0.3 s evaluations not on the clock (on it, the time would pass 0.9 s whatever
+    # the training's own time on a busy machine)
+    assert trainer.evaluations[-1]["time"] < 0.9
     logged = [json.loads(line) for line in (tmp_path / "run/metrics.jsonl").open()]
     assert sum("eval/mean_norm" in row for row in logged) == 3
     assert all("eval/mean_norm" not in row for row in trainer.history)

@@ -52,9 +52,12 @@ def save_checkpoint(
     step: int,
     rng: dict[str, torch.Tensor],
     extra: dict[str, Any] | None = None,
+    more: dict[str, torch.Tensor] | None = None,
 ) -> None:
-    """Write everything needed to resume training at ``step`` into one file, atomically."""
+    """Write everything needed to resume training at ``step`` into one file, atomically;
+    ``more`` holds further named tensors (``ema/...``: the moving average of the weights)."""
     tensors = {f"model/{k}": v for k, v in model.state_dict().items()}
+    tensors.update(more or {})
     tensors.update({f"rng/{k}": v for k, v in rng.items()})
     optim_meta = {
         player: _split_optimizer(f"optim/{player}", opt.state_dict(), tensors)
@@ -74,8 +77,9 @@ def load_checkpoint(
     path: str | os.PathLike,
     model: torch.nn.Module,
     optimizers: dict[str, torch.optim.Optimizer],
-) -> tuple[int, dict[str, torch.Tensor], dict[str, Any]]:
-    """Restore model and optimisers from ``path``; return ``(step, rng_state, extra)``."""
+) -> tuple[int, dict[str, torch.Tensor], dict[str, Any], dict[str, torch.Tensor]]:
+    """Restore model and optimisers from ``path``; return ``(step, rng_state, extra,
+    tensors)``, ``tensors`` the file's named tensors besides model, optimiser and RNG."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"no checkpoint at {path}: nothing to resume from")
@@ -107,4 +111,5 @@ def load_checkpoint(
                 if isinstance(value, torch.Tensor) and key != "step":
                     slots[key] = value.to(device)
     rng = {k[4:]: v for k, v in tensors.items() if k.startswith("rng/")}
-    return int(meta["step"]), rng, meta.get("extra", {})
+    more = {k: v for k, v in tensors.items() if not k.startswith(("model/", "rng/", "optim/"))}
+    return int(meta["step"]), rng, meta.get("extra", {}), more

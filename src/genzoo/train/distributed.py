@@ -167,6 +167,15 @@ def mean_over_ranks(values: dict[str, float], context: Context, device: str) -> 
     return dict(zip(keys, stacked.tolist(), strict=True))
 
 
+def mean_tensor_over_ranks(values: Tensor, context: Context) -> Tensor:
+    """The mean over the ranks of a vector of logged values (the same length on each)."""
+    if not context.parallel or values.numel() == 0:
+        return values
+    values = values.clone()
+    dist.all_reduce(values)
+    return values / context.world
+
+
 def gather_rng(states: dict[str, Tensor], context: Context) -> dict[str, Tensor]:
     """Every rank's RNG states, keyed ``name`` for rank 0 and ``name@r`` for rank ``r``."""
     if not context.parallel:

@@ -90,6 +90,14 @@ def setting_differences(saved: Mapping[str, Any], asked: Mapping[str, Any]) -> l
     ]
 
 
+def _remove(path: Path) -> None:
+    """Remove a run's file or folder (the TensorBoard events), if there."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        path.unlink(missing_ok=True)
+
+
 @contextlib.contextmanager
 def replacing(folder: Path, names: Iterable[str]) -> Iterator[None]:
     """Set the files ``names`` of ``folder`` aside while the block writes new ones; drop
@@ -108,7 +116,7 @@ def replacing(folder: Path, names: Iterable[str]) -> Iterator[None]:
         yield
     except BaseException:
         for name in names:
-            (folder / name).unlink(missing_ok=True)
+            _remove(folder / name)
         for name in present:
             os.replace(aside / name, folder / name)
         aside.rmdir()
@@ -128,6 +136,6 @@ def restore_interrupted_replacement(folder: Path, names: Iterable[str]) -> None:
     )
     for name in names:
         if (aside / name).exists():
-            (folder / name).unlink(missing_ok=True)
+            _remove(folder / name)
             os.replace(aside / name, folder / name)
     shutil.rmtree(aside, ignore_errors=True)

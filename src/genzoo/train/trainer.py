@@ -16,12 +16,13 @@ import sys
 import time
 import warnings
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import Tensor
+from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from genzoo.errors import (
@@ -34,18 +35,30 @@ from genzoo.errors import (
 from genzoo.io import RUN_INFO_FILE, atomic_write, read_json, write_json
 from genzoo.models import em_shards
 from genzoo.models.base import GenerativeModel
-from genzoo.train import distributed
+from genzoo.train import distributed, precision
+from genzoo.train.batches import (  # noqa: F401 (EpochOrder re-exported)
+    EpochOrder,
+    dataset_length,
+    is_dataset,
+    make_source,
+    materialize,
+    split_example,
+)
 from genzoo.train.checkpoint import CHECKPOINT_FILE, load_checkpoint, save_checkpoint
 from genzoo.train.distributed import DIAGNOSTIC_PREFIX, RANK_STRIDE, Context  # noqa: F401 (re-export)
+from genzoo.train.ema import EMA
 from genzoo.train.runfolder import (
     folder_lock,
     replacing,
     restore_interrupted_replacement,
     setting_differences,
 )
+from genzoo.train.schedules import check_schedule, lr_factor
 from genzoo.validation import as_tensor, check_finite, check_shape
 
 METRICS_FILE = "metrics.jsonl"
+#: Folder of the TensorBoard event files inside a run folder.
+TENSORBOARD_DIR = "tensorboard"
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 #: Files a run folder holds; ``force`` removes exactly these, nothing else.
 RUN_FILES = (
@@ -55,6 +68,7 @@ RUN_FILES = (
     "config.json",
     "model.safetensors",
     "trainer.json",
+    TENSORBOARD_DIR,
 )
 
 #: ``transform(batch, generator)`` applied to every batch, e.g. uniform dequantisation.
@@ -70,7 +84,10 @@ BATCH_ORDERS = ("random", "epochs")
 #: the resumed run a different experiment under the old one's name. The others may change:
 #: steps, the logging and checkpoint intervals, device, progress, evaluation, time limit, and
 #: the learning rate and gradient clipping (the way to go on after a divergence).
-RESUME_FIXED = ("batch_size", "batch_order", "seed", "dtype", "transform")
+#: Accumulation, precision, the EMA and the schedule change the maths, so they are fixed too
+#: (and ``steps`` under a decaying schedule, whose horizon it is); ``compile`` may change.
+RESUME_FIXED = ("batch_size", "batch_order", "seed", "dtype", "transform", "accumulate",
+                "precision", "ema", "lr_schedule", "warmup_steps")  # fmt: skip
 
 
 def _require_int(name: str, value: Any, minimum: int) -> None:
@@ -86,39 +103,6 @@ def _require_positive(name: str, value: Any) -> None:
         raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
 
 
-class EpochOrder:
-    """Mini-batch indices that sweep ``n`` examples in a new permutation each epoch.
-
-    The permutation of epoch ``e`` comes from a generator seeded by ``(seed, e)``, so the
-    order is reproduced from the count of batches drawn alone (which a checkpoint keeps).
-    Under data-parallel training every rank draws the same permutation and sweeps its share,
-    ``perm[rank::world]``, padded from the permutation's start to an equal length (as
-    ``torch.utils.data.DistributedSampler`` does), so a few examples come twice per epoch.
-    """
-
-    def __init__(
-        self, n: int, batch_size: int, seed: int, drawn: int = 0, rank: int = 0, world: int = 1
-    ) -> None:
-        self.n, self.batch_size, self.seed, self.drawn = n, batch_size, seed, drawn
-        self.rank, self.world = rank, world
-        self.share = math.ceil(n / world)
-        self.per_epoch = math.ceil(self.share / batch_size)
-        self._epoch, self._perm = -1, torch.empty(0, dtype=torch.long)
-
-    def next(self) -> Tensor:
-        """Indices of the next batch."""
-        epoch, position = divmod(self.drawn, self.per_epoch)
-        if epoch != self._epoch:
-            generator = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
-            perm = torch.randperm(self.n, generator=generator)
-            if self.world > 1:
-                padded = perm.repeat(math.ceil(self.share * self.world / self.n))
-                perm = padded[: self.share * self.world][self.rank :: self.world]
-            self._epoch, self._perm = epoch, perm
-        self.drawn += 1
-        return self._perm[position * self.batch_size : (position + 1) * self.batch_size]
-
-
 OPTIMIZERS = {"adam": torch.optim.Adam, "sgd": torch.optim.SGD, "rmsprop": torch.optim.RMSprop}
 
 
@@ -132,7 +116,19 @@ def make_optimizer(params, lr: float, settings: Mapping[str, Any]) -> torch.opti
     if name not in OPTIMIZERS:
         raise ValueError(f"unknown optimizer {name!r}; choose one of {sorted(OPTIMIZERS)}")
     lr = lr * settings.pop("lr_scale", 1.0)
+    params = list(params)
+    if name == "adam" and not ({"fused", "foreach"} & set(settings)) and _fusable(params):
+        settings["fused"] = True  # one kernel for every tensor instead of a loop over them
     return OPTIMIZERS[name](params, lr=lr, **settings)
+
+
+def _fusable(params: list) -> bool:
+    """Whether torch's fused Adam takes these parameters (floating, dense, CPU or CUDA)."""
+    tensors = [p["params"] if isinstance(p, dict) else [p] for p in params]
+    flat = [t for group in tensors for t in group]
+    return bool(flat) and all(
+        t.is_floating_point() and not t.is_sparse and t.device.type in ("cpu", "cuda") for t in flat
+    )
 
 
 @dataclass
@@ -173,6 +169,37 @@ class Trainer:
             model the same wall-clock budget. ``None``: no time limit.
         evaluate_every_seconds: evaluate whenever another this-many seconds of training time
             have passed (with ``max_seconds``, evaluations evenly spread over the budget).
+        lr_schedule: ``"constant"``, ``"linear"`` or ``"cosine"`` decay of the learning rate
+            to zero at ``steps`` (see ``genzoo.train.schedules``), after ``warmup_steps`` of
+            linear warm-up. A function of the step alone, so it resumes exactly.
+        warmup_steps: steps of linear warm-up from ``lr / warmup_steps`` to ``lr``.
+        accumulate: micro-batches of ``batch_size`` whose gradients are summed (each loss
+            divided by ``accumulate``) into one optimiser step: a step on ``accumulate *
+            batch_size`` examples in the memory of one batch.
+        ema: decay of an exponential moving average of the weights (e.g. ``0.999``; ``None``
+            for none). The average is used for evaluation and sampling: ``model.safetensors``
+            of the run folder holds it (so ``genzoo.load``, ``sample`` and ``eval`` use it),
+            the checkpoint holds it beside the raw weights, and ``fit`` returns the model
+            holding it.
+        precision: ``"32"``; ``"bf16-mixed"`` (autocast to bfloat16, CPU and CUDA) or
+            ``"fp16-mixed"`` (float16 with a gradient scaler, CUDA only) for the losses.
+        compile: run the losses through ``torch.compile`` (a clear error where a model cannot
+            be compiled; the first steps are slow while it compiles).
+        tensorboard: also write TensorBoard event files into ``out/tensorboard`` (losses,
+            learning rate, evaluations, and sample grids of image models at the evaluation
+            steps and the end); needs ``pip install genzoo[tensorboard]``. ``genzoo train``
+            turns it on when tensorboard is installed.
+
+    ``data`` may be a tensor (the fast path), a map-style ``torch.utils.data.Dataset``
+    returning ``x`` or ``(x, c)``, an ``IterableDataset``, or a ``DataLoader`` (whose workers
+    then read the batches the trainer asks for): see ``genzoo.train.batches`` for how each is
+    seeded and resumed. A dataset is indexed exactly as the tensor holding its examples, so
+    the two train the same parameters.
+
+    Losses are read back from the device only at logging, checkpoint and evaluation steps
+    (no per-step host synchronisation); a NaN or infinite loss is still reported with the
+    step, the term and the player where it first appeared, before any checkpoint is written
+    after it.
 
     Under ``torchrun`` (``WORLD_SIZE > 1``) ``fit`` joins the process group (gloo on CPU,
     NCCL on CUDA) unless the caller or an earlier ``fit`` did, and trains data-parallel:
@@ -216,8 +243,16 @@ class Trainer:
     evaluate_every: int = 0
     max_seconds: float | None = None
     evaluate_every_seconds: float = 0.0
+    lr_schedule: str = "constant"
+    warmup_steps: int = 0
+    accumulate: int = 1
+    ema: float | None = None
+    precision: str = "32"
+    compile: bool = False
+    tensorboard: bool = False
     history: list[dict[str, float]] = field(default_factory=list, init=False, repr=False)
-    _order: EpochOrder | None = field(default=None, init=False, repr=False)
+    _source: Any = field(default=None, init=False, repr=False)
+    _ema: EMA | None = field(default=None, init=False, repr=False)
     _time_offset: float = field(default=0.0, init=False, repr=False)
     _shard: tuple[int, int] | None = field(default=None, init=False, repr=False)
     evaluations: list[dict[str, float]] = field(default_factory=list, init=False, repr=False)
@@ -246,6 +281,11 @@ class Trainer:
             raise ValueError(f"device must be 'cpu', 'cuda' or 'cuda:N', got {self.device!r}")
         if device_type == "cuda" and not torch.cuda.is_available():
             raise ValueError("device 'cuda' was asked for but torch sees no CUDA device")
+        check_schedule(self.lr_schedule, self.warmup_steps)
+        _require_int("accumulate", self.accumulate, 1)
+        if self.ema is not None:
+            EMA(torch.nn.Linear(1, 1), self.ema)  # the decay's check
+        precision.check_precision(self.precision, self.device, self.dtype)
         if self.resume and self.force:
             raise ValueError("resume and force exclude each other: pick one")
         if self.max_seconds is not None and not self.max_seconds > 0:
@@ -266,7 +306,7 @@ class Trainer:
     def fit(
         self,
         model: GenerativeModel,
-        data: Tensor | tuple[Tensor, Tensor] | None,
+        data: Tensor | tuple[Tensor, Tensor] | Dataset | DataLoader | None,
         run_info: dict[str, Any] | None = None,
         *,
         condition: Tensor | None = None,
@@ -283,6 +323,10 @@ class Trainer:
         takes the same rows of both, and ``loss(batch, player, c=...)`` (``fit_step(data,
         c=...)``) sees them. A condition for an unconditional model, or none for a
         conditional one, is a ``DataError``.
+
+        ``data`` may also be a ``torch.utils.data.Dataset`` (items ``x`` or ``(x, c)``), an
+        ``IterableDataset`` or a ``DataLoader``; a model fitted on the whole set (EM) reads
+        all of it into memory.
         """
         if isinstance(data, tuple):
             if condition is not None or len(data) != 2:
@@ -294,18 +338,45 @@ class Trainer:
                 f"{model.name} needs training data: fit(model, data) with data shaped "
                 f"(n_examples, {', '.join(map(str, model.data_shape))})"
             )
-        if data is not None:
+        if not model.players:
+            self._refuse_gradient_settings(model)
+        if is_dataset(data):
+            if condition is not None:
+                raise ValueError("a Dataset brings its conditions: let it return (x, c) items "
+                                 "instead of passing condition=")  # fmt: skip
+            if not model.players:  # fitted on the whole set
+                data, condition = materialize(data)
+        n = None
+        if isinstance(data, Tensor) or (data is not None and not is_dataset(data)):
             data = self._check_data(model, data)
-            if self.batch_size > data.shape[0]:
-                warnings.warn(
-                    f"batch_size {self.batch_size} is larger than the {data.shape[0]} training "
-                    f"examples: using batches of {data.shape[0]}",
-                    stacklevel=2,
-                )
-                self.batch_size = int(data.shape[0])
-        condition = self._check_condition(model, data, condition)
+            n = data.shape[0]
+        elif data is not None:
+            n = dataset_length(data)
+            if n == 0:
+                raise DataError("the training Dataset holds no examples")
+        if n is not None and self.batch_size > n:
+            warnings.warn(
+                f"batch_size {self.batch_size} is larger than the {n} training "
+                f"examples: using batches of {n}",
+                stacklevel=2,
+            )
+            self.batch_size = int(n)
+        if not is_dataset(data):
+            condition = self._check_condition(model, data, condition)
         self._fit(model, data, run_info, distributed.setup(self.device), condition)
         return model
+
+    def _refuse_gradient_settings(self, model: GenerativeModel) -> None:
+        """A model fitted by its own procedure (EM) takes no gradient-step settings."""
+        asked = [name for name, value, default in (
+            ("accumulate", self.accumulate, 1), ("ema", self.ema, None),
+            ("precision", self.precision, "32"), ("compile", self.compile, False),
+        ) if value != default]  # fmt: skip
+        if asked:
+            raise ValueError(
+                f"{model.name} is fitted by its own procedure (fit_step, e.g. EM), not by "
+                f"gradient steps: {', '.join(asked)} do not apply to it; leave them out"
+            )
 
     @staticmethod
     def _check_condition(model: GenerativeModel, data: Tensor | None, condition: Any):
@@ -328,11 +399,20 @@ class Trainer:
                 "max_seconds is not supported under torchrun: each rank's clock would stop it "
                 "at a different step; give a step count instead"
             )
+        self._source, self._writer = None, None
         with contextlib.ExitStack() as guards:
             if self.out is not None and context.main:  # one writer per run folder
                 guards.enter_context(folder_lock(self.out))
                 restore_interrupted_replacement(Path(self.out), RUN_FILES)
-            self._fit_guarded(model, data, run_info, context, parallel, guards, condition)
+            try:
+                self._fit_guarded(model, data, run_info, context, parallel, guards, condition)
+            finally:
+                if self._source is not None:
+                    self._source.close()
+                self._source = None
+                if self._writer is not None:
+                    self._writer.close()
+                self._writer = None
 
     def _fit_guarded(self, model, data, run_info, context, parallel, guards, condition) -> None:
         rank = context.rank if parallel else 0
@@ -345,7 +425,8 @@ class Trainer:
             self._check_resumable(out, run_info)
         torch.manual_seed(self.seed + RANK_STRIDE * rank)
         model.to(device=context.device, dtype=DTYPES[self.dtype])
-        if data is not None:  # integer data (token ids) keep their dtype
+        self._device, self._float = torch.device(context.device), DTYPES[self.dtype]
+        if isinstance(data, Tensor):  # integer data (token ids) keep their dtype
             dtype = DTYPES[self.dtype] if data.is_floating_point() else data.dtype
             data = data.to(device=context.device, dtype=dtype)
         if condition is not None:  # classes stay int64, vectors take the training dtype
@@ -357,10 +438,16 @@ class Trainer:
             )
             for player in model.players
         }
+        self._base_lr = {
+            player: self.lr * model.optimizer_settings(player).get("lr_scale", 1.0)
+            for player in model.players
+        }
+        self._scalers = precision.make_scalers(self.precision, model.players)
+        self._ema = EMA(model, self.ema) if self.ema is not None and model.players else None
         batches = torch.Generator(device="cpu").manual_seed(self.seed + RANK_STRIDE * rank)
-        start, drawn = 0, 0
+        start, position = 0, {}
         if self.resume and out is not None and (out / CHECKPOINT_FILE).exists():
-            start, rng, extra = load_checkpoint(out / CHECKPOINT_FILE, model, optimizers)
+            start, rng, extra, saved = load_checkpoint(out / CHECKPOINT_FILE, model, optimizers)
             suffix = f"@{rank}" if rank else ""
             if "batches" + suffix in rng:
                 batches.set_state(rng["batches" + suffix])
@@ -370,23 +457,53 @@ class Trainer:
             else:  # a checkpoint from fewer ranks: fresh streams, distinct per rank and step
                 batches.manual_seed(self.seed + RANK_STRIDE * rank + start)
                 torch.manual_seed(self.seed + RANK_STRIDE * rank + start)
-            drawn = int(extra.get("batches_drawn", 0))
+            position = extra.get("data_position", {})
+            if "batches_drawn" in extra:  # checkpoints written before data positions
+                position = {"batches_drawn": int(extra["batches_drawn"])}
             for player, optimizer in optimizers.items():  # the learning rate asked for now
-                lr = self.lr * model.optimizer_settings(player).get("lr_scale", 1.0)
                 for group in optimizer.param_groups:
-                    group["lr"] = lr
-        self._order = None
-        if self.batch_order == "epochs" and data is not None:
+                    group["lr"] = self._base_lr[player]
+            for player, state in extra.get("scalers", {}).items():
+                if player in self._scalers:
+                    self._scalers[player].load_state_dict(state)
+            ema_state = {k[4:]: v.to(model.device) for k, v in saved.items()
+                         if k.startswith("ema/")}  # fmt: skip
+            if self._ema is not None and ema_state:
+                self._ema.load(ema_state, int(extra.get("ema_updates", 0)))
+            elif self._ema is not None:  # a run without an average: it starts here
+                self._ema = EMA(model, self.ema)
+        self._source = None
+        if data is not None and model.players:
             world = context.world if parallel else 1
-            self._order = EpochOrder(data.shape[0], self.batch_size, self.seed, drawn, rank, world)
+            self._source = make_source(data, condition, self.batch_size, self.batch_order,
+                                       self.seed, batches, position, rank, world,
+                                       blocked=self.transform is None)  # fmt: skip
+        self._checked = isinstance(data, Tensor)  # dataset batches are checked as they come
+        self._finite_checked = False
         if out is not None and context.main:
             write_json(out / "trainer.json", self._settings())
             if run_info is not None:
                 write_json(out / RUN_INFO_FILE, run_info)
             self._time_offset = self._truncate_log(out, start)
+        self._writer = None
+        if self.tensorboard and out is not None and context.main:
+            from genzoo.train.tensorboard import open_writer
+
+            self._writer = open_writer(out / TENSORBOARD_DIR, start)
         self._context = context if parallel else Context(device=context.device)
         self._loss = distributed.wrap(model, self._context)
+        self._compiled_once = not self.compile
+        if self.compile:
+            self._loss = torch.compile(self._loss)
+        self._autocast = precision.autocast(self.precision, self._device)
+        # the plain step: one batch, float32, no DDP, no compile (the loss called directly)
+        self._plain = (self.accumulate == 1 and self.precision == "32" and not self.compile
+                       and not self._context.parallel)  # fmt: skip
+        self._scheduled = self.lr_schedule != "constant" or self.warmup_steps > 0
+        self._pending = []
         self._loop(model, (data, condition), optimizers, batches, start, out, context.main)
+        if self._ema is not None:  # the model handed back is the one evaluated and saved
+            self._ema.copy_to_model()
         if context.parallel and not parallel:
             distributed.broadcast_state(model, context)
 
@@ -405,10 +522,21 @@ class Trainer:
         step = start
         next_eval = self.evaluate_every_seconds  # training seconds of the next timed evaluation
         guards, sharding = contextlib.ExitStack(), False
+        prefixed = len(model.players) > 1
+        # the per-step work of small models is a few hundred microseconds: keep the loop lean
+        steps, max_seconds, log_every = self.steps, self.max_seconds, self.log_every
+        evaluator = self.evaluate is not None and main
+        plain = self._plain and not self._scheduled and bool(model.players)
         try:
-            while step < self.steps:
-                if model.players:
-                    terms = self._gradient_step(model, data, optimizers, batches, step, last_good)
+            while step < steps:
+                if plain:
+                    self._plain_step(model, optimizers, batches, step)
+                    if self._ema is not None:
+                        self._ema.update()
+                elif model.players:
+                    self._gradient_step(model, optimizers, batches, step)
+                    if self._ema is not None:
+                        self._ema.update()
                 else:
                     whole, condition = self._apply_transform(data[0], batches), data[1]
                     if self._shard is not None:  # EM across the ranks: this rank's rows
@@ -423,24 +551,34 @@ class Trainer:
                     else:
                         terms = model.fit_step(whole, c=condition)
                     self._check_terms(terms, step, "model", last_good)
-                for key, value in terms.items():
-                    sums[key] = sums.get(key, 0.0) + float(value)
+                    for key, value in terms.items():
+                        sums[key] = sums.get(key, 0.0) + float(value)
                 count += 1
                 step += 1
                 bar.update(1)
                 elapsed = time.perf_counter() - tic
-                out_of_time = self.max_seconds is not None and elapsed >= self.max_seconds
-                done = step == self.steps or model.converged or out_of_time
-                if step % self.log_every == 0 or done:
-                    row = {"step": step, "time": round(time.perf_counter() - tic, 3)}
-                    row.update({k: v / count for k, v in sums.items()})
-                    self._log(files, row)
-                    bar.set_postfix({k: f"{v:.4g}" for k, v in list(row.items())[2:]})
+                out_of_time = max_seconds is not None and elapsed >= max_seconds
+                converged = model.converged
+                done = step == steps or converged or out_of_time
+                logging = step % log_every == 0 or done
+                evaluating = evaluator and (
+                    (self.evaluate_every > 0 and step % self.evaluate_every == 0)
+                    or 0 < next_eval <= elapsed
+                    or done
+                )
+                saving = out is not None and (step % self.checkpoint_every == 0 or done)
+                if self._pending and (logging or evaluating or saving):
+                    self._flush(sums, last_good, prefixed)  # the NaN guard, before any write
+                logged: dict[str, float] = {}
+                if logging:
+                    logged = {"step": step, "time": round(time.perf_counter() - tic, 3)}
+                    logged.update({k: v / count for k, v in sums.items()})
+                    if self._scheduled and model.players:
+                        logged["lr"] = self._current_lr(step - 1)
+                    self._log(files, logged)
+                    bar.set_postfix({k: f"{v:.4g}" for k, v in list(logged.items())[2:]})
                     sums, count = {}, 0
-                evaluating = self.evaluate is not None and main
-                by_steps = self.evaluate_every > 0 and step % self.evaluate_every == 0
-                by_time = 0 < next_eval <= elapsed
-                if evaluating and (by_steps or by_time or done):
+                if evaluating:
                     while 0 < next_eval <= elapsed:
                         next_eval += self.evaluate_every_seconds
                     seconds = time.perf_counter() - tic
@@ -448,41 +586,147 @@ class Trainer:
                     self.evaluations.append(row)
                     self._write_log(files, row)
                     tic = time.perf_counter() - seconds  # evaluation is not training time
-                if out is not None and (step % self.checkpoint_every == 0 or done):
+                if self._writer is not None and (logging or evaluating or done):
+                    seconds = time.perf_counter() - tic
+                    self._write_tensorboard(model, step, logged, images=evaluating or done)
+                    tic = time.perf_counter() - seconds  # nor is writing the event files
+                if saving:
                     self._checkpoint(out, model, optimizers, step, batches, main)
                     last_good = (out / CHECKPOINT_FILE, step)
-                if model.converged or out_of_time:
+                if converged or out_of_time:
                     break
             if out is not None and step == start == 0:  # steps=0: the untrained model is saved
                 self._checkpoint(out, model, optimizers, step, batches, main)
+        except Exception as err:
+            if self._pending:  # a NaN earlier in the window explains the failure
+                self._flush({}, last_good, prefixed, cause=err)
+            raise
         finally:
             guards.close()
             bar.close()
 
-    def _eval(self, model: GenerativeModel) -> dict[str, float]:
-        """The evaluator's values, computed in eval mode without gradients, with the global
-        random state forked so that tracking quality never changes the training."""
-        was_training = model.training
-        model.eval()
-        # the evaluator's random draws must not shift the training's random streams
-        devices = [model.device] if model.device.type == "cuda" else []
+    def _current_lr(self, step: int) -> float:
+        """The learning rate of the step ``step`` (0-based), before any player's scale."""
+        return self.lr * lr_factor(self.lr_schedule, step, self.steps, self.warmup_steps)
+
+    def _flush(self, sums: dict[str, float], last_good, prefixed: bool, cause=None) -> None:
+        """Read the loss terms of the steps since the last read back from the device in one
+        transfer, stop at the first non-finite one (naming its step), and add them to
+        ``sums``."""
+        pending, self._pending = self._pending, []
+        flat = [value for _, _, terms in pending for value in terms.values()]
         try:
-            with torch.random.fork_rng(devices=devices), torch.no_grad():
-                values = self.evaluate(model)
-        finally:
-            model.train(was_training)
+            stacked = torch.stack(flat)
+        except RuntimeError:  # mixed dtypes or shapes
+            stacked = torch.stack([v.reshape(()).to(torch.float64) for v in flat])
+        stacked = stacked.to(torch.float64)
+        if cause is None:  # after a failure the other ranks may never join a collective
+            stacked = distributed.mean_tensor_over_ranks(stacked, self._context)
+        values = iter(stacked.tolist())
+        rows: dict[int, dict[str, float]] = {}  # per step, a player's last update (n_critic)
+        for step, player, terms in pending:
+            read = {name: next(values) for name in terms}
+            try:
+                self._check_terms(read, step, player, last_good)
+            except TrainingDiverged as diverged:
+                raise diverged from cause
+            prefix = f"{player}/" if prefixed else ""
+            rows.setdefault(step, {}).update({prefix + k: v for k, v in read.items()})
+        for row in rows.values():
+            for key, value in row.items():
+                sums[key] = sums.get(key, 0.0) + value
+
+    def _eval(self, model: GenerativeModel) -> dict[str, float]:
+        """The evaluator's values, computed in eval mode without gradients (with the EMA
+        weights when there are), the global random state forked so that tracking quality
+        never changes the training."""
+        with self._evaluated(model):
+            values = self.evaluate(model)
         return {EVAL_PREFIX + k: float(v) for k, v in values.items()}
 
-    def _gradient_step(self, model, data, optimizers, batches, step, last_good) -> dict[str, float]:
-        """One optimiser step for each player the model schedules at ``step``."""
-        logged: dict[str, float] = {}
+    @contextlib.contextmanager
+    def _evaluated(self, model: GenerativeModel):
+        """Eval mode, no gradients, a forked random state and the EMA weights."""
+        was_training = model.training
+        model.eval()
+        devices = [model.device] if model.device.type == "cuda" else []
+        averaged = self._ema.applied() if self._ema is not None else contextlib.nullcontext()
+        try:
+            with torch.random.fork_rng(devices=devices), torch.no_grad(), averaged:
+                yield
+        finally:
+            model.train(was_training)
+
+    def _write_tensorboard(self, model, step: int, row: dict[str, float], images: bool) -> None:
+        from genzoo.train.tensorboard import write_samples, write_scalars
+
+        scalars = {k: v for k, v in row.items() if k not in ("step", "time")}
+        if model.players and row:
+            scalars["lr"] = self._current_lr(step - 1)
+        if self.evaluations and self.evaluations[-1]["step"] == step:
+            scalars.update({k: v for k, v in self.evaluations[-1].items()
+                            if k.startswith(EVAL_PREFIX)})  # fmt: skip
+        write_scalars(self._writer, scalars, step)
+        if images:
+            with self._evaluated(model):
+                write_samples(self._writer, model, step)
+
+    def _gradient_step(self, model, optimizers, batches, step) -> None:
+        """One optimiser step for each player the model schedules at ``step``, each on
+        ``accumulate`` micro-batches; the loss terms stay on the device in ``_pending``."""
+        if self._scheduled:
+            factor = lr_factor(self.lr_schedule, step, self.steps, self.warmup_steps)
+            for player, optimizer in optimizers.items():
+                for group in optimizer.param_groups:
+                    group["lr"] = self._base_lr[player] * factor
+        if self._plain:
+            self._plain_step(model, optimizers, batches, step)
+            return
+        k = self.accumulate
         for player in model.schedule(step):
-            batch, c = self._batch(data, batches)
-            total, terms = self._loss(batch, player, c)  # DDP-wrapped when data-parallel
-            values = {k: float(v) for k, v in terms.items()}  # one read per term
-            # the mean over ranks: a NaN on any rank stops every rank at the same step
-            values = distributed.mean_over_ranks(values, self._context, model.device)
-            self._check_terms(values, step, player, last_good)
+            optimizer = optimizers[player]
+            scaler = self._scalers.get(player)
+            micro = []
+            for i in range(k):
+                batch, c = self._batch(model, batches)
+                with self._autocast:
+                    total, terms = self._compute_loss(model, batch, player, c)
+                if k > 1:
+                    total = total / k  # the mean over the k micro-batches' examples
+                if i == 0:
+                    optimizer.zero_grad(set_to_none=True)
+                (total if scaler is None else scaler.scale(total)).backward()
+                micro.append(terms)
+            if self.clip_grad is not None:
+                if scaler is not None:
+                    scaler.unscale_(optimizer)
+                params = [p for group in optimizer.param_groups for p in group["params"]]
+                torch.nn.utils.clip_grad_norm_(params, self.clip_grad)
+            if scaler is None:
+                optimizer.step()
+            else:
+                scaler.step(optimizer)
+                scaler.update()
+            model.after_step(player, step)
+            if k > 1:
+                terms = {name: torch.stack([m[name] for m in micro]).mean() for name in terms}
+            self._pending.append((step, player, terms))
+
+    def _plain_step(self, model, optimizers, batches, step) -> None:
+        """``_gradient_step`` without accumulation, scaler, autocast or wrapper: the loop of
+        small models, where every microsecond of Python shows (issue 19)."""
+        source, transform, pending = self._source, self.transform, self._pending
+        for player in model.schedule(step):
+            if source is None:
+                batch = c = None
+            elif self._checked:
+                batch, c = source.next()
+                if transform is not None:
+                    batch = transform(batch, batches)
+            else:
+                batch, c = self._batch(model, batches)
+            output = model.loss(batch, player) if c is None else model.loss(batch, player, c=c)
+            total, terms = distributed.split_terms(output)
             optimizer = optimizers[player]
             optimizer.zero_grad(set_to_none=True)
             total.backward()
@@ -491,24 +735,46 @@ class Trainer:
                 torch.nn.utils.clip_grad_norm_(params, self.clip_grad)
             optimizer.step()
             model.after_step(player, step)
-            prefix = "" if len(model.players) == 1 else f"{player}/"
-            logged.update({prefix + k: v for k, v in values.items()})
-        return logged
+            pending.append((step, player, terms))
 
-    def _batch(
-        self, data: tuple[Tensor | None, Tensor | None], batches: torch.Generator
-    ) -> tuple[Tensor | None, Tensor | None]:
+    def _compute_loss(self, model, batch, player, c):
+        """The loss module's output; the first compiled call explains a failure to compile."""
+        if self._compiled_once:
+            return self._loss(batch, player, c)
+        try:
+            output = self._loss(batch, player, c)
+        except Exception as err:
+            where = type(err).__module__
+            if not where.startswith(("torch._dynamo", "torch._inductor", "torch._subclasses")):
+                raise
+            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise RuntimeError(
+                f"{model.name} cannot be compiled by torch.compile ({type(err).__name__}: "
+                f"{first[:300]}); train it without --compile (compile=False)"
+            ) from err
+        self._compiled_once = True
+        return output
+
+    def _batch(self, model, batches: torch.Generator) -> tuple[Tensor | None, Tensor | None]:
         """The next mini-batch of examples and the same rows of the conditions (or None)."""
-        x, condition = data
-        if x is None:
+        if self._source is None:
             return None, None
-        if self._order is not None:
-            index = self._order.next()
-        else:
-            index = torch.randint(x.shape[0], (self.batch_size,), generator=batches)
-        index = index.to(x.device)
-        c = None if condition is None else condition[index.to(condition.device)]
-        return self._apply_transform(x[index], batches), c
+        x, c = self._source.next()
+        if not self._checked:  # from a dataset: its device, dtype and shape checked here
+            x, c = self._place(model, x, c)
+        return self._apply_transform(x, batches), c
+
+    def _place(self, model, x: Tensor, c: Tensor | None) -> tuple[Tensor, Tensor | None]:
+        """A dataset's batch checked against the model and moved to its device and dtype."""
+        check_shape(x, model.data_shape, "a training batch from the Dataset")
+        if not self._finite_checked:  # the first batch (a full scan would need the data)
+            check_finite(x, "a training batch from the Dataset")
+            self._finite_checked = True
+        dtype = self._float if x.is_floating_point() else x.dtype
+        x = x.to(device=self._device, dtype=dtype, non_blocking=True)
+        if c is not None or model.condition_kind is not None:
+            c = model.check_condition(c, x.shape[0])
+        return x, c
 
     def _apply_transform(self, batch: Tensor | None, batches: torch.Generator) -> Tensor | None:
         if batch is None or self.transform is None:
@@ -577,27 +843,40 @@ class Trainer:
             saved = read_json(out / "trainer.json")
             now = self._settings()
             fixed = {key: now[key] for key in RESUME_FIXED if key in saved}
+            if saved.get("lr_schedule", "constant") != "constant":  # its horizon is the steps
+                fixed["steps"] = now["steps"]
             differences += setting_differences(saved, fixed)
         if run_info is not None and (out / RUN_INFO_FILE).exists():
             differences += setting_differences(read_json(out / RUN_INFO_FILE), run_info)
         if differences:
             raise ResumeMismatchError(
                 f"cannot resume {out} with different settings ({'; '.join(differences)}): "
-                "resume with the run's own, or start a new run folder (only steps, logging, "
-                "checkpoint interval, device, evaluation, learning rate and gradient clipping "
-                "may change on resume)"
+                "resume with the run's own, or start a new run folder (only steps (under a "
+                "constant lr_schedule), logging, checkpoint interval, device, evaluation, "
+                "learning rate, gradient clipping, compile and tensorboard may change on resume)"
             )
 
     def _checkpoint(self, out: Path, model, optimizers, step: int, batches, main=True) -> None:
-        rng = {"batches": batches.get_state(), "torch": torch.get_rng_state()}
+        held = self._source.generator_state() if self._source is not None else None
+        rng = {"batches": batches.get_state() if held is None else held,
+               "torch": torch.get_rng_state()}  # fmt: skip
         if model.device.type == "cuda":  # noise drawn on the GPU has its own stream
             rng["cuda"] = torch.cuda.get_rng_state(model.device)
         rng = distributed.gather_rng(rng, self._context)  # every rank's streams, for resume
         if not main:
             return
-        extra = {"batches_drawn": self._order.drawn} if self._order is not None else {}
-        save_checkpoint(out / CHECKPOINT_FILE, model, optimizers, step, rng, extra)
-        model.save(out)
+        extra: dict[str, Any] = {}
+        if self._source is not None:
+            extra["data_position"] = self._source.position()
+        tensors = {}
+        if self._ema is not None:
+            extra["ema_updates"] = self._ema.updates
+            tensors = {f"ema/{k}": v for k, v in self._ema.state().items()}
+        if self._scalers:
+            extra["scalers"] = {p: s.state_dict() for p, s in self._scalers.items()}
+        save_checkpoint(out / CHECKPOINT_FILE, model, optimizers, step, rng, extra, tensors)
+        with self._ema.applied() if self._ema is not None else contextlib.nullcontext():
+            model.save(out)  # the weights to use: the average when there is one
 
     @staticmethod
     def _truncate_log(out: Path, step: int) -> float:
@@ -635,12 +914,7 @@ class Trainer:
                 f.write(json.dumps(row) + "\n")
 
     def _settings(self) -> dict[str, Any]:
-        settings = asdict(self)
-        settings.pop("history")
-        settings.pop("evaluations")
-        settings.pop("_order")
-        settings.pop("_time_offset")
-        settings.pop("_shard")
+        settings = {f.name: getattr(self, f.name) for f in fields(self) if f.init}
         settings["out"] = str(self.out)
         settings["transform"] = getattr(self.transform, "__name__", repr(self.transform))
         settings["evaluate"] = getattr(self.evaluate, "__name__", repr(self.evaluate))
