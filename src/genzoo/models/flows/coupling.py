@@ -143,18 +143,18 @@ def _couple(layer, v: Tensor, inverse: bool, context: Tensor | None) -> tuple[Te
 
     The channel (or feature) dimension is 1; the network's output stacks ``s`` and ``t``
     along it. The kept part ``v * mask`` is the same before and after the layer; the
-    network reads it with the context, if the layer takes one.
+    network reads it with the context, if the layer takes one. ``s`` and ``t`` are zero on the
+    kept part (masked), where ``v * exp(s) + t`` is then ``v`` itself, exactly: eq. (9)
+    without its separate ``b * x`` term.
     """
-    kept = v * layer.mask
-    raw_s, t = layer.net(with_context(kept, context, layer.context_features)).chunk(2, dim=1)
+    net_input = with_context(v * layer.mask, context, layer.context_features)
+    raw_s, t = layer.net(net_input).chunk(2, dim=1)
     free = 1 - layer.mask
     s = log_scale(raw_s, layer.scale, layer.scale_bound) * free
     t = t * free
     if inverse:
-        out = kept + free * ((v - t) * torch.exp(-s))
-        return out, -s.flatten(1).sum(1)
-    out = kept + free * (v * torch.exp(s) + t)  # eq. (9)
-    return out, s.flatten(1).sum(1)
+        return (v - t) * torch.exp(-s), -s.flatten(1).sum(1)
+    return v * torch.exp(s) + t, s.flatten(1).sum(1)  # eq. (9)
 
 
 def checkerboard_mask(shape: Sequence[int], parity: int) -> Tensor:

@@ -58,12 +58,21 @@ class SplineSettings:
         return 3 * self.bins - 1
 
 
-def _knots(raw: Tensor, minimum: float, bound: float) -> tuple[Tensor, Tensor]:
-    """Bin sizes and knot positions in ``[-B, B]`` from unnormalised ``(..., K)`` values."""
+def _knots(raw: Tensor, minimum: float | Tensor, bound: float) -> tuple[Tensor, Tensor]:
+    """Bin sizes and knot positions in ``[-B, B]`` from unnormalised ``(..., K)`` values.
+
+    ``minimum`` (a number, or a tensor broadcasting against ``raw``'s leading dimensions)
+    floors each bin's size. The end knots are exactly ``-B`` and ``B``, and the sizes are the
+    differences of the knots (so they add up to ``2B`` exactly).
+    """
     k = raw.shape[-1]
-    sizes = minimum + (1 - minimum * k) * torch.softmax(raw, dim=-1)
+    # softmax over the bins with the bins as the leading dimension: the same numbers, but
+    # torch's CPU kernel is many times faster there than over a short last dimension
+    softmax = torch.softmax(raw.movedim(-1, 0), dim=0).movedim(0, -1)
+    sizes = minimum + (1 - minimum * k) * softmax
     inner = 2 * bound * torch.cumsum(sizes[..., :-1], dim=-1) - bound  # (..., K-1)
-    knots = F.pad(F.pad(inner, (1, 0), value=-bound), (0, 1), value=bound)  # (..., K+1)
+    knots = F.pad(inner, (1, 1), value=bound)  # (..., K+1); the first is set to -B below
+    knots[..., 0] = -bound
     return knots[..., 1:] - knots[..., :-1], knots
 
 
@@ -77,46 +86,50 @@ def rational_quadratic_spline(
     the inverse solves the quadratic of section 3.2 (appendix A); outside it is the identity.
     Returns ``(y, log|dy/dx|)`` elementwise, both shaped like ``x`` (for ``inverse=True``,
     ``log|dx/dy|``).
+
+    The widths and heights are normalised together (one softmax, one cumulative sum), the bin
+    is found by counting the inner knots at or below the point (``searchsorted`` with
+    ``right=True``), and the six per-bin numbers are read with one ``gather``: the same
+    arithmetic as the paper's, in fewer, larger operations.
     """
     s = settings
     k, bound = s.bins, s.tail_bound
-    raw_w, raw_h, raw_d = params[..., :k], params[..., k : 2 * k], params[..., 2 * k :]
-    widths, cum_w = _knots(raw_w, s.min_bin_width, bound)
-    heights, cum_h = _knots(raw_h, s.min_bin_height, bound)
+    raw_wh = params[..., : 2 * k].unflatten(-1, (2, k))  # (..., 2, K): widths, heights
+    minimum: float | Tensor = s.min_bin_width
+    if s.min_bin_height != s.min_bin_width:
+        minimum = params.new_tensor([[s.min_bin_width], [s.min_bin_height]])
+    sizes, knots = _knots(raw_wh, minimum, bound)  # (..., 2, K), (..., 2, K+1)
     # derivatives at the K+1 knots: softplus inside (shifted so raw 0 gives 1), 1 at the ends
     shift = math.log(math.expm1(1 - s.min_derivative))
-    inner = s.min_derivative + F.softplus(raw_d + shift)
-    derivs = F.pad(inner, (1, 1), value=1.0)
+    derivs = F.pad(s.min_derivative + F.softplus(params[..., 2 * k :] + shift), (1, 1), value=1.0)
 
-    inside = (x >= -bound) & (x <= bound)
     v = x.clamp(-bound, bound)
-    knots = cum_h if inverse else cum_w
-    index = torch.searchsorted(knots[..., 1:-1].contiguous(), v[..., None], right=True)  # bin
-
-    def pick(t: Tensor) -> Tensor:
-        return t.gather(-1, index)[..., 0]
-
-    x_k, w_k, y_k, h_k = pick(cum_w), pick(widths), pick(cum_h), pick(heights)
-    d_k, d_k1 = pick(derivs[..., :-1]), pick(derivs[..., 1:])
+    inside = v == x  # within [-B, B]; outside, the identity
+    row = 1 if inverse else 0  # the knots that locate the point: heights' for the inverse
+    index = (v[..., None] >= knots[..., row, 1:-1]).sum(-1, keepdim=True)  # bin, (..., 1)
+    table = torch.cat([knots[..., :-1], sizes, derivs[..., None, :-1], derivs[..., None, 1:]], -2)
+    picked = table.gather(-1, index[..., None, :].expand(*index.shape[:-1], 6, 1))[..., 0]
+    x_k, y_k, w_k, h_k, d_k, d_k1 = picked.unbind(-1)
     slope = h_k / w_k  # s_k of the paper
+    curvature = d_k1 + d_k - 2 * slope
     if inverse:  # solve a xi^2 + b xi + c = 0 for xi in [0, 1]
         dy = v - y_k
-        a = h_k * (slope - d_k) + dy * (d_k1 + d_k - 2 * slope)
-        b = h_k * d_k - dy * (d_k1 + d_k - 2 * slope)
+        a = h_k * (slope - d_k) + dy * curvature
+        b = h_k * d_k - dy * curvature
         c = -slope * dy
         xi = (2 * c) / (-b - torch.sqrt((b.square() - 4 * a * c).clamp_min(0)))
         out = x_k + xi * w_k
     else:
         xi = (v - x_k) / w_k
     xi_1m = xi * (1 - xi)
-    denom = slope + (d_k1 + d_k - 2 * slope) * xi_1m
+    denom = slope + curvature * xi_1m
     if not inverse:
         out = y_k + h_k * (slope * xi.square() + d_k * xi_1m) / denom  # eq. (4)
     grad = slope.square() * (d_k1 * xi.square() + 2 * slope * xi_1m + d_k * (1 - xi).square())
     log_grad = grad.log() - 2 * denom.log()  # eq. (5)
     if inverse:
         log_grad = -log_grad
-    return torch.where(inside, out, x), torch.where(inside, log_grad, torch.zeros_like(x))
+    return torch.where(inside, out, x), torch.where(inside, log_grad, 0.0)
 
 
 class SplineCoupling(Transform):
@@ -152,6 +165,8 @@ class SplineCoupling(Transform):
             raise ValueError("mask must be 1-D, keep at least one feature and transform one")
         self.settings = settings or SplineSettings()
         self.register_buffer("mask", mask)
+        # the transformed features' positions (derived from the mask, so not saved)
+        self.register_buffer("free_index", (mask == 0).nonzero()[:, 0], persistent=False)
         d, p = len(mask), self.settings.params_per_dim
         self.context_features = int(context_features)
         self.net = MLP(
@@ -159,12 +174,13 @@ class SplineCoupling(Transform):
         )
 
     def _spline(self, v: Tensor, inverse: bool, context: Tensor | None) -> tuple[Tensor, Tensor]:
-        kept = v * self.mask
-        net_input = with_context(kept, context, self.context_features)
+        net_input = with_context(v * self.mask, context, self.context_features)
         params = self.net(net_input).unflatten(-1, (v.shape[-1], -1))  # (batch, d, 3K-1)
-        out, log_grad = rational_quadratic_spline(v, params, self.settings, inverse=inverse)
-        free = 1 - self.mask
-        return kept + free * out, (free * log_grad).sum(-1)
+        free = self.free_index  # only the transformed features go through the splines
+        out, log_grad = rational_quadratic_spline(
+            v.index_select(1, free), params.index_select(1, free), self.settings, inverse=inverse
+        )
+        return v.index_copy(1, free, out), log_grad.sum(-1)
 
     def forward(self, x: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
         return self._spline(x, inverse=False, context=context)
