@@ -443,3 +443,33 @@ def test_toy_names_stay_importable_from_toy2d() -> None:
     assert torch.equal(x, load_dataset("moons", "val", n=50, seed=3))
     assert toy2d.sample_toy("moons", 4, np.random.default_rng(0)).shape == (4, 2)
     assert torch.isfinite(toy2d.toy_log_prob("moons", x)).all()
+
+
+# ------------------------------------------------------------------ large .npy files, streamed
+
+
+def test_large_npy_is_streamed_by_row(tmp_path, monkeypatch) -> None:
+    from genzoo.data import files, is_streamed, open_dataset
+
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, size=(200, 1, 4, 4)).astype(np.uint8)
+    path = tmp_path / "big.npy"
+    np.save(path, x)
+    whole = load_dataset(str(path), split="val", seed=3)  # small: read whole
+    assert not files.is_large_npy(path)
+    monkeypatch.setenv("GENZOO_STREAM_BYTES", "100")  # now "larger than memory"
+    assert files.is_large_npy(path) and is_streamed(str(path))
+    streamed = open_dataset(str(path), split="val", seed=3)
+    assert isinstance(streamed, files.NpyRows) and len(streamed) == len(whole) == 20
+    assert torch.equal(torch.stack([streamed[i] for i in range(20)]), whole)
+    assert torch.equal(load_dataset(str(path), split="val", seed=3, n=5), whole[:5])
+    info = dataset_info(str(path))  # summarised in chunks, never loaded whole
+    assert info.levels == int(x.max()) + 1 and info.shape == (1, 4, 4) and info.kind == "image"
+    loader = torch.utils.data.DataLoader(streamed, batch_size=8)
+    assert torch.equal(next(iter(loader)), whole[:8])
+    floats = tmp_path / "f.npy"
+    np.save(floats, np.array([[0.5, np.nan]] * 30))
+    with pytest.raises(DataError, match="NaN"):
+        dataset_info(str(floats))
+    with pytest.raises(DataError, match="carries no condition"):
+        open_dataset(str(path), condition=True)

@@ -56,6 +56,19 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> None:
         raise
 
 
+def cache_folder(cache_dir: str | os.PathLike | None = None) -> Path:
+    """Where genzoo keeps what it computes once (the digits classifier, the rendered sprites):
+    ``cache_dir``, else ``$GENZOO_CACHE``, else ``$XDG_CACHE_HOME/genzoo``, else
+    ``~/.cache/genzoo``."""
+    if cache_dir is not None:
+        return Path(cache_dir)
+    if os.environ.get("GENZOO_CACHE"):
+        return Path(os.environ["GENZOO_CACHE"])
+    if os.environ.get("XDG_CACHE_HOME"):
+        return Path(os.environ["XDG_CACHE_HOME"]) / "genzoo"
+    return Path.home() / ".cache" / "genzoo"
+
+
 def write_json(path: str | os.PathLike, obj: Any) -> None:
     """Write ``obj`` as indented JSON, atomically."""
 

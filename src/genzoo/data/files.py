@@ -25,10 +25,13 @@ from __future__ import annotations
 
 import csv
 import functools
+import math
+import os
 import re
 import zipfile
 from collections.abc import Container
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qsl
 
 import numpy as np
@@ -454,4 +457,174 @@ def array_summary(
     memory by path, size and modification time (so an edited file is read again)."""
     path = Path(path)
     _check_exists(path)
+    if condition_column is None and is_large_npy(path):
+        return _streamed_summary_cached(stat_key(path))
     return _array_summary(stat_key(path), condition_column)
+
+
+@functools.lru_cache(maxsize=8)
+def _streamed_summary_cached(key: tuple[str, int, int]) -> tuple:
+    return _streamed_summary(Path(key[0]))
+
+
+class RowReader:
+    """Fixed-size rows of a binary file, read by position (``os.pread``).
+
+    Unlike a memory map, whose pages count as the process's resident memory once touched,
+    reading by position leaves the file in the operating system's page cache only, so a
+    process streaming a file of any size keeps a resident memory of one batch. Safe to
+    pickle (for ``DataLoader`` workers): each process opens the file itself.
+    """
+
+    def __init__(self, path: str | os.PathLike, row_bytes: int, offset: int = 0) -> None:
+        self.path = Path(path)
+        self.row_bytes = int(row_bytes)
+        self.offset = int(offset)
+        self._fd: int | None = None
+        self._pid = -1
+
+    def _file(self) -> int:
+        if self._fd is None or self._pid != os.getpid():
+            self._fd = os.open(self.path, os.O_RDONLY)
+            self._pid = os.getpid()
+        return self._fd
+
+    def read(self, rows: np.ndarray) -> np.ndarray:
+        """The rows ``rows`` (any order, repeats allowed) as uint8 ``(len(rows), row_bytes)``;
+        each run of consecutive rows is one read."""
+        fd, size = self._file(), self.row_bytes
+        rows = np.asarray(rows, dtype=np.int64).reshape(-1)
+        wanted, back = np.unique(rows, return_inverse=True)
+        data = np.empty((len(wanted), size), dtype=np.uint8)
+        starts = np.flatnonzero(np.diff(wanted, prepend=-2) != 1)
+        ends = np.append(starts[1:], len(wanted))
+        for a, b in zip(starts.tolist(), ends.tolist(), strict=True):
+            raw = os.pread(fd, size * (b - a), self.offset + int(wanted[a]) * size)
+            if len(raw) != size * (b - a):
+                raise DataError(f"{self.path} is shorter than expected (truncated?): rows "
+                                f"{wanted[a]}..{wanted[b - 1]} are missing")  # fmt: skip
+            data[a:b] = np.frombuffer(raw, dtype=np.uint8).reshape(b - a, size)
+        return data[back.reshape(-1)]
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_fd": None, "_pid": -1}
+
+    def __del__(self) -> None:
+        if getattr(self, "_fd", None) is not None and self._pid == os.getpid():
+            os.close(self._fd)
+
+
+#: A ``.npy`` file larger than this many bytes is streamed by row (:class:`NpyRows`) instead
+#: of being read whole; the environment variable ``GENZOO_STREAM_BYTES`` overrides it.
+STREAM_THRESHOLD = 512 * 2**20
+
+
+def stream_threshold() -> int:
+    """Bytes above which a ``.npy`` file is streamed (``GENZOO_STREAM_BYTES`` or 512 MiB)."""
+    value = os.environ.get("GENZOO_STREAM_BYTES")
+    if value is None:
+        return STREAM_THRESHOLD
+    try:
+        return int(value)
+    except ValueError:
+        raise DataError(f"GENZOO_STREAM_BYTES must be a number of bytes, got {value!r}") from None
+
+
+def is_large_npy(path: str | Path) -> bool:
+    """True for an existing ``.npy`` file larger than :func:`stream_threshold` bytes."""
+    path = Path(path)
+    return path.suffix.lower() == ".npy" and path.is_file() and (
+        path.stat().st_size > stream_threshold())  # fmt: skip
+
+
+def read_npy_header(f: Any) -> tuple[tuple[int, ...], bool, np.dtype]:
+    """Shape, Fortran order and dtype from the header of the ``.npy`` stream ``f``, which is
+    left at the first byte of the data."""
+    version = np.lib.format.read_magic(f)
+    if version == (1, 0):
+        return np.lib.format.read_array_header_1_0(f)
+    return np.lib.format.read_array_header_2_0(f)
+
+
+def npy_layout(path: str | Path) -> tuple[tuple[int, ...], np.dtype, int]:
+    """A ``.npy`` file's shape, dtype and the byte offset of its data, read from its header
+    (the data are not read): the layout a memory map would use."""
+    path = Path(path)
+    try:
+        with open(path, "rb") as f:
+            shape, fortran, dtype = read_npy_header(f)
+            offset = f.tell()
+    except ValueError as err:
+        raise DataError(f"{path} cannot be read as a .npy array ({err})") from err
+    if fortran and len(shape) > 1:
+        raise DataError(f"{path} is stored in Fortran order; save it in C order "
+                        "(numpy.save(path, numpy.ascontiguousarray(x)))")  # fmt: skip
+    if dtype.kind not in "biuf" or dtype.hasobject:
+        raise DataError(f"{path} holds an array of dtype {dtype}, not numbers; "
+                        "save a numeric (integer or float) array")  # fmt: skip
+    if len(shape) == 0 or shape[0] == 0:
+        raise DataError(f"{path} holds an empty array or a single number: give examples")
+    return tuple(int(d) for d in shape), dtype, offset
+
+
+class NpyRows(torch.utils.data.Dataset):
+    """Map-style dataset over chosen rows of a ``.npy`` file, read by position (like a
+    memory map, but resident memory stays one batch however large the file): ``ds[i]`` is
+    row ``index[i]`` as a float tensor of the example's shape (1-D files: ``(1,)``)."""
+
+    def __init__(self, path: str | Path, index: np.ndarray | None = None) -> None:
+        shape, dtype, offset = npy_layout(path)
+        self.path = Path(path)
+        self.example_shape = shape[1:] or (1,)
+        self.dtype = dtype
+        row_bytes = int(np.prod(shape[1:], dtype=np.int64)) * dtype.itemsize
+        self.reader = RowReader(path, row_bytes, offset)
+        self.count = shape[0]
+        self.index = np.arange(shape[0]) if index is None else np.asarray(index, dtype=np.int64)
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def rows(self, items: Any) -> torch.Tensor:
+        """The examples at positions ``items``: float ``(n, *example_shape)``."""
+        rows = self.index[np.asarray(items, dtype=np.int64).reshape(-1)]
+        raw = self.reader.read(rows).reshape(-1).view(self.dtype)
+        x = raw.reshape(len(rows), *self.example_shape).astype(np.float64)
+        return torch.as_tensor(x, dtype=torch.get_default_dtype())
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        if not -len(self) <= i < len(self):
+            raise IndexError(f"index {i} out of range for {len(self)} rows of {self.path}")
+        return self.rows([i % len(self)])[0]
+
+    def __getitems__(self, items: list[int]) -> list[torch.Tensor]:
+        return list(self.rows(items).unbind(0))
+
+
+def _streamed_summary(path: Path) -> tuple[int, tuple[int, ...], int | None, str, None]:
+    """:func:`array_summary` of a large ``.npy``, read in chunks of 64 MiB (never whole)."""
+    rows = NpyRows(path)
+    chunk = max(1, (64 * 2**20) // max(1, rows.reader.row_bytes))
+    low, high, integral = math.inf, -math.inf, True
+    for start in range(0, rows.count, chunk):
+        part = rows.reader.read(np.arange(start, min(start + chunk, rows.count)))
+        values = part.reshape(-1).view(rows.dtype)
+        if rows.dtype.kind == "f" and not np.isfinite(values).all():
+            raise DataError(f"{path} holds NaN or infinite values; remove or replace them")
+        low, high = min(low, float(values.min())), max(high, float(values.max()))
+        integral = integral and (
+            rows.dtype.kind in "biu" or bool(np.all(values == np.round(values)))
+        )
+    levels = None
+    if integral and low >= 0 and high <= MAX_LEVELS - 1:
+        levels = max(2, int(high) + 1)
+    shape = rows.example_shape
+    return rows.count, shape, levels, array_kind(shape), None
+
+
+def open_npy_split(path: str | Path, split: str, seed: int, n: int | None = None) -> NpyRows:
+    """The rows of a ``.npy`` file in ``split`` (the 80/10/10 permutation of
+    :func:`split_rows`), the first ``n``, streamed from the file."""
+    rows = NpyRows(path)
+    index = split_rows(np.arange(rows.count), split, seed, path)
+    return NpyRows(path, index if n is None else index[:n])

@@ -1,5 +1,6 @@
-"""Metrics: likelihoods, sample quality, mode coverage, speed."""
+"""Metrics: likelihoods, sample quality, mode coverage, disentanglement, speed."""
 
+from genzoo.metrics.disentanglement import beta_vae_metric, mutual_information_gap
 from genzoo.metrics.frechet import frechet_digits_distance, frechet_distance
 from genzoo.metrics.likelihood import (
     DENSITY_LABELS,
@@ -25,6 +26,7 @@ __all__ = [
     "DENSITY_LABELS",
     "UNNORMALIZED_NOTE",
     "bayes_accuracy",
+    "beta_vae_metric",
     "classifier_two_sample_accuracy",
     "conditional_kl",
     "density_label",
@@ -37,6 +39,7 @@ __all__ = [
     "mmd_rbf",
     "mode_centres",
     "mode_coverage",
+    "mutual_information_gap",
     "negative_log_likelihood",
     "precision_recall",
     "sliced_wasserstein",

@@ -13,7 +13,7 @@ Images are taken on the ``[0, 1]`` scale that continuous models sample in: the g
 does that mapping. The classifier is trained on dequantised inputs, so it accepts both.
 
 The trained weights are cached as safetensors (written atomically) under ``cache_dir``, else
-``$GENZOO_CACHE``, else ``~/.cache/genzoo``, in a file whose name holds a hash of the training
+the cache folder (:func:`genzoo.io.cache_folder`), in a file whose name holds a hash of the training
 recipe. A missing, corrupt or mismatched file is retrained and replaced.
 """
 
@@ -32,7 +32,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from genzoo.errors import CheckpointError, DataError
-from genzoo.io import load_state, read_tensors, write_tensors
+from genzoo.io import cache_folder, load_state, read_tensors, write_tensors
 from genzoo.validation import check_finite
 
 __all__ = [
@@ -106,16 +106,9 @@ def _new_classifier() -> DigitsClassifier:
         return DigitsClassifier(int(RECIPE["channels"]), int(RECIPE["features"])).to(torch.float32)
 
 
-def _cache_dir(cache_dir: str | os.PathLike | None) -> Path:
-    if cache_dir is not None:
-        return Path(cache_dir)
-    env = os.environ.get("GENZOO_CACHE")
-    return Path(env) if env else Path.home() / ".cache" / "genzoo"
-
-
 def cache_path(cache_dir: str | os.PathLike | None = None) -> Path:
     """Where ``digits_classifier`` keeps its weights for the current ``RECIPE``."""
-    return _cache_dir(cache_dir) / f"digits-classifier-{_recipe_hash()}.safetensors"
+    return cache_folder(cache_dir) / f"digits-classifier-{_recipe_hash()}.safetensors"
 
 
 def _digits_with_labels(split: str) -> tuple[Tensor, Tensor]:
