@@ -1,10 +1,12 @@
-"""Classifier-free guidance: guidance weight against class accuracy and sample diversity.
+"""Classifier-free guidance: guidance scale against class accuracy and sample diversity.
 
 Trains a class-conditional ``ddpm`` (Ho & Salimans 2022: the class dropped to the null class
 with probability ``p_uncond`` in training) through ``genzoo.workflow.train(...,
 condition="label")`` on 2-D ``8gaussians`` with the component each point came from, then
-samples every class with guidance weights ``w`` (``model.sample(n, c=k, guidance=w)``, the
-same noise for every ``w``) and measures, per ``w`` (``genzoo.figures.score.guidance_sweep``):
+samples every class with guidance scales ``w`` (``model.sample(n, c=k, guidance=w)``, the
+same noise for every ``w``; ``eps(null) + w (eps(c) - eps(null))``: 0 the unconditional
+model, 1 the conditional one, > 1 guided; Ho & Salimans' ``w`` is this ``w - 1``) and
+measures, per ``w`` (``genzoo.figures.score.guidance_sweep``):
 
 - ``accuracy``: the share of class-k samples within ``3 std`` of mode k's centre (any other
   place counts as wrong; chance, a sample near a random mode, would be at most 1/8);
@@ -12,7 +14,7 @@ same noise for every ``w``) and measures, per ``w`` (``genzoo.figures.score.guid
 - ``within_2std``: the share within ``2 std`` of mode k's centre (a true mode holds 86%);
 - ``diversity``: the mean distance between two samples of one class, averaged over the classes
   (``within_class_diversity``; the data's own is the reference);
-- ``nfe``: network evaluations per sample (``w > 0`` costs two per step).
+- ``nfe``: network evaluations per sample (``w`` other than 0 and 1 costs two per step).
 
 ``--digits`` also trains ``ddpm`` (U-Net) on dequantised digits given the digit and scores its
 samples with genzoo's digits classifier (chance 0.1); slow on a CPU. Writes
@@ -37,7 +39,8 @@ from genzoo.figures.score import guidance_sweep, plot_guidance_tradeoff, within_
 from genzoo.metrics.modes import mode_centres
 from genzoo.workflow import train
 
-WEIGHTS = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
+#: Guidance scales: 0 unconditional, 1 conditional, then Ho & Salimans' 0.25 .. 8 (plus 1).
+WEIGHTS = (0.0, 1.0, 1.25, 1.5, 2.0, 3.0, 5.0, 9.0)
 
 
 def toy_rows(args: argparse.Namespace, out: Path) -> list[dict]:

@@ -3,7 +3,9 @@
 Trains ``ncsn``, ``ddpm`` and ``score-sde`` (VP, predictor-corrector) once each on 8gaussians
 with a small budget, then samples each with several step counts through
 ``model.sample(n, generator, steps=k)`` (Langevin steps per level for ncsn, ancestral or
-predictor steps otherwise; no retraining) and measures MMD to the test split
+predictor steps otherwise; no retraining), and the VP models also with the few-step samplers
+``sampler="ddim"`` (eta = 0) and ``"dpm-solver"`` (order 3) at 10, 20, 50, 100 and 1000
+network evaluations and measures MMD to the test split
 (``genzoo.metrics.mmd_rbf``) and mode coverage (``genzoo.metrics.mode_coverage``). Then (unless
 ``--no-digits``) trains ``ddpm`` on dequantised digits and measures the Fréchet distance in
 genzoo's digits-classifier features (``genzoo.metrics.frechet``; NOT FID) against the 1,000
@@ -39,7 +41,24 @@ STEPS = {
     "score-sde": (10, 30, 100, 300, None),
 }
 DIGITS_STEPS = (10, 30, 100, 300, None)
-FIELDS = ("dataset", "model", "steps", "nfe", "metric_name", "metric", "modes", "hq", "seconds")
+#: The few-step samplers of the VP models (issue 19), at these network evaluations per sample.
+FAST_SAMPLERS = ("ddim", "dpm-solver")
+FAST_STEPS = (10, 20, 50, 100, 1000)
+FIELDS = (
+    "dataset", "model", "sampler", "steps", "nfe", "metric_name", "metric", "modes", "hq",
+    "seconds",
+)  # fmt: skip
+
+
+def runs(model, steps: tuple[int | None, ...]) -> list[tuple[str | None, int | None]]:
+    """``(sampler, steps)`` pairs: the configured sampler at ``steps``, then (VP models) DDIM
+    and DPM-Solver at ``FAST_STEPS``."""
+    pairs: list[tuple[str | None, int | None]] = [(None, k) for k in steps]
+    for sampler in FAST_SAMPLERS:
+        if sampler in getattr(model, "samplers", ()):
+            limit = getattr(model, "n_timesteps", None) if sampler == "ddim" else None
+            pairs += [(sampler, k) for k in FAST_STEPS if limit is None or k <= limit]
+    return pairs
 
 
 def toy_rows(args: argparse.Namespace) -> list[dict]:
@@ -59,14 +78,15 @@ def toy_rows(args: argparse.Namespace) -> list[dict]:
             coverage.append(mode_coverage(samples, centres, std))
             return mmd_rbf(samples, reference)
 
-        for k in STEPS[name]:
+        for sampler, k in runs(model, STEPS[name]):
             start = time.perf_counter()
-            (row,) = quality_vs_steps(model, test, [k], metric, n=args.n)
+            (row,) = quality_vs_steps(model, test, [k], metric, n=args.n, sampler=sampler)
             cov = coverage[-1]
             rows.append(
                 {
                     "dataset": "8gaussians",
                     "model": name,
+                    "sampler": sampler or model.samplers[0],
                     "steps": "default" if k is None else k,
                     "nfe": row["nfe"],
                     "metric_name": "MMD",
@@ -96,7 +116,7 @@ def digits_rows(args: argparse.Namespace) -> list[dict]:
         progress=False,
     )
     rows = []
-    for k in DIGITS_STEPS:
+    for sampler, k in runs(model, DIGITS_STEPS):
         start = time.perf_counter()
         (row,) = quality_vs_steps(
             model,
@@ -104,11 +124,13 @@ def digits_rows(args: argparse.Namespace) -> list[dict]:
             [k],
             lambda s, r: frechet_digits_distance(s.clamp(0, 1), r),
             n=args.digits_n,
+            sampler=sampler,
         )
         rows.append(
             {
                 "dataset": "digits",
                 "model": "ddpm",
+                "sampler": sampler or model.samplers[0],
                 "steps": "default" if k is None else k,
                 "nfe": row["nfe"],
                 "metric_name": "Frechet (digits features)",
@@ -130,6 +152,7 @@ def digits_rows(args: argparse.Namespace) -> list[dict]:
         {
             "dataset": "digits",
             "model": "ddpm",
+            "sampler": "",
             "steps": "all",
             "nfe": model.last_nfe,
             "metric_name": "ELBO bits/dim (discrete levels, test)",
@@ -141,6 +164,14 @@ def digits_rows(args: argparse.Namespace) -> list[dict]:
     )
     print(json.dumps(rows[-1]), flush=True)
     return rows
+
+
+def _by_sampler(rows: list[dict]) -> dict[str, list[dict]]:
+    """Rows grouped as one curve per model and sampler, ordered by network evaluations."""
+    curves: dict[str, list[dict]] = {}
+    for r in rows:
+        curves.setdefault(f"{r['model']} {r['sampler']}", []).append(r)
+    return {k: sorted(v, key=lambda r: r["nfe"]) for k, v in curves.items()}
 
 
 def main() -> None:
@@ -172,7 +203,7 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
 
     rows = toy_rows(args)
-    curves = {m: [r for r in rows if r["model"] == m] for m in args.models}
+    curves = _by_sampler(rows)
     plot_quality_vs_steps(curves, out / "quality_vs_steps.png", metric_name="MMD (8gaussians)")
     share = {m: [{**r, "metric": r["hq"]} for r in rs] for m, rs in curves.items()}
     plot_quality_vs_steps(share, out / "hq_share_vs_steps.png", "share within 3 std of a mode")
@@ -180,7 +211,7 @@ def main() -> None:
         digits = digits_rows(args)
         curve = [r for r in digits if r["steps"] != "all"]
         plot_quality_vs_steps(
-            {"ddpm": curve}, out / "digits_quality_vs_steps.png", "Fréchet (digits features)"
+            _by_sampler(curve), out / "digits_quality_vs_steps.png", "Fréchet (digits features)"
         )
         rows += digits
 
@@ -189,14 +220,15 @@ def main() -> None:
         writer.writeheader()
         writer.writerows(rows)
     lines = [
-        "| data | model | steps | NFE/sample | metric | value | modes | high-quality share |",
-        "|---" * 8 + "|",
+        "| data | model | sampler | steps | NFE/sample | metric | value | modes | HQ share |",
+        "|---" * 9 + "|",
     ]
     for r in rows:
         modes = f"{r['modes']}/8" if r["modes"] != "" else ""
         hq = f"{r['hq']:.3f}" if r["hq"] != "" else ""
         lines.append(
-            f"| {r['dataset']} | {r['model']} | {r['steps']} | {r['nfe']} | {r['metric_name']} | "
+            f"| {r['dataset']} | {r['model']} | {r['sampler']} | {r['steps']} | {r['nfe']} | "
+            f"{r['metric_name']} | "
             f"{r['metric']:.4f} | {modes} | {hq} |"
         )
     (out / "table.md").write_text("\n".join(lines) + "\n")

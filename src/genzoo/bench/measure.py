@@ -19,7 +19,7 @@ from genzoo.metrics.samples import (
     mmd_rbf,
     precision_recall,
 )
-from genzoo.models.capabilities import StepSampler
+from genzoo.models.capabilities import ClassGuided, SamplerChoice, StepSampler
 from genzoo.workflow import evaluate
 
 N_SAMPLES = 2000
@@ -116,9 +116,13 @@ def quality_tracker(dataset: str, seed: int, n: int = N_TRACKED, conditional: bo
     else:
         reference, c = load_dataset(dataset, split="test", n=n, seed=seed), None
 
-    def sample_quality(model, steps: int | None = None) -> dict[str, float]:
+    def sample_quality(
+        model, steps: int | None = None, sampler: str | None = None
+    ) -> dict[str, float]:
         generator = torch.Generator(device=model.device).manual_seed(seed)
         extra = {} if steps is None else {"steps": steps}  # a sampler's step count
+        if sampler is not None:  # a score model's other sampler (ddim, dpm-solver)
+            extra["sampler"] = sampler
         if c is not None:  # one sample per test example, given its condition
             extra["c"] = c.to(model.device)
         count = n if c is None else len(c)
@@ -152,6 +156,55 @@ def quality_vs_sampling_steps(model, tracker, steps: tuple[int, ...]) -> list[di
     for k in (None,) if adaptive else (*steps, None):
         quality = tracker(model, steps=k)
         points.append({"steps": k, "nfe": float(model.last_nfe), **quality})
+    return points
+
+
+#: Network evaluations per sample at which the few-step samplers are scored (issue 19), and
+#: the samples scored (against as many test examples). The quick preset stops at 50, on 200
+#: digits: a digits U-Net evaluation on 500 rows takes about 50 ms of one core, so the full
+#: sweep costs about 3 minutes per digits cell and the quick one about 5 s (2-D data: 500
+#: samples in both; fewer make the energy distance too noisy to rank the samplers).
+FAST_SAMPLER_NFE = {"full": (10, 20, 50, 100, 1000), "quick": (10, 20, 50)}
+FAST_SAMPLER_N = {"full": N_TRACKED, "quick": 200}
+
+
+def fast_sampler_quality(model, dataset: str, seed: int, quick: bool) -> list[dict[str, Any]]:
+    """``quality_vs_samplers`` at the preset's ``FAST_SAMPLER_NFE`` on ``FAST_SAMPLER_N``
+    seeded samples of digits (``N_TRACKED`` of other data), given the test examples'
+    conditions for a conditional model."""
+    preset = "quick" if quick else "full"
+    if not isinstance(model, SamplerChoice) or "ddim" not in model.samplers:
+        return []
+    conditional = model.condition_kind is not None
+    n = FAST_SAMPLER_N[preset] if dataset_info(dataset).digits_features else N_TRACKED
+    tracker = quality_tracker(dataset, seed, n, conditional)
+    if tracker is None:
+        return []
+    return quality_vs_samplers(model, tracker, FAST_SAMPLER_NFE[preset])
+
+
+def quality_vs_samplers(model, tracker, nfes: tuple[int, ...]) -> list[dict[str, Any]]:
+    """The tracked quality metric of a VP score model's own stochastic sampler (``ddpm``'s
+    ancestral, ``score-sde``'s predictor-corrector), DDIM (eta = 0) and DPM-Solver (order
+    3) at each number of network evaluations per sample in ``nfes`` (the native sampler at
+    the step count nearest below, when a step costs several; left out when it is the
+    probability-flow ODE). Empty for a model without the few-step samplers."""
+    if not isinstance(model, SamplerChoice) or "ddim" not in model.samplers:
+        return []
+    samplers = model.samplers
+    points = []
+    native = () if samplers[0] == "ode" else (samplers[0],)  # an adaptive ODE sets its own
+    per_step = 1 if not native else model.sampling_cost(1)["nfe_per_sample"] or 1
+    for sampler in (*native, "ddim", "dpm-solver"):
+        for nfe in nfes:
+            steps = max(1, nfe // per_step) if sampler == samplers[0] else nfe
+            try:
+                model.sampling_cost(steps, sampler)
+            except ValueError:
+                continue  # e.g. more DDIM steps than DDPM has timesteps
+            quality = tracker(model, steps=steps, sampler=sampler)
+            points.append({"sampler": sampler, "steps": steps, "nfe": float(model.last_nfe),
+                           **quality})  # fmt: skip
     return points
 
 
@@ -195,23 +248,72 @@ def sample_class_accuracy(
     its chance level ``1 / K``; empty on other data."""
     n_classes = info.condition.n_classes if info.condition is not None else 0
     c = c.cpu().long()
+    predicted = predicted_classes(samples, model, info)
+    if predicted is None:
+        return {}
+    return {
+        "sample_class_accuracy": float((predicted == c).double().mean()),
+        "sample_class_accuracy_chance": 1.0 / n_classes if n_classes else float("nan"),
+    }
+
+
+#: Guidance scales of the benchmark's guidance sweep (0 unconditional, 1 conditional).
+GUIDANCE_SCALES = {"full": (0.0, 1.0, 1.5, 2.0, 3.0, 5.0), "quick": (0.0, 1.0, 2.0, 4.0)}
+#: Samples per class of each guidance scale (digits: 10 classes; 8gaussians: 8).
+GUIDANCE_PER_CLASS = {"full": 50, "quick": 10}
+
+
+def guidance_tradeoff(model, dataset: str, seed: int, quick: bool) -> dict[str, Any] | None:
+    """Class accuracy and within-class diversity of a class-conditional score model's samples
+    against the classifier-free guidance scale (``genzoo.figures.score.guidance_sweep``; Ho
+    & Salimans 2022, figures 4-5), on data whose samples can be classified (digits, the
+    mixture toys): ``{"rows", "data_diversity", "chance"}``, or None where that does not
+    apply. Diversity on digits is measured on the [0, 1] pixel scale."""
+    from genzoo.figures.score import guidance_sweep, within_class_diversity
+
+    info = dataset_info(dataset)
+    if model.condition_kind != "discrete" or not isinstance(model, ClassGuided):
+        return None
+    if not (info.digits_features or info.has_known_modes):
+        return None
+
+    def unit(x: torch.Tensor) -> torch.Tensor:
+        if not info.digits_features:
+            return x
+        return digits_to_unit(on_levels(x, model, info.levels) if info.levels else x)
+
+    preset = "quick" if quick else "full"
+    rows = guidance_sweep(model, GUIDANCE_SCALES[preset],
+                          lambda x: predicted_classes(x, model, info),
+                          n_per_class=GUIDANCE_PER_CLASS[preset], seed=seed,
+                          features=unit)  # fmt: skip
+    n = model.n_classes * GUIDANCE_PER_CLASS[preset]
+    test, c = load_dataset(dataset, split="test", n=n, seed=seed, condition=True)
+    data_unit = digits_to_unit(test) if info.digits_features else test
+    return {
+        "rows": rows,
+        "data_diversity": within_class_diversity(data_unit, c),
+        "chance": 1.0 / model.n_classes,
+    }
+
+
+def predicted_classes(samples: torch.Tensor, model, info: DatasetInfo) -> torch.Tensor | None:
+    """The class of each sample ``(n,)``: on digits, genzoo's digits classifier's prediction;
+    on the mixture toys, the nearest mode (``mode_centres``, ordered as the component
+    labels); ``None`` on other data."""
+    samples = samples.cpu()
     if info.digits_features:
         from genzoo.metrics.frechet import digits_classifier
 
         images = digits_to_unit(on_levels(samples, model, info.levels) if info.levels else samples)
         with torch.no_grad():
             logits = torch.cat([digits_classifier()(part.float()) for part in images.split(4096)])
-        predicted = logits.argmax(1)
-    elif info.has_known_modes:
+        return logits.argmax(1)
+    if info.has_known_modes:
         centres, _ = mode_centres(info.name)
         centres_t = torch.as_tensor(centres, dtype=torch.float64)
-        predicted = torch.cdist(samples.double().reshape(len(samples), -1), centres_t).argmin(1)
-    else:
-        return {}
-    return {
-        "sample_class_accuracy": float((predicted == c).double().mean()),
-        "sample_class_accuracy_chance": 1.0 / n_classes if n_classes else float("nan"),
-    }
+        return torch.cdist(samples.double().reshape(len(samples), -1), centres_t).argmin(1)
+    return None
 
 
 def logistic_reference(dataset: str, seed: int = 0) -> dict[str, Any]:

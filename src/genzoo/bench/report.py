@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import html
 import json
+import math
 import re
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,8 @@ from typing import Any
 from genzoo.bench.grid import cell_name
 from genzoo.bench.ratings import RULES, ratings, stars
 from genzoo.bench.summary import rank, summarise
+from genzoo.data import dataset_info
+from genzoo.errors import GenzooError
 from genzoo.io import atomic_write
 
 #: (key, header) of the per-dataset tables; the header says which way is better
@@ -67,6 +70,29 @@ CONDITIONAL_TEXT = (
     "digits as genzoo's digits classifier says, on the Gaussian-mixture toys by the nearest "
     "mode; **chance** is 1/K."
 )
+#: The conditional table of models given a text input (condition kind ``"tokens"``).
+TEXT_CONDITIONAL_COLUMNS = [
+    ("model", "model"),
+    ("dataset", "dataset"),
+    ("condition", "condition"),
+    ("seeds", "seeds"),
+    ("nll", "cond. NLL (nats) ↓"),
+    ("nll_per_position", "nats per output token/label ↓"),
+    ("true_conditional_entropy", "true conditional entropy (nats)"),
+    ("kl_gap", "KL gap (nats) ↓"),
+    ("conditional_kl", "exact KL (nats) ↓"),
+    ("status", "status"),
+]
+TEXT_CONDITIONAL_TEXT = (
+    "Models of an output Y given a text input X (token ids), Q(Y | X): the language models "
+    "of an output text, categorical of a label. **cond. NLL**: the test -log Q(y | x) in "
+    "nats per example; **per output token/label**: the same divided by the output's "
+    "positions (a label: one; a text: its length, end-of-sequence and padding included). "
+    "Where the dataset knows P(Y | X): the **true conditional entropy** H(Y | X), the NLL's "
+    "floor, and the **KL gap** = cond. NLL - H(Y | X) (both averaged over the same test "
+    "examples), an estimate of KL(P || Q); **exact KL**: for a label, the sum over its "
+    "values, averaged over the test inputs."
+)
 #: The first row of each dataset table: held-out data scored as if it were a model's samples.
 REFERENCE_NAME = "(held-out data)"
 PICTURES = ("samples.png", "density.png", "loss.png")
@@ -116,6 +142,32 @@ QUALITY_TEXT = (
     "scores the trained score models' samplers at fewer steps than configured (same metric, "
     "same 500 samples): sample quality against network evaluations per sample. Values at "
     "or below 1e-4 (a near-perfect fit, within sampling noise) are drawn at 1e-4."
+)
+
+FAST_SAMPLERS_TEXT = (
+    "The trained VP score models (ddpm, score-sde) sampled again after training with their "
+    "own stochastic sampler (ddpm: ancestral, Ho et al. 2020; score-sde: predictor-corrector "
+    "with the budget's corrector steps), DDIM with eta = 0 (Song, Meng & Ermon 2021) and "
+    "multistep DPM-Solver of order 3 (Lu et al. 2022) at a fixed number of network "
+    "evaluations per sample (NFE; ddpm's ancestral and DDIM cannot exceed its training "
+    "timesteps); the same metric as the tracked quality above (lower is better), on 500 "
+    "samples against 500 test examples (--quick: at 10, 20 and 50 NFE, on 200 digits "
+    "against 200; the full preset: 10, 20, 50, 100 and 1000). The deterministic samplers "
+    "(DDIM, DPM-Solver) are functions of the same prior draws, so their errors are "
+    "correlated; a briefly trained score is followed more faithfully by them than corrected, "
+    "which is why the stochastic samplers can score better on an under-trained model."
+)
+GUIDANCE_TEXT = (
+    "Classifier-free guidance (Ho & Salimans 2022) of the class-conditional score models: "
+    "samples of every class drawn with guidance scale w from the same noise, eps~ = "
+    "eps(null) + w (eps(c) - eps(null)): w = 0 is the unconditional model, w = 1 the "
+    "conditional one (the default), w > 1 guided (Ho & Salimans' w is this w - 1). **class "
+    "accuracy**: the share of samples of the class asked for (digits: genzoo's digits "
+    "classifier; toys: the nearest mode); **diversity**: the mean distance between two "
+    "samples of one class (digits on the [0, 1] pixel scale), beside the test data's own; "
+    "**NFE**: network evaluations per sample (w other than 0 and 1 costs two per step). "
+    "--quick: w in 0, 1, 2, 4 with 10 samples per class; the full preset: 0, 1, 1.5, 2, 3, "
+    "5 with 50."
 )
 
 
@@ -266,6 +318,7 @@ def _sections(bench_dir: Path, rows, figures) -> list[tuple[str, Any]]:
     blocks.append(("table", (head, body)))
     blocks.append(("list", [f"**{rule.name}**: {rule.text}" for rule in RULES]))
     blocks += _conditional_tables(bench_dir, [r for r in stepped if r.get("condition")])
+    blocks += _guidance_blocks(bench_dir, [r for r in stepped if r.get("condition")])
     swept = [r for r in rows if float(r.get("lr_factor", 1.0)) != 1.0]
     rows = [r for r in rows if float(r.get("lr_factor", 1.0)) == 1.0]
     references = _references(bench_dir)
@@ -290,6 +343,7 @@ def _sections(bench_dir: Path, rows, figures) -> list[tuple[str, Any]]:
         blocks.append(("h2", "Quality against training time and sampling steps"))
         blocks.append(("p", QUALITY_TEXT))
         blocks.append(("images", figures))
+    blocks += _fast_sampler_blocks(bench_dir, [r for r in rows if r in stepped])
     blocks.append(("h2", "Samples (text samples as decoded), densities and loss curves"))
     for row in rows:
         pictures = _cell_pictures(bench_dir, row)
@@ -316,6 +370,36 @@ def _conditional_tables(bench_dir: Path, rows) -> list[tuple[str, Any]]:
     rows = [r for r in rows if float(r.get("lr_factor", 1.0)) == 1.0]
     if not rows:
         return []
+    texts = [r for r in rows if _text_conditioned(r["dataset"])]
+    rows = [r for r in rows if r not in texts]
+    blocks: list[tuple[str, Any]] = [("h2", "Conditional generation")]
+    if rows:
+        blocks += [("p", CONDITIONAL_TEXT), _class_conditional_table(bench_dir, rows)]
+    if texts:
+        for row in texts:  # nats per output position, from the bits the row already holds
+            bits = row.get("bits_per_token", row.get("bits_per_dim"))
+            if isinstance(bits, (int, float)):
+                row["nll_per_position"] = bits * math.log(2)
+        body = [[_cell(r, k) for k, _ in TEXT_CONDITIONAL_COLUMNS] for r in summarise(texts)]
+        blocks += [
+            ("h3", "Given a text input"),
+            ("p", TEXT_CONDITIONAL_TEXT),
+            ("table", ([t for _, t in TEXT_CONDITIONAL_COLUMNS], body)),
+        ]
+    return blocks
+
+
+def _text_conditioned(dataset: str) -> bool:
+    """Whether ``dataset`` carries a text input as its condition (kind ``"tokens"``)."""
+    try:
+        condition = dataset_info(dataset).condition
+    except GenzooError:  # a user's file gone since the bench ran: not a text input
+        return False
+    return condition is not None and condition.kind == "tokens"
+
+
+def _class_conditional_table(bench_dir: Path, rows) -> tuple[str, Any]:
+    """The table of the models given a class or a vector, with the LogisticRegression rows."""
     path = bench_dir / CONDITIONAL_REFERENCES_FILE
     references = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
     body = []
@@ -325,11 +409,80 @@ def _conditional_tables(bench_dir: Path, rows) -> list[tuple[str, Any]]:
             condition = subset[0].get("condition", "")
             subset.append({"dataset": dataset, "condition": condition, **references[dataset]})
         body += [[_cell(r, k) for k, _ in CONDITIONAL_COLUMNS] for r in subset]
-    return [
-        ("h2", "Conditional generation"),
-        ("p", CONDITIONAL_TEXT),
-        ("table", ([t for _, t in CONDITIONAL_COLUMNS], body)),
-    ]
+    return ("table", ([t for _, t in CONDITIONAL_COLUMNS], body))
+
+
+def _first_runs(bench_dir: Path, rows, name: str):
+    """``(row, parsed file)`` of each model's first finished run per dataset holding
+    ``name`` (a JSON file in its run folder)."""
+    seen = set()
+    for row in rows:
+        key = (row["model"], row["dataset"])
+        if row.get("status") != "ok" or float(row.get("lr_factor", 1.0)) != 1.0 or key in seen:
+            continue
+        path = _inside(bench_dir, _run_path(row) / name)
+        if path is not None:
+            seen.add(key)
+            yield row, json.loads(path.read_text(encoding="utf-8"))
+
+
+def _fast_sampler_blocks(bench_dir: Path, rows) -> list[tuple[str, Any]]:
+    """The few-step samplers' quality against network evaluations: a table per dataset
+    (rows: model and sampler; columns: NFE) and one figure, from ``fast_samplers.json``."""
+    from genzoo.plotting import plot_quality_curves
+
+    curves: dict[str, dict[str, list[tuple[float, float]]]] = {}
+    targets: dict[str, tuple[str, float]] = {}
+    tables: dict[str, list[tuple[str, str, dict[float, float]]]] = {}
+    for row, points in _first_runs(bench_dir, rows, "fast_samplers.json"):
+        if not points or "quality_target" not in row:
+            continue
+        metric, threshold = row["quality_target"].split(" <= ")
+        targets[row["dataset"]] = (metric, float(threshold))
+        for sampler in dict.fromkeys(p["sampler"] for p in points):
+            mine = [p for p in points if p["sampler"] == sampler]
+            label = f"{row['model']} {sampler}"
+            curves.setdefault(row["dataset"], {})[label] = [
+                (p["nfe"], max(p[metric], CURVE_FLOOR)) for p in mine
+            ]
+            values = {p["nfe"]: p[metric] for p in mine}
+            tables.setdefault(row["dataset"], []).append((row["model"], sampler, values))
+    if not tables:
+        return []
+    blocks: list[tuple[str, Any]] = [("h2", "Few-step samplers: quality against network "
+                                            "evaluations"), ("p", FAST_SAMPLERS_TEXT)]  # fmt: skip
+    for dataset, entries in tables.items():
+        nfes = sorted({n for _, _, values in entries for n in values})
+        metric = targets[dataset][0]
+        head = ["model", "sampler"] + [f"{metric} @ {n:g} NFE" for n in nfes]
+        body = [[model, sampler] + [_fmt(values[n]) if n in values else "" for n in nfes]
+                for model, sampler, values in entries]  # fmt: skip
+        blocks += [("h3", f"Few-step samplers: {dataset}"), ("table", (head, body))]
+    path = plot_quality_curves(curves, targets, bench_dir / "fast_samplers.png",
+                               xlabel="network evaluations per sample")  # fmt: skip
+    blocks.append(("images", [str(path.relative_to(bench_dir))]))
+    return blocks
+
+
+def _guidance_blocks(bench_dir: Path, rows) -> list[tuple[str, Any]]:
+    """The guidance sweep of each class-conditional score model (``guidance.json`` and
+    ``guidance.png`` of its first run per dataset): a table and the figure."""
+    blocks: list[tuple[str, Any]] = []
+    for row, sweep in _first_runs(bench_dir, rows, "guidance.json"):
+        if not blocks:
+            blocks += [("h3", "Classifier-free guidance"), ("p", GUIDANCE_TEXT)]
+        blocks.append(("h3", f"Guidance: {row['model']} on {row['dataset']} (seed "
+                             f"{row['seed']}; data's diversity "
+                             f"{_fmt(sweep['data_diversity'])}, chance "
+                             f"{_fmt(sweep['chance'])})"))  # fmt: skip
+        head = ["guidance scale w", "class accuracy ↑", "diversity", "NFE"]
+        body = [[_fmt(r["guidance"]), _fmt(r["accuracy"]), _fmt(r["diversity"]),
+                 _fmt(r["nfe"])] for r in sweep["rows"]]  # fmt: skip
+        blocks.append(("table", (head, body)))
+        picture = _inside(bench_dir, _run_path(row) / "guidance.png")
+        if picture is not None:
+            blocks.append(("images", [str(_run_path(row) / "guidance.png")]))
+    return blocks
 
 
 def _dataset_tables(rows, references, title: str, level: str = "h2") -> list[tuple[str, Any]]:

@@ -65,6 +65,10 @@ TIMED = re.compile(r"__[0-9.e+-]+s")
 TRACKED_POINTS = 5
 #: Quality at several sampler step counts, for models whose budget lists them.
 STEPS_FILE = "quality_vs_steps.json"
+#: Quality of the few-step samplers (DDIM, DPM-Solver) against network evaluations (VP
+#: score models), and the classifier-free guidance sweep of class-conditional score models.
+FAST_SAMPLERS_FILE = "fast_samplers.json"
+GUIDANCE_FILE = "guidance.json"
 FIRST_COLUMNS = [
     "model", "family", "dataset", "seed", "lr_factor", "status", "density", "measure", "steps",
 ]  # fmt: skip
@@ -286,6 +290,8 @@ def cell_identity(model: str, dataset: str, quick: bool, budget_seconds: float |
         "hparams": budget.hparams,
         "genzoo": __version__,
     }
+    if budget.lr_schedule != "constant":  # cells of a constant rate keep their identity
+        identity["lr_schedule"] = budget.lr_schedule
     if condition is not None:  # unconditional cells keep the identity they always had
         identity["condition"] = condition
     return json.dumps(identity, sort_keys=True)
@@ -402,6 +408,7 @@ def _run_cell_locked(out, model, dataset, seed, lr_factor, quick, device, budget
         trained, trainer = train(
             model, dataset, out=run_dir, hparams=budget.hparams, data_seed=seed,
             batch_size=budget.batch_size, lr=budget.lr * lr_factor, seed=seed, device=device,
+            lr_schedule=budget.lr_schedule,
             progress=False, force=True, checkpoint_every=10**9, evaluate=tracker,
             condition=condition, **length,
         )  # fmt: skip
@@ -419,6 +426,8 @@ def _run_cell_locked(out, model, dataset, seed, lr_factor, quick, device, budget
                 with torch.no_grad():
                     curve = quality_vs_sampling_steps(trained, tracker, budget.sampling_steps)
                 write_json(run_dir / STEPS_FILE, curve)
+            if sampler and lr_factor == 1.0:
+                _score_sampler_extras(run_dir, trained, dataset, seed, quick)
         if lr_factor == 1.0:
             _pictures(run_dir, trained, trainer.history, dataset, seed)
         row["status"] = "ok"
@@ -432,6 +441,25 @@ def _run_cell_locked(out, model, dataset, seed, lr_factor, quick, device, budget
         (run_dir / "error.txt").write_text(traceback.format_exc())
     write_json(run_dir / RESULT_FILE, row)
     return row
+
+
+def _score_sampler_extras(run_dir: Path, model, dataset: str, seed: int, quick: bool) -> None:
+    """A score model's few-step samplers scored at ``FAST_SAMPLER_NFE`` evaluations, and a
+    class-conditional one's guidance sweep with its picture (``guidance.png``)."""
+    from genzoo.bench.measure import fast_sampler_quality, guidance_tradeoff
+
+    with torch.no_grad():
+        fast = fast_sampler_quality(model, dataset, seed, quick)
+        guided = guidance_tradeoff(model, dataset, seed, quick)
+    if fast:
+        write_json(run_dir / FAST_SAMPLERS_FILE, fast)
+    if guided is not None:
+        from genzoo.figures.score import plot_guidance_tradeoff
+
+        write_json(run_dir / GUIDANCE_FILE, guided)
+        plot_guidance_tradeoff(guided["rows"], run_dir / "guidance.png", guided["data_diversity"],
+                               f"{model.name} on {dataset}: classifier-free guidance",
+                               guided["chance"])  # fmt: skip
 
 
 def _first_columns(model: str, dataset: str, seed: int, lr_factor: float, quick: bool,

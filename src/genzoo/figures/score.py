@@ -116,18 +116,21 @@ def quality_vs_steps(
     metric: Callable[[Tensor, Tensor], float],
     n: int = 1000,
     seed: int = 0,
+    sampler: str | None = None,
 ) -> list[dict[str, float]]:
     """Sample quality ``metric(samples, reference)`` as the sampler's step count varies.
 
     Each entry of ``steps`` is passed to ``model.sample(n, generator, steps=k)`` (``None``:
-    the configured count); the model is not changed. Returns rows
+    the configured count), with ``sampler`` (e.g. ``"ddim"``, ``"dpm-solver"``; the
+    configured one if None); the model is not changed. Returns rows
     ``{"steps": k, "nfe", "metric"}`` with ``nfe`` the network evaluations per sample.
     """
     rows = []
+    chosen = {} if sampler is None else {"sampler": sampler}
     for k in steps:
         generator = torch.Generator(device=model.device).manual_seed(seed)
         with torch.no_grad():
-            x = model.sample(n, generator, steps=k)
+            x = model.sample(n, generator, steps=k, **chosen)
         rows.append({"steps": k, "nfe": model.last_nfe, "metric": float(metric(x, reference))})
     return rows
 
@@ -171,17 +174,20 @@ def guidance_sweep(
     seed: int = 0,
     steps: int | None = None,
     extra: dict[str, Callable[[Tensor, Tensor], float]] | None = None,
+    features: Callable[[Tensor], Tensor] | None = None,
 ) -> list[dict[str, float]]:
     """Class accuracy and sample diversity of a class-conditional score model as the
-    classifier-free guidance weight ``w`` varies (Ho & Salimans 2022, figures 4-5).
+    classifier-free guidance scale ``w`` varies (Ho & Salimans 2022, figures 4-5; their
+    ``w`` is this ``w - 1``: 0 here is the unconditional model, 1 the conditional one).
 
     For each ``w``, ``n_per_class`` samples of every class in ``classes`` (all of them when
     None) are drawn with ``model.sample(n, generator, c=labels, guidance=w)`` from the same
     seeded generator (the same noise for every ``w``), and scored: ``accuracy``, the share
     whose ``classify(samples)`` (predicted classes, ``(n,)``; -1 for none) is the class
-    asked for; ``diversity``, ``within_class_diversity``; each ``extra`` metric of
-    ``(samples, labels)``; and ``nfe``, network evaluations per sample. The model is not
-    changed. Returns one row per weight.
+    asked for; ``diversity``, ``within_class_diversity`` (of ``features(samples)`` when
+    given, e.g. images on the [0, 1] scale); each ``extra`` metric of ``(samples,
+    labels)``; and ``nfe``, network evaluations per sample. The model is not changed.
+    Returns one row per weight.
     """
     if not model.n_classes:
         raise ValueError(f"{model.name} was built without a class condition: no guidance")
@@ -197,7 +203,7 @@ def guidance_sweep(
         row = {
             "guidance": float(w),
             "accuracy": float((predicted == labels).double().mean()),
-            "diversity": within_class_diversity(x, labels),
+            "diversity": within_class_diversity(x if features is None else features(x), labels),
             "nfe": float(model.last_nfe),
         }
         for name, metric in (extra or {}).items():
@@ -214,15 +220,16 @@ def plot_guidance_tradeoff(
     chance: float | None = None,
 ) -> Path:
     """Two panels from ``guidance_sweep``'s rows: class accuracy and within-class diversity
-    against the guidance weight ``w`` (left), and accuracy against diversity, each point
-    labelled with its ``w`` (right). ``data_diversity`` (the data's own
-    ``within_class_diversity``) and ``chance`` (1 / classes) are drawn as reference lines."""
+    against the guidance scale ``w`` (left; 0 unconditional, 1 conditional), and accuracy
+    against diversity, each point labelled with its ``w`` (right). ``data_diversity`` (the
+    data's own ``within_class_diversity``) and ``chance`` (1 / classes) are drawn as
+    reference lines."""
     w = [r["guidance"] for r in rows]
     accuracy = [r["accuracy"] for r in rows]
     diversity = [r["diversity"] for r in rows]
     fig, (left, right) = plt.subplots(1, 2, figsize=(9.5, 3.8))
     left.plot(w, accuracy, "o-", color="C0", label="class accuracy")
-    left.set_xlabel("guidance weight w")
+    left.set_xlabel("guidance scale w (0: unconditional, 1: conditional)")
     left.set_ylabel("class accuracy", color="C0")
     left.set_ylim(0, 1.02)
     if chance is not None:

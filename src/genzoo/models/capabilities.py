@@ -125,6 +125,35 @@ class NoiseConditional(Protocol):
 
 
 @runtime_checkable
+class SamplerChoice(Protocol):
+    """A model with several samplers, chosen per call.
+
+    ``samplers`` names them, the default first; ``sample(n, generator, steps=k,
+    sampler=NAME)`` runs one; ``sampling_cost(steps, sampler)`` says what a run costs and
+    raises ``ValueError`` for a step count that sampler cannot take. Why: the benchmark draws
+    sample quality against network evaluations for each sampler (ancestral, DDIM,
+    DPM-Solver).
+    """
+
+    samplers: tuple[str, ...]
+
+    def sampling_cost(
+        self, steps: int | None = None, sampler: str | None = None
+    ) -> dict[str, Any]: ...
+
+
+@runtime_checkable
+class ClassGuided(Protocol):
+    """A model sampled with classifier-free guidance (Ho & Salimans 2022) when built with a
+    class condition: ``sample(n, generator, c=labels, guidance=w)``, ``w = 0`` the
+    unconditional model, 1 the conditional one (``guidance``: the configured scale, ``None``
+    for 1). Why: the benchmark's guidance sweep (class accuracy and diversity against ``w``).
+    """
+
+    guidance: float | None
+
+
+@runtime_checkable
 class Autoregressive(Protocol):
     """A model that scores each scalar given the ones before it.
 
@@ -197,6 +226,8 @@ CAPABILITIES: tuple[type, ...] = (
     HasFilters,
     EnergyModel,
     NoiseConditional,
+    SamplerChoice,
+    ClassGuided,
     Autoregressive,
     CodeConditioned,
     Translator,

@@ -12,13 +12,21 @@ from genzoo.models.score.ncsn import NCSN
 from genzoo.models.score.networks import ConditionalMLP, SinusoidalEmbedding, SmallUNet
 from genzoo.models.score.ode import divergence, rk4, rk45
 from genzoo.models.score.samplers import (
+    DDIM,
     AnnealedLangevin,
     DDPMAncestral,
+    DPMSolver,
     Langevin,
     PredictorCorrector,
     ProbabilityFlowODE,
 )
-from genzoo.models.score.sde import VESDE, VPSDE, geometric_sigmas, max_pairwise_distance
+from genzoo.models.score.sde import (
+    VESDE,
+    VPSDE,
+    DiscreteVPSchedule,
+    geometric_sigmas,
+    max_pairwise_distance,
+)
 
 __all__ = [
     "DDPM",
@@ -26,10 +34,13 @@ __all__ = [
     "NCSN",
     "VESDE",
     "VPSDE",
+    "DDIM",
     "AnnealedLangevin",
     "ConditionalMLP",
     "DDPMAncestral",
+    "DPMSolver",
     "DiffusionModel",
+    "DiscreteVPSchedule",
     "Langevin",
     "PredictorCorrector",
     "ProbabilityFlowODE",

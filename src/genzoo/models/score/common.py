@@ -9,17 +9,20 @@ Classifier-free guidance (Ho & Salimans 2022, "Classifier-Free Diffusion Guidanc
 arXiv:2207.12598). A model built with ``n_classes = K`` has one network ``eps(y, t, c)`` for
 the classes ``0..K-1`` and a null class ``K``, the unconditional model. Training replaces each
 example's class by the null class with probability ``p_uncond`` (Algorithm 1; 0.1 in the
-paper), so one network learns both. Sampling class ``c`` with guidance weight ``w`` uses
+paper), so one network learns both. Sampling class ``c`` with guidance scale ``w`` uses
 
-    eps~(y, t, c) = (1 + w) eps(y, t, c) - w eps(y, t, null)        (eq. 6)
+    eps~(y, t, c) = eps(y, t, null) + w (eps(y, t, c) - eps(y, t, null))
 
 in place of ``eps``; for a score model the same combination of the scores, as ``score =
--eps / sigma`` at one noise level. ``w = 0`` is the conditional model itself (its sampler
-makes the same draws as without guidance, on the same noise, and one network evaluation per
-step); ``w > 0`` sharpens the class at the cost of diversity and costs two (evaluated as one
-batch of twice the rows). ``c=None`` samples the unconditional model (the null class). The
-density (``log_prob``, ``elbo``) given ``c`` is that of the conditional model, unguided: the
-guided ``eps~`` is not the score of any model that was trained.
+-eps / sigma`` at one noise level. This is the guidance-scale convention (as in Dhariwal &
+Nichol 2021 and most libraries): Ho & Salimans' eq. 6, ``(1 + w') eps(c) - w' eps(null)``,
+is the same with their ``w' = w - 1``. ``w = 0`` is the unconditional model (the same draws
+as ``c=None`` on the same noise), ``w = 1`` the conditional model itself (the default; one
+network evaluation per step), ``w > 1`` sharpens the class at the cost of diversity and
+costs two evaluations per step (evaluated as one batch of twice the rows), as does any ``w``
+other than 0 and 1. ``c=None`` samples the unconditional model (the null class). The density
+(``log_prob``, ``elbo``) given ``c`` is that of the conditional model, unguided: the guided
+``eps~`` is not the score of any model that was trained.
 """
 
 from __future__ import annotations
@@ -78,8 +81,9 @@ class ScoreModel(GenerativeModel):
             class ``K``) to its noise-level embedding (see the module's docstring).
         p_uncond: probability that training replaces an example's class by the null class,
             so the network also learns the unconditional model (Ho & Salimans 2022: 0.1).
-        guidance: the classifier-free guidance weight ``w >= 0`` that ``sample(n, c=...)``
-            uses unless given one (0: the conditional model, unguided).
+        guidance: the classifier-free guidance scale ``w >= 0`` that ``sample(n, c=...)``
+            uses unless given one: 0 the unconditional model, 1 the conditional one (the
+            default, ``None``), above 1 guided. Ho & Salimans (2022)'s ``w`` is this ``w - 1``.
     """
 
     condition_kinds = ("discrete",)
@@ -96,7 +100,7 @@ class ScoreModel(GenerativeModel):
         standardize: bool = True,
         n_classes: int = 0,
         p_uncond: float = 0.1,
-        guidance: float = 0.0,
+        guidance: float | None = None,
     ) -> None:
         super().__init__(data_shape)
         if not 0.0 <= ema < 1.0:
@@ -126,13 +130,18 @@ class ScoreModel(GenerativeModel):
             self.scale.fill_(float(data.std().clamp_min(1e-6)))
 
     # -- classes and classifier-free guidance -------------------------------------------------
-    def _check_guidance(self, guidance: Any) -> float:
+    def _check_guidance(self, guidance: Any) -> float | None:
+        if guidance is None:
+            return None
         if isinstance(guidance, bool) or not isinstance(guidance, int | float):
             raise ValueError(f"guidance must be a number w >= 0; got {guidance!r}")
         w = float(guidance)
         if not (math.isfinite(w) and w >= 0):
-            raise ValueError(f"guidance must be a finite number w >= 0; got {guidance!r}")
-        if w and not self.n_classes:
+            raise ValueError(
+                f"guidance must be a finite number w >= 0 (0: unconditional, 1: conditional, "
+                f"> 1: guided); got {guidance!r}"
+            )
+        if w and not self.n_classes:  # w = 0, the unconditional model, is what it is
             raise DataError(
                 f"{self.name or type(self).__name__} was built without a class condition, so "
                 "classifier-free guidance does not apply: build it with create(..., "
@@ -160,31 +169,41 @@ class ScoreModel(GenerativeModel):
         return torch.where(drop, torch.full_like(labels, self.n_classes), labels)
 
     def noise_fn(
-        self, labels: Tensor | None, guidance: float = 0.0, averaged: bool = True
+        self, labels: Tensor | None, guidance: float = 1.0, averaged: bool = True
     ) -> NoiseFn:
-        """``eps~(y, t)`` of ``labels`` with guidance ``w`` (eq. 6 of Ho & Salimans 2022):
-        ``(1 + w) eps(y, t, c) - w eps(y, t, null)``; ``eps(y, t, c)`` itself for ``w = 0``
-        or no labels. Both terms come from one network call on ``2 n`` rows."""
+        """``eps~(y, t)`` of ``labels`` with guidance scale ``w``: ``eps(y, t, null) + w
+        (eps(y, t, c) - eps(y, t, null))`` (Ho & Salimans 2022, eq. 6, with their ``w`` =
+        this ``w - 1``); ``eps(y, t, c)`` itself for ``w = 1`` or no labels, the null class's
+        ``eps(y, t, null)`` for ``w = 0``. Both terms come from one network call on ``2 n``
+        rows."""
         if labels is None:
             return lambda y, t: self.predict_noise(y, t, averaged=averaged)
         null = torch.full_like(labels, self.n_classes)
-        if not guidance or bool((labels == null).all()):
-            return lambda y, t: self.predict_noise(y, t, averaged=averaged, labels=labels)
+        if not self._guided(labels, guidance):
+            chosen = null if guidance == 0 else labels
+            return lambda y, t: self.predict_noise(y, t, averaged=averaged, labels=chosen)
         w, both = float(guidance), torch.cat([labels, null])
 
         def guided(y: Tensor, t: Tensor) -> Tensor:
             eps = self.predict_noise(torch.cat([y, y]), torch.cat([t, t]), averaged, both)
             conditional, unconditional = eps.chunk(2)
-            return (1 + w) * conditional - w * unconditional
+            return unconditional + w * (conditional - unconditional)
 
         return guided
 
+    def _guided(self, labels: Tensor | None, guidance: float) -> bool:
+        """Whether sampling ``labels`` at scale ``guidance`` needs both the class's and the
+        null class's evaluations (two per step): not for ``w`` 0 or 1, nor the null class."""
+        if labels is None or guidance in (0.0, 1.0):
+            return False
+        return not bool((labels == self.n_classes).all())
+
     def _guidance_for(self, guidance: float | None, labels: Tensor | None) -> float:
-        """The weight of one sampling call: ``guidance``, else the config's; 0 without a
-        class (unconditional samples are not guided)."""
+        """The scale of one sampling call: ``guidance``, else the config's, else 1 (the
+        conditional model); 1 without a class (unconditional samples are not guided)."""
         w = self.guidance if guidance is None else self._check_guidance(guidance)
-        if labels is None or bool((labels == self.n_classes).all()):
-            return 0.0
+        if w is None or labels is None or bool((labels == self.n_classes).all()):
+            return 1.0
         return w
 
     def to_latent(self, x: Tensor) -> Tensor:
@@ -216,11 +235,46 @@ class ScoreModel(GenerativeModel):
     def _noise(self, shape: Sequence[int], generator: torch.Generator | None) -> Tensor:
         return torch.randn(tuple(shape), generator=generator, device=self.device, dtype=self.dtype)
 
-    def sampling_cost(self, steps: int | None = None) -> dict[str, int | str | None]:
-        """Network evaluations per sample of the sampler run with ``steps`` (the configured
-        count when ``None``); ``nfe_per_sample`` is ``None`` for an adaptive solver. Sampling
-        a class with guidance ``w > 0`` costs twice as many (``last_nfe`` counts them)."""
+    def sampling_cost(
+        self, steps: int | None = None, sampler: str | None = None
+    ) -> dict[str, int | str | None]:
+        """Network evaluations per sample of ``sampler`` (the configured one when ``None``)
+        run with ``steps`` (the configured count when ``None``); ``nfe_per_sample`` is
+        ``None`` for an adaptive solver. Sampling a class with guidance ``w`` other than 0
+        and 1 costs twice as many (``last_nfe`` counts them)."""
         raise NotImplementedError
+
+    @property
+    def samplers(self) -> tuple[str, ...]:
+        """The samplers ``sample(..., sampler=NAME)`` takes; the first is the default."""
+        raise NotImplementedError
+
+    def _sampler_options(
+        self, sampler: str | None, eta: float | None, order: int | None
+    ) -> dict[str, Any]:
+        """``sampler`` (the configured one if None) checked against ``samplers``, with its
+        options: ``eta`` for ``"ddim"`` (default 0), ``order`` for ``"dpm-solver"`` (default
+        3); either given to another sampler is an error."""
+        name = self.samplers[0] if sampler is None else sampler
+        if name not in self.samplers:
+            raise ValueError(
+                f"{self.name or type(self).__name__} has no sampler {sampler!r}; its samplers "
+                f"are {', '.join(self.samplers)}"
+            )
+        if eta is not None and name != "ddim":
+            raise ValueError(f"eta is an option of the ddim sampler, not of {name}")
+        if order is not None and name != "dpm-solver":
+            raise ValueError(f"order is an option of the dpm-solver sampler, not of {name}")
+        if eta is not None and not (isinstance(eta, int | float) and 0.0 <= eta <= 1.0):
+            raise ValueError(f"eta must be in [0, 1] (0: deterministic, 1: ancestral); got {eta}")
+        if order is not None and order not in (1, 2, 3):
+            raise ValueError(f"order of dpm-solver must be 1, 2 or 3; got {order!r}")
+        options: dict[str, Any] = {"sampler": name}
+        if name == "ddim":
+            options["eta"] = 0.0 if eta is None else float(eta)
+        if name == "dpm-solver":
+            options["order"] = 3 if order is None else int(order)
+        return options
 
     def _check_steps(self, steps: int | None) -> int | None:
         if steps is None:
@@ -237,33 +291,37 @@ class ScoreModel(GenerativeModel):
         steps: int | None = None,
         c: Any = None,
         guidance: float | None = None,
+        sampler: str | None = None,
+        eta: float | None = None,
+        order: int | None = None,
     ) -> Tensor:
         """``n_frames`` snapshots of the sampling chain, ``(n_frames, n, *data_shape)`` (given
-        the class ``c`` and guidance of a class-conditional model, as ``sample`` takes them)."""
+        the class ``c`` and guidance of a class-conditional model, and the sampler, as
+        ``sample`` takes them)."""
         frames: list[Tensor] = []
-        total = max(1, int(self.sampling_cost(steps).get("steps") or 1))
+        total = max(1, int(self.sampling_cost(steps, sampler).get("steps") or 1))
         keep = set(torch.linspace(0, total - 1, n_frames).round().long().tolist())
 
         def record(i: int, y: Tensor) -> None:
             if i in keep:
                 frames.append(self.from_latent(y).clone())
 
-        self._guided_sample(n, generator, record, steps, c, guidance)
+        how = self._sampler_options(sampler, eta, order)
+        self._guided_sample(n, generator, record, steps, c, guidance, how)
         return torch.stack(frames[-n_frames:])
 
-    def _sample(
-        self, n: int, generator, callback, steps: int | None = None, noise: NoiseFn | None = None
-    ) -> Tensor:
+    def _sample(self, n: int, generator, callback, steps=None, noise=None, **how: Any) -> Tensor:
         """Standardised samples from the sampler driven by ``noise`` (``eps~(y, level)``; the
-        unconditional network's if None)."""
+        unconditional network's if None); ``how``: ``_sampler_options``'s choice."""
         raise NotImplementedError
 
-    def _guided_sample(self, n, generator, callback, steps, c, guidance) -> Tensor:
+    def _guided_sample(self, n, generator, callback, steps, c, guidance, how=None) -> Tensor:
         labels = self.labels(c, n)
         w = self._guidance_for(guidance, labels)
         steps = self._check_steps(steps)
-        y = self._sample(n, generator, callback, steps, self.noise_fn(labels, w))
-        if w:
+        how = how or self._sampler_options(None, None, None)
+        y = self._sample(n, generator, callback, steps, self.noise_fn(labels, w), **how)
+        if self._guided(labels, w):
             self.last_nfe *= 2  # the null class's evaluations beside the class's
         return y
 
@@ -275,19 +333,30 @@ class ScoreModel(GenerativeModel):
         steps: int | None = None,
         c: Any = None,
         guidance: float | None = None,
+        sampler: str | None = None,
+        eta: float | None = None,
+        order: int | None = None,
     ) -> Tensor:
         """Draw ``n`` samples ``(n, *data_shape)``; ``last_nfe`` holds the evaluations made.
 
-        ``steps`` overrides the sampler's step count for this call only, without retraining
-        or changing the config: Langevin steps per level (``ncsn``'s ``n_steps_each``),
-        ancestral or predictor steps (``ddpm``/``score-sde`` ``sampling_steps``), or RK4 steps
-        for ``ode_solver="rk4"``. ``sampling_cost(steps)`` gives the evaluations it will cost.
+        ``sampler`` picks one of ``samplers`` for this call (the configured one if None):
+        ``ddpm`` and VP ``score-sde`` also have ``"ddim"`` (Song, Meng & Ermon 2021; ``eta``
+        in [0, 1], 0 deterministic, the default) and ``"dpm-solver"`` (Lu et al. 2022,
+        multistep, ``order`` 1, 2 or 3, default 3), which reach good samples in 10-50
+        network evaluations. ``steps`` overrides the sampler's step count for this call only,
+        without retraining or changing the config: Langevin steps per level (``ncsn``'s
+        ``n_steps_each``), ancestral, DDIM, DPM-Solver or predictor steps (``ddpm``/
+        ``score-sde`` ``sampling_steps``), or RK4 steps for ``ode_solver="rk4"``.
+        ``sampling_cost(steps, sampler)`` gives the evaluations it will cost.
 
         A class-conditional model samples class ``c`` (an int, or one per sample) with
-        classifier-free guidance weight ``guidance`` (the config's ``guidance`` if None):
-        ``eps~ = (1 + w) eps(c) - w eps(null)``; ``w > 0`` makes two network evaluations per
-        step (``last_nfe`` counts both). ``c=None`` samples the unconditional model (the null
-        class, unguided). ``w = 0`` draws exactly what the conditional model draws on the same
-        generator.
+        classifier-free guidance scale ``guidance`` (the config's if None, else 1):
+        ``eps~ = eps(null) + w (eps(c) - eps(null))``; Ho & Salimans (2022)'s ``w`` is this
+        ``w - 1``. ``w = 0`` draws exactly what the unconditional model (``c=None``) draws on
+        the same generator, ``w = 1`` what the conditional model draws; any other ``w`` makes
+        two network evaluations per step (``last_nfe`` counts both). ``c=None`` samples the
+        unconditional model (the null class, unguided).
         """
-        return self.from_latent(self._guided_sample(n, generator, None, steps, c, guidance))
+        how = self._sampler_options(sampler, eta, order)
+        y = self._guided_sample(n, generator, None, steps, c, guidance, how)
+        return self.from_latent(y)

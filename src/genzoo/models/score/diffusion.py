@@ -18,16 +18,30 @@ from torch import Tensor
 from genzoo.models.score.bound import ddpm_elbo
 from genzoo.models.score.common import NoiseFn, ScoreModel
 from genzoo.models.score.samplers import (
+    DDIM,
     ODE_SOLVERS,
     TRACES,
     DDPMAncestral,
+    DPMSolver,
     PredictorCorrector,
     ProbabilityFlowODE,
 )
-from genzoo.models.score.sde import SDE, VESDE, VPSDE, _expand, max_pairwise_distance
+from genzoo.models.score.sde import (
+    SDE,
+    VESDE,
+    VPSDE,
+    DiscreteVPSchedule,
+    _expand,
+    max_pairwise_distance,
+)
 from genzoo.registry import register_model
 
 SDE_KINDS = ("vp", "ve")
+#: Few-step samplers of the VP models (``ddpm``, ``score-sde`` with ``sde="vp"``).
+FAST_SAMPLERS = ("ddim", "dpm-solver")
+#: Where DPM-Solver stops on a continuous-time VP SDE (Lu et al. 2022 use 1e-3 for few steps:
+#: the logSNR grows without bound as t -> 0, and so would the steps it spends there).
+DPM_SOLVER_T_END = 1e-3
 
 
 class DiffusionModel(ScoreModel):
@@ -44,6 +58,10 @@ class DiffusionModel(ScoreModel):
 
     Arguments: ``t_min``, ``ode_solver``, ``rtol``, ``atol``, ``trace``, ``hutchinson_seed``
     (the ODE, see ``ScoreSDE``); the other arguments are those of ``ScoreModel``.
+
+    VP models (``ddpm``; ``score-sde`` with ``sde="vp"``) also sample in few steps with
+    ``sample(n, sampler="ddim", steps=K, eta=...)`` (Song, Meng & Ermon 2021) or
+    ``sampler="dpm-solver"`` (Lu et al. 2022, multistep, ``order`` 1-3), on the same network.
     """
 
     @property
@@ -103,22 +121,23 @@ class DiffusionModel(ScoreModel):
         t: Tensor | float,
         averaged: bool = True,
         c: Any = None,
-        guidance: float = 0.0,
+        guidance: float | None = None,
     ) -> Tensor:
         """``grad_x log p_t(x)`` in data units, for ``x`` ``(batch, *data_shape)``; given the
-        class ``c`` of a conditional model, its (guided, for ``guidance`` w > 0) score."""
+        class ``c`` of a conditional model, its score guided at scale ``guidance`` (the
+        config's if None: 1, the class's own score, unless built with another)."""
         y = self.to_latent(x)
         t = torch.as_tensor(t, device=y.device, dtype=y.dtype).expand(y.shape[0])
         labels = self.labels(c, y.shape[0])
         noise = self.noise_fn(labels, self._guidance_for(guidance, labels), averaged)
         return self.score_of(noise)(y, t) / self.scale
 
-    def _steps(self, steps: int | None) -> int:
+    def _steps(self, steps: int | None, sampler: str | None = None) -> int:
         """The step count of one sampling call: ``steps``, or ``sampling_steps`` if ``None``."""
         steps = self._check_steps(steps)
         if steps is None:
             return self.sampling_steps
-        if self.sampler_name == "ode" and self.ode_solver == "rk45":
+        if (sampler or self.sampler_name) == "ode" and self.ode_solver == "rk45":
             raise ValueError(
                 "steps does not apply to the adaptive rk45 ODE solver (rtol/atol set its "
                 "cost); build the model with ode_solver='rk4' to choose the number of steps"
@@ -129,9 +148,51 @@ class DiffusionModel(ScoreModel):
         fixed = self.ode_solver == "rk4"
         return {
             "sampler": f"probability-flow ODE ({self.ode_solver})",
-            "nfe_per_sample": 4 * self._steps(steps) if fixed else None,
+            "nfe_per_sample": 4 * self._steps(steps, "ode") if fixed else None,
             "steps": 1,
         }
+
+    @property
+    def samplers(self) -> tuple[str, ...]:
+        """The configured sampler first, then the model's other one, then (VP models) the
+        few-step samplers ``ddim`` and ``dpm-solver``."""
+        native = [self.sampler_name, *(s for s in self.native_samplers if s != self.sampler_name)]
+        return (*native, *(FAST_SAMPLERS if self.vp_schedule() is not None else ()))
+
+    native_samplers: tuple[str, ...] = ()
+
+    def vp_schedule(self):
+        """The VP schedule ``marginal(t) -> (alpha, sigma)`` the few-step samplers run on;
+        ``None`` for a VE model, which has none of them."""
+        raise NotImplementedError
+
+    def ddim(self, steps: int | None = None, eta: float = 0.0) -> DDIM:
+        """The DDIM sampler with ``steps`` steps (``sampling_steps`` if None)."""
+        raise NotImplementedError
+
+    def dpm_solver(self, steps: int | None = None, order: int = 3) -> DPMSolver:
+        """Multistep DPM-Solver with ``steps`` network evaluations (``sampling_steps`` if
+        None), from ``t = 1`` to ``max(t_min, 1e-3)`` (``ddpm``: to ``1 / n_timesteps``)."""
+        schedule = self.vp_schedule()
+        t_end = max(self.t_min, DPM_SOLVER_T_END)
+        if isinstance(schedule, DiscreteVPSchedule):
+            t_end = float(schedule.t[0])
+        return DPMSolver(schedule, self._steps(steps, "dpm-solver"), order, 1.0, t_end)
+
+    def _fast_cost(self, steps: int | None, how: dict[str, Any]) -> dict[str, int | str | None]:
+        name = how["sampler"]
+        sampler = self.ddim(steps) if name == "ddim" else self.dpm_solver(steps)
+        return {"sampler": name, "nfe_per_sample": sampler.cost(), "steps": sampler.cost()}
+
+    def _fast_sample(self, n, generator, callback, steps, noise, how) -> Tensor:
+        """Samples of ``ddim`` or ``dpm-solver`` driven by the noise predictor ``noise``."""
+        if how["sampler"] == "ddim":
+            sampler = self.ddim(steps, how["eta"])
+        else:
+            sampler = self.dpm_solver(steps, how["order"])
+        y = sampler(noise, self._prior(n, generator), generator, callback)
+        self.last_nfe = sampler.nfe
+        return y
 
     def ode(self, steps: int | None = None) -> ProbabilityFlowODE:
         """The probability-flow ODE with ``steps`` RK4 steps (``sampling_steps`` if None)."""
@@ -253,9 +314,29 @@ class ScoreSDE(DiffusionModel):
         eps = self.predict_noise(noisy, t, labels=self.drop_labels(classes))
         return {"dsm": 0.5 * (eps - z).square().flatten(1).sum(1).mean()}
 
-    def sampling_cost(self, steps: int | None = None) -> dict[str, int | str | None]:
-        """``steps * (1 + n_corrector_steps)`` for PC, ``4 steps`` for RK4, None for RK45."""
-        if self.sampler_name == "pc":
+    native_samplers = ("pc", "ode")
+
+    def vp_schedule(self) -> VPSDE | None:
+        return self.sde if self.kind == "vp" else None
+
+    def ddim(self, steps: int | None = None, eta: float = 0.0) -> DDIM:
+        """DDIM on ``steps + 1`` evenly spaced times from 1 to ``t_min`` (``alpha_bar(t) =
+        m(t)^2``), ``steps`` evaluations (``sampling_steps`` if None); VP only."""
+        if self.vp_schedule() is None:
+            raise ValueError("ddim needs a VP model: build score-sde with sde='vp'")
+        times = torch.linspace(1.0, self.t_min, self._steps(steps, "ddim") + 1,
+                               dtype=torch.float64)  # fmt: skip
+        return DDIM(self.sde.marginal(times)[0] ** 2, times[:-1], eta)
+
+    def sampling_cost(
+        self, steps: int | None = None, sampler: str | None = None
+    ) -> dict[str, int | str | None]:
+        """``steps * (1 + n_corrector_steps)`` for PC, ``4 steps`` for RK4, None for RK45,
+        ``steps`` for ddim and dpm-solver."""
+        how = self._sampler_options(sampler, None, None)
+        if how["sampler"] in FAST_SAMPLERS:
+            return self._fast_cost(steps, how)
+        if how["sampler"] == "pc":
             pc = self._pc(steps)
             return {
                 "sampler": "predictor-corrector",
@@ -266,17 +347,19 @@ class ScoreSDE(DiffusionModel):
 
     def _pc(self, steps: int | None = None) -> PredictorCorrector:
         return PredictorCorrector(
-            self.sde, self._steps(steps), self.n_corrector_steps, self.snr, self.t_min
+            self.sde, self._steps(steps, "pc"), self.n_corrector_steps, self.snr, self.t_min
         )
 
-    def _sample(
-        self, n: int, generator, callback, steps: int | None = None, noise: NoiseFn | None = None
-    ) -> Tensor:
+    def _sample(self, n: int, generator, callback, steps=None, noise=None, **how: Any) -> Tensor:
+        noise = noise or self.noise_fn(None)
+        name = how.get("sampler", self.sampler_name)
+        if name in FAST_SAMPLERS:
+            return self._fast_sample(n, generator, callback, steps, noise, how)
         y = self._prior(n, generator)
-        steps = self._steps(steps)
-        sampler = self._pc(steps) if self.sampler_name == "pc" else self.ode(steps)
-        run = sampler if self.sampler_name == "pc" else sampler.sample
-        y = run(self.score_of(noise or self.noise_fn(None)), y, generator, callback)
+        steps = self._steps(steps, name)
+        sampler = self._pc(steps) if name == "pc" else self.ode(steps)
+        run = sampler if name == "pc" else sampler.sample
+        y = run(self.score_of(noise), y, generator, callback)
         self.last_nfe = sampler.nfe
         return y
 
@@ -342,6 +425,29 @@ class DDPM(DiffusionModel):
     def sde(self) -> SDE:
         return self._vp
 
+    native_samplers = ("ancestral", "ode")
+
+    def vp_schedule(self) -> DiscreteVPSchedule:
+        """The chain's own ``alpha_bar_i`` at ``t = i / N``, interpolated between them."""
+        return DiscreteVPSchedule(self._alphas_bar64)
+
+    def _kept(self, steps: int | None, what: str) -> Tensor:
+        """``steps`` evenly spaced indices ``N-1 .. 0`` of the timesteps (``sampling_steps``
+        if None): the sub-sequence the ancestral and DDIM samplers visit."""
+        steps = self._steps(steps, what)
+        if steps > self.n_timesteps:
+            raise ValueError(f"{what} steps must be in 1..n_timesteps={self.n_timesteps}; got "
+                             f"{steps}")  # fmt: skip
+        return torch.linspace(self.n_timesteps - 1, 0, steps).round().long().unique_consecutive()
+
+    def ddim(self, steps: int | None = None, eta: float = 0.0) -> DDIM:
+        """DDIM on ``steps`` evenly spaced training timesteps (``sampling_steps`` if None, at
+        most ``n_timesteps``), ending at the data (``alpha_bar = 1``); ``eta = 1`` with every
+        timestep is the ancestral sampler with the posterior variance ``beta~``."""
+        keep = self._kept(steps, "ddim")
+        levels = torch.cat([self._alphas_bar64[keep], torch.ones(1, dtype=torch.float64)])
+        return DDIM(levels, (keep + 1).double() / self.n_timesteps, eta)
+
     def loss(self, batch: Tensor, player: str = "model", c: Any = None) -> dict[str, Tensor]:
         """``L_simple`` (Ho et al. 2020, eq. 14; Algorithm 1); given the classes ``c``, each
         dropped to the null class with probability ``p_uncond`` (Ho & Salimans 2022,
@@ -356,20 +462,21 @@ class DDPM(DiffusionModel):
         pred = self.predict_noise(noisy, t, labels=self.drop_labels(classes))
         return {"l_simple": (eps - pred).square().mean()}  # 5. gradient step on |eps - eps_hat|^2
 
-    def sampling_cost(self, steps: int | None = None) -> dict[str, int | str | None]:
-        """``steps`` evaluations (ancestral, at most ``n_timesteps``), ``4 steps`` for RK4."""
-        if self.sampler_name == "ancestral":
+    def sampling_cost(
+        self, steps: int | None = None, sampler: str | None = None
+    ) -> dict[str, int | str | None]:
+        """``steps`` evaluations (ancestral or ddim, at most ``n_timesteps``; dpm-solver),
+        ``4 steps`` for RK4, None for RK45."""
+        how = self._sampler_options(sampler, None, None)
+        if how["sampler"] in FAST_SAMPLERS:
+            return self._fast_cost(steps, how)
+        if how["sampler"] == "ancestral":
             cost = self._ancestral(steps).cost()
             return {"sampler": "ancestral", "nfe_per_sample": cost, "steps": cost}
         return self._ode_cost(steps)
 
     def _ancestral(self, steps: int | None) -> DDPMAncestral:
-        steps = self._steps(steps)
-        if steps > self.n_timesteps:
-            raise ValueError(
-                f"ancestral steps must be in 1..n_timesteps={self.n_timesteps}; got {steps}"
-            )
-        return DDPMAncestral(self.alphas_bar, steps)
+        return DDPMAncestral(self.alphas_bar, len(self._kept(steps, "ancestral")))
 
     @torch.no_grad()
     def elbo(self, x: Tensor, generator: torch.Generator | None = None, c: Any = None) -> Tensor:
@@ -411,16 +518,17 @@ class DDPM(DiffusionModel):
 
         return eps
 
-    def _sample(
-        self, n: int, generator, callback, steps: int | None = None, noise: NoiseFn | None = None
-    ) -> Tensor:
-        y = self._prior(n, generator)  # 1. x_T ~ N(0, I)
+    def _sample(self, n: int, generator, callback, steps=None, noise=None, **how: Any) -> Tensor:
         noise = noise or self.noise_fn(None)
-        if self.sampler_name == "ancestral":
+        name = how.get("sampler", self.sampler_name)
+        if name in FAST_SAMPLERS:
+            return self._fast_sample(n, generator, callback, steps, noise, how)
+        y = self._prior(n, generator)  # 1. x_T ~ N(0, I)
+        if name == "ancestral":
             sampler = self._ancestral(steps)
             y = sampler(noise, y, generator, callback)
         else:
-            sampler = self.ode(self._steps(steps))
+            sampler = self.ode(self._steps(steps, "ode"))
             y = sampler.sample(self.score_of(noise), y, generator, callback)
         self.last_nfe = sampler.nfe
         return y

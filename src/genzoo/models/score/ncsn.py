@@ -38,8 +38,9 @@ class NCSN(ScoreModel):
 
     Class-conditional (``n_classes``), the network also reads the class, dropped to the null
     class with probability ``p_uncond`` in training, and sampling class ``c`` follows the
-    guided score ``(1 + w) s(x, sigma, c) - w s(x, sigma, null)`` (classifier-free guidance,
-    see ``genzoo.models.score.common``).
+    guided score ``s(x, sigma, null) + w (s(x, sigma, c) - s(x, sigma, null))``
+    (classifier-free guidance scale ``w``: 0 unconditional, 1 conditional, the default; see
+    ``genzoo.models.score.common``).
 
     Arguments:
         data_shape: shape of one example.
@@ -103,10 +104,11 @@ class NCSN(ScoreModel):
         sigma: Tensor | float,
         averaged: bool = True,
         c: Any = None,
-        guidance: float = 0.0,
+        guidance: float | None = None,
     ) -> Tensor:
         """``grad_x log p_sigma(x)`` in data units, for ``x`` ``(batch, *data_shape)``; given
-        the class ``c`` of a conditional model, its (guided, for ``guidance`` > 0) score."""
+        the class ``c`` of a conditional model, its score guided at scale ``guidance`` (the
+        config's if None: 1, the class's own score, unless built with another)."""
         y = self.to_latent(x)
         sigma = torch.as_tensor(sigma, device=y.device, dtype=y.dtype).expand(y.shape[0])
         labels = self.labels(c, y.shape[0])
@@ -147,14 +149,19 @@ class NCSN(ScoreModel):
         s = self.sampler
         return AnnealedLangevin(self.sigmas, self._check_steps(steps), s.step_lr, s.denoise)
 
-    def sampling_cost(self, steps: int | None = None) -> dict[str, int | str | None]:
+    @property
+    def samplers(self) -> tuple[str, ...]:
+        return ("annealed-langevin",)
+
+    def sampling_cost(
+        self, steps: int | None = None, sampler: str | None = None
+    ) -> dict[str, int | str | None]:
         """``L * steps (+1)`` evaluations; ``steps`` is ``n_steps_each`` (configured if None)."""
+        self._sampler_options(sampler, None, None)
         cost = self._langevin(steps).cost()
         return {"sampler": "annealed-langevin", "nfe_per_sample": cost, "steps": cost}
 
-    def _sample(
-        self, n: int, generator, callback, steps: int | None = None, noise: NoiseFn | None = None
-    ) -> Tensor:
+    def _sample(self, n: int, generator, callback, steps=None, noise=None, **how: Any) -> Tensor:
         sampler = self._langevin(steps)
         # Start from N(0, sigma_1^2 I) around the (standardised) data mean.
         y = self._noise((n, *self.data_shape), generator) * self.sigmas[0]

@@ -19,6 +19,7 @@ References:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import torch
@@ -292,3 +293,156 @@ class ProbabilityFlowODE:
         y1, self.nfe = self._integrate(field, y0, self.t_min, 1.0)
         prior = self.sde.prior_log_prob(y1[:, :d].reshape(shape))
         return prior + y1[:, d]
+
+
+class DDIM:
+    """DDIM (Song, Meng & Ermon 2021, "Denoising Diffusion Implicit Models", ICLR 2021,
+    arXiv:2010.02502), eq. 12 with the variance of eq. 16.
+
+    Given a noise predictor ``eps(x, t)``, the signal levels ``alphas_bar`` ``(K + 1,)`` of a
+    decreasing-noise sub-sequence of the training timesteps (the last is the level the chain
+    ends at: 1, the data, for DDPM) and the network times ``times`` ``(K,)`` of the first
+    ``K``, each step predicts ``x0 = (x - sqrt(1 - a) eps) / sqrt(a)`` and moves to the next
+    level ``a'``::
+
+        x' = sqrt(a') x0 + sqrt(1 - a' - s^2) eps + s z,
+        s = eta sqrt((1 - a') / (1 - a)) sqrt(1 - a / a')
+
+    ``eta = 0`` is deterministic given the initial noise (the probability-flow ODE's
+    first-order solver); ``eta = 1`` on every timestep is DDPM's ancestral sampler with the
+    posterior variance ``beta~`` (Ho et al. 2020's second choice of ``sigma_t^2``). ``K``
+    network evaluations.
+    """
+
+    def __init__(self, alphas_bar: Tensor, times: Tensor, eta: float = 0.0) -> None:
+        alphas_bar, times = torch.as_tensor(alphas_bar), torch.as_tensor(times)
+        if len(alphas_bar) != len(times) + 1 or len(times) < 1:
+            raise ValueError(
+                f"need K + 1 levels for K >= 1 times; got {len(alphas_bar)} and {len(times)}"
+            )
+        if not 0.0 <= eta <= 1.0:
+            raise ValueError(f"eta must be in [0, 1] (0: deterministic, 1: ancestral); got {eta}")
+        self.alphas_bar = alphas_bar.double()
+        self.times, self.eta = times.double(), float(eta)
+        self.nfe = 0
+
+    def cost(self) -> int:
+        return len(self.times)
+
+    @torch.no_grad()
+    def __call__(
+        self, eps: ScoreFn, x: Tensor, generator: torch.Generator | None = None, callback=None
+    ) -> Tensor:
+        ab = self.alphas_bar.tolist()
+        for j, t in enumerate(self.times.tolist()):
+            a, a_next = ab[j], ab[j + 1]
+            e = eps(x, _full(x, t))
+            x0 = (x - (1 - a) ** 0.5 * e) / a**0.5
+            s = self.eta * ((1 - a_next) / (1 - a) * (1 - a / a_next)) ** 0.5
+            x = a_next**0.5 * x0 + max(1 - a_next - s**2, 0.0) ** 0.5 * e
+            if s > 0:
+                x = x + s * _noise(x, generator)
+            if callback is not None:
+                callback(j, x)
+        self.nfe = self.cost()
+        return x
+
+
+class DPMSolver:
+    """Multistep DPM-Solver of orders 1-3 for the probability-flow ODE of a VP diffusion
+    (Lu, Zhou, Bao, Chen, Li & Zhu, "DPM-Solver: A Fast ODE Solver for Diffusion
+    Probabilistic Model Sampling in Around 10 Steps", NeurIPS 2022, arXiv:2206.00927; the
+    multistep form of "DPM-Solver++", arXiv:2211.01095, section 3.2 and Algorithm 2, in the
+    noise-prediction parametrisation of their reference code).
+
+    The ODE is solved exactly in its linear part in ``lambda = log(alpha / sigma)`` (half the
+    log-SNR); the noise prediction is extrapolated from the last ``order`` evaluations, so
+    every step costs one network evaluation. With ``h = lambda' - lambda``::
+
+        order 1 (DDIM): x' = alpha'/alpha x - sigma' (e^h - 1) eps
+        order 2: ... - sigma'/2 (e^h - 1) D1
+        order 3: ... - sigma' phi_2 D1 - sigma' phi_3 D2,  phi_2 = (e^h - 1)/h - 1,
+                 phi_3 = phi_2 / h - 1/2
+
+    with ``D1``, ``D2`` the divided differences of the earlier predictions. The first steps
+    use lower orders (warm-up), and with fewer than 10 steps so do the last ones (Lu et al.'s
+    ``lower_order_final``). Times are uniform in ``lambda`` between ``t_start`` and ``t_end``
+    (their "logSNR" spacing, recommended for low-dimensional data).
+
+    ``schedule.marginal(t) -> (alpha(t), sigma(t))`` gives the VP marginal ``N(alpha x0,
+    sigma^2)``; ``eps(x, t)`` is called at the schedule's (continuous) times.
+    """
+
+    def __init__(
+        self,
+        schedule,
+        n_steps: int,
+        order: int = 3,
+        t_start: float = 1.0,
+        t_end: float = 1e-3,
+    ) -> None:
+        if n_steps < 1 or order not in (1, 2, 3):
+            raise ValueError(f"need n_steps >= 1 and order in 1, 2, 3; got {n_steps}, {order}")
+        if not 0 < t_end < t_start:
+            raise ValueError(f"need 0 < t_end < t_start; got {t_end}, {t_start}")
+        self.schedule, self.n_steps, self.order = schedule, int(n_steps), int(order)
+        self.t_start, self.t_end = float(t_start), float(t_end)
+        self.nfe = 0
+
+    def cost(self) -> int:
+        return self.n_steps
+
+    def _log_alpha_sigma(self, t: Tensor) -> tuple[Tensor, Tensor]:
+        alpha, sigma = self.schedule.marginal(t.double())
+        return alpha.log(), sigma.log()
+
+    def timesteps(self) -> Tensor:
+        """``n_steps + 1`` times from ``t_start`` to ``t_end``, uniform in ``lambda``
+        (``lambda(t)`` inverted on a fine grid: it decreases monotonically in ``t``)."""
+        grid = torch.linspace(self.t_end, self.t_start, 100_001, dtype=torch.float64)
+        log_alpha, log_sigma = self._log_alpha_sigma(grid)
+        lam = log_alpha - log_sigma  # decreasing in t
+        targets = torch.linspace(float(lam[-1]), float(lam[0]), self.n_steps + 1,
+                                 dtype=torch.float64)  # fmt: skip
+        # interpolate t(lambda) on the increasing sequence -lambda
+        xs, ys = -lam, grid
+        idx = torch.searchsorted(xs, -targets).clamp(1, len(xs) - 1)
+        x0, x1, y0, y1 = xs[idx - 1], xs[idx], ys[idx - 1], ys[idx]
+        times = y0 + (y1 - y0) * (-targets - x0) / (x1 - x0).clamp_min(1e-300)
+        times[0], times[-1] = self.t_start, self.t_end
+        return times
+
+    @torch.no_grad()
+    def __call__(
+        self, eps: ScoreFn, x: Tensor, generator: torch.Generator | None = None, callback=None
+    ) -> Tensor:
+        times = self.timesteps()
+        log_alpha, log_sigma = self._log_alpha_sigma(times)
+        lam = (log_alpha - log_sigma).tolist()
+        log_alpha, sigma = log_alpha.tolist(), log_sigma.exp().tolist()
+        history: list[Tensor] = []  # the noise predictions at the last (up to 3) times
+        for j in range(self.n_steps):
+            history = [*history[-2:], eps(x, _full(x, float(times[j])))]
+            order = min(self.order, j + 1)
+            if self.n_steps < 10:  # lower_order_final
+                order = min(order, self.n_steps - j)
+            h = lam[j + 1] - lam[j]
+            phi_1 = math.expm1(h)
+            x = math.exp(log_alpha[j + 1] - log_alpha[j]) * x - sigma[j + 1] * phi_1 * history[-1]
+            if order == 2:
+                r0 = (lam[j] - lam[j - 1]) / h
+                d1 = (history[-1] - history[-2]) / r0
+                x = x - 0.5 * sigma[j + 1] * phi_1 * d1
+            elif order == 3:
+                r0, r1 = (lam[j] - lam[j - 1]) / h, (lam[j - 1] - lam[j - 2]) / h
+                d1_0 = (history[-1] - history[-2]) / r0
+                d1_1 = (history[-2] - history[-3]) / r1
+                d1 = d1_0 + r0 / (r0 + r1) * (d1_0 - d1_1)
+                d2 = (d1_0 - d1_1) / (r0 + r1)
+                phi_2 = phi_1 / h - 1.0
+                phi_3 = phi_2 / h - 0.5
+                x = x - sigma[j + 1] * phi_2 * d1 - sigma[j + 1] * phi_3 * d2
+            if callback is not None:
+                callback(j, x)
+        self.nfe = self.cost()
+        return x

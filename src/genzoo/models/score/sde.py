@@ -102,6 +102,29 @@ class VESDE:
         return _normal_log_prob(z, self.sigma_max)
 
 
+class DiscreteVPSchedule:
+    """A discrete VP chain's levels ``alpha_bar_1..alpha_bar_N`` (DDPM) as a continuous-time
+    schedule on ``t in [1/N, 1]``: ``log alpha(t)`` is the piecewise-linear interpolation of
+    ``log sqrt(alpha_bar_i)`` at ``t_i = i / N`` and ``sigma(t) = sqrt(1 - alpha(t)^2)`` (Lu
+    et al. 2022, DPM-Solver, appendix: discrete-time models), so a solver may step between
+    the trained timesteps; the network reads ``t`` as DDPM's ``i / N``."""
+
+    def __init__(self, alphas_bar: Tensor) -> None:
+        n = len(alphas_bar)
+        self.t = torch.arange(1, n + 1, dtype=torch.float64) / n
+        self.log_alpha = 0.5 * torch.as_tensor(alphas_bar, dtype=torch.float64).log()
+
+    def marginal(self, t: Tensor) -> tuple[Tensor, Tensor]:
+        """``(alpha(t), sigma(t))`` for ``t`` in ``[1/N, 1]``, float64."""
+        t = t.double().clamp(float(self.t[0]), 1.0)
+        i = torch.searchsorted(self.t, t).clamp(1, len(self.t) - 1)
+        t0, t1 = self.t[i - 1], self.t[i]
+        la = self.log_alpha[i - 1] + (self.log_alpha[i] - self.log_alpha[i - 1]) * (t - t0) / (
+            t1 - t0
+        )
+        return la.exp(), (-torch.expm1(2 * la)).sqrt()
+
+
 SDE = VPSDE | VESDE
 
 
