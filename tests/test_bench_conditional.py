@@ -6,10 +6,12 @@ scikit-learn LogisticRegression row."""
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 import torch
 
+import genzoo
 from genzoo.bench import grid
 from genzoo.bench.measure import logistic_reference, sample_class_accuracy
 from genzoo.bench.runner import RESULT_FILE, cell_dir, cell_identity, run_bench
@@ -104,3 +106,50 @@ def test_logistic_reference_separates_digits():
     row = logistic_reference("digits")
     assert row["bayes_accuracy"] > 0.9  # a linear classifier on 8x8 digits: about 0.95
     assert logistic_reference("swissroll") == {}
+
+
+# -- given a text input: genzoo bench --condition input -----------------------------------------
+#: Whether ``sentiment-text`` (a label given a text, known P(Y | X)) is registered.
+SENTIMENT_TEXT = "sentiment-text" in grid.SHIPPED
+TEXT_TINY = {
+    "lstm-lm": grid.Budget(quick_steps=10, batch_size=64, lr=1e-2,
+                           hparams={"embedding": 8, "hidden": 16}, datasets=("grammar",),
+                           conditioned={"input": ("synthetic-pairs",)}),
+    "categorical": grid.Budget(quick_steps=10, batch_size=128, lr=1e-2, hparams={"hidden": [8]},
+                               datasets=("digits-binary",),
+                               conditioned={"input": ("sentiment-text",)}),
+}  # fmt: skip
+
+
+def test_the_input_condition_selects_the_text_conditional_cells():
+    models = [m.name for m in genzoo.list_models()]
+    chosen = {(m, d) for m, d, _, _ in grid.cells(models, ["8gaussians", "digits"], 1,
+                                                  condition="input")}  # fmt: skip
+    expected = {("lstm-lm", "synthetic-pairs"), ("transformer-lm", "synthetic-pairs")}
+    assert chosen == expected | ({("categorical", "sentiment-text")} if SENTIMENT_TEXT else set())
+
+
+def test_text_conditional_bench_reports_nll_entropy_and_kl_gap(monkeypatch, tmp_path):
+    monkeypatch.setattr(grid, "BUDGETS", TEXT_TINY)
+    run_bench(tmp_path, quick=True, models=["lstm-lm", "categorical", "gmm"], jobs=1,
+              condition="input")  # fmt: skip
+    rows = {(r["model"], r["dataset"]): r for r in rows_of(tmp_path)}
+    expected = {("lstm-lm", "synthetic-pairs")}
+    assert set(rows) == expected | (
+        {("categorical", "sentiment-text")} if SENTIMENT_TEXT else set()
+    )
+    assert all(r["status"] == "ok" and r["condition"] == "input" for r in rows.values()), rows
+    lm = rows["lstm-lm", "synthetic-pairs"]
+    assert lm["true_conditional_entropy"] == pytest.approx(0.5, abs=0.1)
+    assert lm["kl_gap"] == pytest.approx(lm["nll"] - lm["true_conditional_entropy"], abs=1e-6)
+    if SENTIMENT_TEXT:
+        assert 0 < rows["categorical", "sentiment-text"]["conditional_kl"] < math.log(3)
+    report = (tmp_path / "report.md").read_text()
+    section = report.split("## Conditional generation")[1].split("\n## ")[0]
+    assert "### Given a text input" in section and "Bayes accuracy" not in section
+    for column in ("cond. NLL (nats) ↓", "nats per output token/label ↓",
+                   "true conditional entropy (nats)", "KL gap (nats) ↓"):  # fmt: skip
+        assert column in section
+    line = next(x for x in section.splitlines() if x.startswith("| lstm-lm"))
+    per_token = f"{lm['nll'] / 6:.3f}"  # an output: 6 positions
+    assert per_token in line and f"{lm['kl_gap']:.3f}" in line

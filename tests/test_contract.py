@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import functools
 import json
 
@@ -9,6 +10,8 @@ import pytest
 import torch
 
 import genzoo
+from genzoo.bench.budgets import recommended_budget
+from genzoo.metrics.samples import energy_distance
 from genzoo.models import capabilities
 from genzoo.models.base import DENSITY_KINDS
 from genzoo.models.capabilities import model_facts
@@ -99,6 +102,21 @@ def _train_a_little(model, data) -> None:
     genzoo.Trainer(steps=5, batch_size=64, progress=False).fit(model, data)
 
 
+@functools.cache
+def _trained(name: str) -> genzoo.models.base.GenerativeModel:
+    """The small model of ``name`` after ``_train_a_little``, built and trained once: tests
+    take a ``copy.deepcopy`` of it, so none sees another's changes."""
+    data = contract_setup(name)[0]
+    torch.manual_seed(0)
+    model = _model(name, data)
+    _train_a_little(model, data)
+    return model
+
+
+def _a_little_trained(name: str) -> genzoo.models.base.GenerativeModel:
+    return copy.deepcopy(_trained(name))
+
+
 def test_every_family_of_issue_2_is_registered():
     assert {"gmm", "realnvp"} <= set(MODELS)
 
@@ -177,6 +195,18 @@ def _code_conditioned(model, x):
     assert model.generate_with_codes(z, cats, cont).shape == (3, *model.data_shape)
 
 
+def _sampler_choice(model, x):
+    for sampler in model.samplers:
+        cost = model.sampling_cost(4, sampler)["nfe_per_sample"]
+        y = model.sample(3, torch.Generator().manual_seed(0), steps=4, sampler=sampler)
+        assert y.shape == (3, *model.data_shape) and torch.isfinite(y).all()
+        assert cost is None or model.last_nfe == cost, (sampler, cost, model.last_nfe)
+
+
+def _class_guided(model, x):
+    assert model.guidance is None or model.guidance >= 0
+
+
 def _translator(model, x):
     a, b = model.split(x[:3])
     assert model.translate(a, "AB").shape == b.shape and model.translate(b, "BA").shape == a.shape
@@ -194,6 +224,8 @@ CHECKS = {
     capabilities.HasFilters: _has_filters,
     capabilities.EnergyModel: _energy_model,
     capabilities.NoiseConditional: _noise_conditional,
+    capabilities.SamplerChoice: _sampler_choice,
+    capabilities.ClassGuided: _class_guided,
     capabilities.Autoregressive: _autoregressive,
     capabilities.CodeConditioned: _code_conditioned,
     capabilities.Translator: _translator,
@@ -208,8 +240,7 @@ def test_every_capability_has_a_check():
 @pytest.mark.parametrize("name", MODELS)
 def test_declared_capabilities_work(name, data_for):
     data = data_for(name)
-    model = _model(name, data)
-    _train_a_little(model, data)
+    model = _a_little_trained(name)
     with torch.no_grad():
         for capability in capabilities.CAPABILITIES:
             if isinstance(model, capability):
@@ -224,7 +255,7 @@ def test_loss_is_finite_and_gradients_reach_every_parameter(name, data_for):
         stats = model.fit_step(data)
         assert all(torch.isfinite(torch.tensor(float(v))) for v in stats.values())
         return
-    _train_a_little(model, data)  # zero-initialised output layers block gradients at step 0
+    model = _a_little_trained(name)  # zero-initialised output layers block gradients at step 0
     for player in model.players:
         model.zero_grad()
         output = model.loss(data[:128], player)
@@ -240,8 +271,7 @@ def test_loss_is_finite_and_gradients_reach_every_parameter(name, data_for):
 @pytest.mark.parametrize("name", MODELS)
 def test_seeded_sampling_is_reproducible_and_shaped_like_data(name, data_for):
     data = data_for(name)
-    model = _model(name, data)
-    _train_a_little(model, data)
+    model = _a_little_trained(name)
     a = model.sample(50, generator=torch.Generator().manual_seed(3))
     b = model.sample(50, generator=torch.Generator().manual_seed(3))
     c = model.sample(50, generator=torch.Generator().manual_seed(4))
@@ -254,8 +284,7 @@ def test_seeded_sampling_is_reproducible_and_shaped_like_data(name, data_for):
 def test_save_load_round_trip_gives_identical_log_prob(name, data_for, tmp_path):
     data = data_for(name)
     held_out = data[-100:]
-    model = _model(name, data)
-    _train_a_little(model, data)
+    model = _a_little_trained(name)
     model.save(tmp_path / "run")
     loaded = genzoo.load(tmp_path / "run")
     assert type(loaded) is type(model)
@@ -285,3 +314,58 @@ def test_estimated_densities_name_their_estimator(name, data_for):
         assert model.density_method, f"{name} must say how its log_prob is estimated"
     if model.density == "exact":
         assert model.density_method == ""
+
+
+#: Issue 19, "defaults that work": each model trained ``QUALITY_STEPS`` steps with its
+#: recommended budget (``genzoo.bench.budgets.recommended_budget``: the learning rate,
+#: hyper-parameters and batch size, at most 64, that ``genzoo train`` and ``genzoo bench``
+#: use) on its contract data (the simplest dataset it takes, 256 examples) must bring the
+#: energy distance between 128 of its samples and those examples to at most this floor.
+#: Floors are the values measured on one CPU thread (torch 2.x) times 1.5, or plus 0.05,
+#: whichever is larger. The step count is reduced 100-fold or more, so for the adversarial
+#: and contrastive-divergence models (GANs, RBMs), whose 15-step samples are no better than
+#: their initial ones, the floor only catches a budget that diverges or blows samples up;
+#: for the likelihood and score models it is a real fit (ddpm's untrained samples are at
+#: about 200, lstm-lm's at 4.8). A model without a stated floor must end no worse than it began.
+QUALITY_STEPS = 15
+QUALITY_FLOORS = {
+    "categorical": 0.43, "lstm-lm": 0.35, "made": 1.9, "pixelcnn": 2.2, "transformer-lm": 0.08,
+    "dbm": 0.075, "dbn": 0.125, "ebm": 1.0, "gb-rbm": 0.11, "mdsm-ebm": 1.2, "rbm": 0.13,
+    "glow": 0.065, "nsf": 0.06, "planar": 1.65, "radial": 0.11, "realnvp": 0.06,
+    "cyclegan": 2.1, "gan": 1.8, "infogan": 1.6, "lsgan": 1.85, "progan": 1.3,
+    "stylegan": 1.75, "wgan": 1.55, "wgan-gp": 1.95, "deep-gmm": 0.05, "gmm": 0.065,
+    "ddpm": 0.97, "ncsn": 0.16, "score-sde": 2.3, "beta-vae": 0.09, "sentence-vae": 5.6,
+    "vae": 0.12,
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_the_recommended_budget_reaches_its_quality_floor_in_a_few_steps(name, data_for):
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as measured; one thread is also the fastest for these sizes
+    try:
+        _reach_quality_floor(name, data_for(name))
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _reach_quality_floor(name: str, data: torch.Tensor) -> None:
+    budget = recommended_budget(name, contract_dataset(name))
+    sized = {k: v for k, v in contract_setup(name)[1].items() if k in ("levels", "vocab_size")}
+    torch.manual_seed(0)
+    model = genzoo.create(name, data=data, **{**budget.hparams, **sized})
+    reference = data.double()
+
+    def distance() -> float:
+        with torch.no_grad():
+            samples = model.sample(128, generator=torch.Generator().manual_seed(1))
+        return energy_distance(samples.double(), reference)
+
+    floor = QUALITY_FLOORS.get(name)
+    if floor is None:  # a model with no stated floor: no worse than untrained
+        floor = distance() + 0.05
+    batch_size = min(budget.batch_size, 64)
+    genzoo.Trainer(steps=QUALITY_STEPS, batch_size=batch_size, lr=budget.lr,
+                   progress=False).fit(model, data)  # fmt: skip
+    model.eval()
+    assert distance() <= floor, (name, floor)

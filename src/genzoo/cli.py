@@ -56,8 +56,9 @@ def cmd_train(args: argparse.Namespace) -> None:
         raise SystemExit("genzoo: error: give exactly one of --data DATASET or --target NAME")
     if args.target is not None:
         out = args.out or f"runs/{args.model}-{args.target}"
-        fit_target(args.model, args.target, out=out, hparams=_parse_set(args.set),
-                   steps=args.steps, lr=args.lr, seed=args.seed, device=args.device,
+        given = {k: v for k, v in (("steps", args.steps), ("lr", args.lr)) if v is not None}
+        fit_target(args.model, args.target, out=out, hparams=_parse_set(args.set), **given,
+                   seed=args.seed, device=args.device,
                    dtype=args.dtype, clip_grad=args.clip_grad, resume=args.resume,
                    force=args.force)  # fmt: skip
         if not is_main_process():  # under torchrun, rank 0 alone reports
@@ -66,6 +67,10 @@ def cmd_train(args: argparse.Namespace) -> None:
         print(f"run saved in {out}")
         return
     out = args.out or f"runs/{args.model}-{Path(args.data).stem}"
+    if args.image_size is not None:  # a data option of image folders, kept in the name
+        from genzoo.data import image_folder_spec
+
+        args.data = image_folder_spec(args.data, args.image_size)
     model, trainer = train(
         args.model,
         args.data,
@@ -85,6 +90,7 @@ def cmd_train(args: argparse.Namespace) -> None:
         clip_grad=args.clip_grad,
         resume=args.resume,
         force=args.force,
+        **_loop_settings(args),
     )
     if not is_main_process():  # under torchrun, rank 0 alone reports
         return
@@ -92,6 +98,20 @@ def cmd_train(args: argparse.Namespace) -> None:
     print(f"trained {model.name} on {args.data}: {json.dumps(last)}")
     print(json.dumps(evaluate(out), indent=2))
     print(f"run saved in {out}")
+
+
+def _loop_settings(args: argparse.Namespace) -> dict:
+    """The Trainer's training-loop settings from ``genzoo train``'s flags; TensorBoard is on
+    when the package is installed, unless ``--no-tensorboard``."""
+    from genzoo.train import tensorboard
+
+    settings = {"lr_schedule": args.lr_schedule, "warmup_steps": args.warmup_steps,
+                "accumulate": args.accumulate, "ema": args.ema, "precision": args.precision,
+                "compile": args.compile}  # fmt: skip
+    settings["tensorboard"] = (
+        tensorboard.available() if args.tensorboard is None else args.tensorboard
+    )
+    return settings
 
 
 def cmd_sample(args: argparse.Namespace) -> None:
@@ -115,7 +135,8 @@ def cmd_sample(args: argparse.Namespace) -> None:
     if out.exists() and not args.force:
         raise FileExistsError(f"{out} exists; pass --force to overwrite it")
     # read by sample: a class, numbers, or the input text of a language model of P(y | x)
-    x = sample(args.run, args.n, seed=args.seed, condition=args.condition, guidance=args.guidance)
+    x = sample(args.run, args.n, seed=args.seed, condition=args.condition, guidance=args.guidance,
+               sampler=args.sampler, steps=args.steps, eta=args.eta, order=args.order)  # fmt: skip
     out.parent.mkdir(parents=True, exist_ok=True)
 
     def write(tmp: str) -> None:
@@ -149,7 +170,8 @@ def cmd_eval(args: argparse.Namespace) -> None:
         result = evaluate_target(args.run)
     else:
         result = evaluate(args.run, dataset=args.data, n=args.n,
-                          dequantization_draws=args.dequantization_draws)  # fmt: skip
+                          dequantization_draws=args.dequantization_draws,
+                          disentanglement=not args.no_disentanglement)  # fmt: skip
     # what this model is (its config decides): density kind, data kind, players, capabilities
     result.update(model_facts(load_model(args.run)))
     print(json.dumps(result, indent=2))
@@ -218,11 +240,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model")
     p.add_argument("--data", help="dataset name or a .npy/.npz/.csv path")
     p.add_argument("--target", help="fit an unnormalised target density instead (u1..u4)")
-    p.add_argument("--steps", type=int, default=2000)
-    p.add_argument("--batch-size", type=int, default=512)
+    p.add_argument("--steps", type=int, default=None,
+                   help="training steps (default: the model's recommended budget for the "
+                        "dataset, as genzoo bench uses, from genzoo/bench/budgets.py)")  # fmt: skip
+    p.add_argument("--batch-size", type=int, default=None,
+                   help="examples per step (default: the recommended budget's)")  # fmt: skip
     p.add_argument("--batch-order", default="random", choices=["random", "epochs"],
                    help="random batches with replacement, or shuffled sweeps (epochs)")  # fmt: skip
-    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--lr", type=float, default=None,
+                   help="learning rate (default: the recommended budget's); hyper-parameters "
+                        "not given with --set also come from the budget")  # fmt: skip
     p.add_argument(
         "--set",
         action="append",
@@ -239,6 +266,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--condition-column", metavar="NAME",
                    help="a CSV file's column holding the condition (taken out of the "
                         "examples; implies --condition NAME)")  # fmt: skip
+    p.add_argument("--image-size", type=int, metavar="N",
+                   help="--data FOLDER of PNG/JPEG images: resize (shorter side) and "
+                        "centre-crop every image to N x N (needs genzoo[images])")  # fmt: skip
     p.add_argument("--out", help="run folder (default runs/MODEL-DATA)")
     p.add_argument("--n", type=int, help="number of training examples")
     p.add_argument("--seed", type=int, default=0)
@@ -247,6 +277,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--clip-grad", type=float)
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
     p.add_argument("--force", action="store_true", help="overwrite the run in --out")
+    p.add_argument("--lr-schedule", choices=["constant", "linear", "cosine"],
+                   help="decay of the learning rate to zero at the last step (default: the "
+                        "model's recommended budget for the data, else constant)")  # fmt: skip
+    p.add_argument("--warmup-steps", type=int, default=0, metavar="N",
+                   help="linear learning-rate warm-up over the first N steps")  # fmt: skip
+    p.add_argument("--accumulate", type=int, default=1, metavar="K",
+                   help="sum the gradients of K batches into each optimiser step")  # fmt: skip
+    p.add_argument("--ema", type=float, metavar="DECAY",
+                   help="keep an exponential moving average of the weights (e.g. 0.999), "
+                        "used for sampling and evaluation")  # fmt: skip
+    p.add_argument("--precision", default="32", choices=["32", "bf16-mixed", "fp16-mixed"],
+                   help="mixed precision: bf16-mixed (CPU, CUDA), fp16-mixed (CUDA)")  # fmt: skip
+    p.add_argument("--compile", action="store_true", help="run the losses through torch.compile")
+    p.add_argument("--tensorboard", action=argparse.BooleanOptionalAction, default=None,
+                   help="write TensorBoard event files into RUN/tensorboard (default: when "
+                        "tensorboard is installed, pip install genzoo[tensorboard])")  # fmt: skip
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("sample", help="draw samples from a trained run")
@@ -262,7 +308,18 @@ def build_parser() -> argparse.ArgumentParser:
                         "prints the outputs)")  # fmt: skip
     p.add_argument("--guidance", type=float, metavar="W",
                    help="score models trained with --condition: classifier-free guidance "
-                        "weight w >= 0 (0: the conditional model; default: the run's)")  # fmt: skip
+                        "scale w >= 0, eps(null) + w (eps(c) - eps(null)): 0 unconditional, "
+                        "1 conditional (default), > 1 guided; Ho & Salimans' w is this "
+                        "w - 1")  # fmt: skip
+    p.add_argument("--sampler", help="score models: the sampler (ddpm: ancestral, ode, ddim, "
+                   "dpm-solver; score-sde: pc, ode, and ddim, dpm-solver for VP; default: "
+                   "the run's)")  # fmt: skip
+    p.add_argument("--steps", type=int, help="score models: sampler steps (network "
+                   "evaluations for ddim and dpm-solver; default: the run's)")  # fmt: skip
+    p.add_argument("--eta", type=float, help="--sampler ddim: 0 deterministic (default) .. 1 "
+                   "ancestral")  # fmt: skip
+    p.add_argument("--order", type=int, choices=(1, 2, 3),
+                   help="--sampler dpm-solver: solver order (default 3)")  # fmt: skip
     p.add_argument("--prompt", help="language models: text to continue (prints text)")
     p.add_argument("--temperature", type=float, help="language models: softmax temperature")
     p.add_argument("--top-k", type=int, help="language models: keep the k likeliest tokens")
@@ -277,6 +334,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dequantization-draws", type=int, default=1, metavar="K",
                    help="continuous models on discrete data: importance-weighted noise draws "
                         "of the dequantisation bound (more draws, tighter bound)")  # fmt: skip
+    p.add_argument("--no-disentanglement", action="store_true",
+                   help="VAEs on sprites: skip the beta-VAE metric and MIG (reported by "
+                        "default; they encode about 20,000 images)")  # fmt: skip
     p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("figures", help="draw every figure that applies to a trained run")

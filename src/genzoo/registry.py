@@ -155,10 +155,17 @@ def condition_tensor(condition: Any, name: str = "the model") -> torch.Tensor:
 
 def condition_config(cls: type[GenerativeModel], c: torch.Tensor) -> dict[str, Any]:
     """``n_classes`` (largest class + 1), ``condition_dim``, or ``condition_len`` (integer
-    token ids shaped (n, M), for models taking a ``tokens`` condition) read from conditions ``c``
-    (as :func:`condition_tensor` gives them), refusing a class that takes no condition."""
+    token ids shaped (n, M), for models taking a ``tokens`` condition; with the number of ids,
+    largest id + 1, as ``condition_vocab`` for a model whose inputs have a vocabulary of their
+    own) read from conditions ``c`` (as :func:`condition_tensor` gives them), refusing a class
+    that takes no condition."""
     if c.ndim == 2 and not c.is_floating_point() and "tokens" in cls.condition_kinds:
-        return {"condition_len": int(c.shape[1])}  # an input sequence of token ids
+        config = {"condition_len": int(c.shape[1])}  # an input sequence of token ids
+        if "condition_vocab" in hyperparameters(cls):
+            if c.numel() and c.min() < 0:
+                raise DataError(f"{cls.name}: token ids are integers >= 0, got {int(c.min())}")
+            config["condition_vocab"] = max(2, int(c.max()) + 1)
+        return config
     kind = "discrete" if c.ndim == 1 else "continuous"
     if kind not in cls.condition_kinds:
         able = [n for n, k in sorted(_MODELS.items()) if kind in k.condition_kinds]

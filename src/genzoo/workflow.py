@@ -74,6 +74,11 @@ def train(
     names the dataset ``PATH?options`` so that evaluation rebuilds the same examples.
     Models with a ``levels``/``vocab_size`` hyper-parameter get the dataset's ``levels`` (a text
     file's vocabulary size; see ``genzoo.data.dataset_info`` for array files).
+
+    Defaults come from one place: ``steps``, ``batch_size`` and ``lr`` not given (or ``None``)
+    and the hyper-parameters not in ``hparams`` are the model's recommended budget for the
+    dataset, what ``genzoo bench`` trains it with (:func:`resolve_defaults`); the run's
+    ``trainer.json`` and ``config.json`` record the values used.
     """
     cls = model_class(model_name)
     accepted = hyperparameters(cls)
@@ -109,13 +114,24 @@ def train(
         _check_condition_kind(cls, wanted.kind)
         for key, value in wanted.hyperparameters().items():
             hparams.setdefault(key, value)  # sized by the dataset, not the training split
-        x, c = datasets.load_dataset(dataset, split="train", n=n, seed=data_seed, condition=True)
+        if wanted.kind == "tokens" and "condition_vocab" in accepted:  # a text input's ids
+            hparams.setdefault("condition_vocab", text.tokenizer_for(dataset).vocab_size)
         run_info["condition"] = wanted.name
+    source = None  # a Dataset read from disk as it is used (data larger than memory)
+    if datasets.is_streamed(dataset) and (n is None or n > datasets.SPRITES_IN_MEMORY):
+        source = datasets.open_dataset(
+            dataset, split="train", n=n, seed=data_seed, condition=condition is not None
+        )
+        x, c = _sizing_examples(source, data_seed)
+    elif condition is not None:
+        x, c = datasets.load_dataset(dataset, split="train", n=n, seed=data_seed, condition=True)
     else:
         x = datasets.load_dataset(dataset, split="train", n=n, seed=data_seed)
-    if n is not None and x.shape[0] < n:
-        warnings.warn(f"{dataset} has {x.shape[0]} training examples, fewer than n={n}: "
+    n_train = x.shape[0] if source is None else len(source)
+    if n is not None and n_train < n:
+        warnings.warn(f"{dataset} has {n_train} training examples, fewer than n={n}: "
                       "training on all of them", stacklevel=2)  # fmt: skip
+    resolve_defaults(model_name, dataset, out, hparams, trainer_settings)
     data_kind = cls.data_kind_for(x, hparams)
     transform = batch_transform(data_kind, levels)
     if levels is not None and data_kind == "discrete":  # sized by the dataset's levels
@@ -130,8 +146,72 @@ def train(
         seen = x if transform is None else transform(x, torch.Generator().manual_seed(data_seed))
         torch.manual_seed(trainer.seed)
         model = create(model_name, data=seen, condition=c, **hparams)
-    trainer.fit(model, x, run_info={"dataset": dataset, **run_info}, condition=c)
+    if source is None:
+        trainer.fit(model, x, run_info={"dataset": dataset, **run_info}, condition=c)
+    else:  # the Dataset's items carry their conditions
+        trainer.fit(model, source, run_info={"dataset": dataset, **run_info})
     return model, trainer
+
+
+#: How many examples of a streamed dataset size a new model (its data statistics, the
+#: shape of its data and condition).
+SIZING_EXAMPLES = 2048
+
+
+def _sizing_examples(source: torch.utils.data.Dataset, seed: int) -> tuple[Tensor, Tensor | None]:
+    """A seeded random sample of a streamed dataset's examples (and their conditions), to
+    build the model from: random, not the first ones, since files such as sprites are stored
+    in the order of their factors."""
+    size = len(source)
+    if size == 0:
+        raise DataError("the training split is empty: nothing to train on")
+    order = torch.randperm(size, generator=torch.Generator().manual_seed(seed))
+    items = [source[int(i)] for i in order[:SIZING_EXAMPLES].sort().values]
+    if isinstance(items[0], tuple):
+        return torch.stack([x for x, _ in items]), torch.stack([c for _, c in items])
+    return torch.stack(items), None
+
+
+#: The trainer settings ``train`` fills from the recommended budget when not given.
+BUDGETED_SETTINGS = ("steps", "batch_size", "lr", "lr_schedule")
+
+
+def resolve_defaults(
+    model_name: str,
+    dataset: str,
+    out: str | Path | None,
+    hparams: dict[str, Any],
+    settings: dict[str, Any],
+) -> None:
+    """Fill, in place, what the caller left unset with the model's recommended budget for
+    ``dataset`` (:func:`genzoo.bench.budgets.recommended_budget`, the numbers ``genzoo bench``
+    trains with, full step count): ``steps``, ``batch_size``, ``lr`` and ``lr_schedule``
+    absent or ``None`` in
+    ``settings``, and each budget hyper-parameter absent from ``hparams``. Given values always
+    win. A resumed run (``resume`` with the run's ``trainer.json`` in ``out``) takes its own
+    saved settings instead, and no hyper-parameters (the saved model is continued)."""
+    saved = None if out is None else Path(out) / "trainer.json"
+    if settings.get("resume") and saved is not None and saved.is_file():
+        own = read_json(saved)
+    else:
+        from genzoo.bench.budgets import recommended_budget  # the bench imports this module
+
+        budget = recommended_budget(model_name, dataset)
+        own = {
+            "steps": budget.full_steps,
+            "batch_size": budget.batch_size,
+            "lr": budget.lr,
+            "lr_schedule": budget.lr_schedule,
+        }
+        accepted = hyperparameters(model_class(model_name))
+        for key, value in budget.hparams.items():
+            if key in accepted:
+                hparams.setdefault(key, value)
+    for key in BUDGETED_SETTINGS:
+        if settings.get(key) is None and key in own:
+            settings[key] = own[key]
+        if settings.get(key) is None:  # e.g. a run saved before the setting existed
+            settings.pop(key, None)  # the Trainer's own default
 
 
 def _check_condition_kind(cls: type[GenerativeModel], kind: str) -> None:
@@ -166,9 +246,16 @@ def evaluate(
     n: int | None = None,
     seed: int | None = None,
     dequantization_draws: int = 1,
+    disentanglement: bool = True,
 ) -> dict[str, Any]:
     """Metrics of a trained model on the test split: NLL (nats), bits, KL gap, entropy, each
     labelled for what it is.
+
+    On data with known generative factors (``sprites``, the original dSprites file) a model
+    with an encoder (the VAE family: ``encode`` gives the posterior means) also gets
+    ``disentanglement``: the beta-VAE metric (Higgins et al. 2017) and the mutual information
+    gap (Chen et al. 2018), see ``genzoo.metrics.disentanglement.sprites_disentanglement``
+    (``disentanglement=False`` skips them).
 
     ``measure`` names the model's ``log_prob`` (exact, a ``-ELBO`` bound, an IWAE/AIS/ODE
     estimate); ``nll_kind`` and ``nll_label`` name the reported NLL, which is an upper bound on
@@ -222,9 +309,19 @@ def evaluate(
         result["true_entropy"] = entropy
         result["gap_to_entropy"] = result["nll"] - entropy
         result["kl_gap"] = kl_gap(model, x, truth)
+    if disentanglement and datasets.has_factors(dataset) and _has_encoder(model):
+        from genzoo.metrics.disentanglement import sprites_disentanglement
+
+        result["disentanglement"] = sprites_disentanglement(model, dataset, seed=seed or 0)
     if not math.isfinite(result["nll"]):
         result["warning"] = "the model gives zero density to some test examples"
     return result
+
+
+def _has_encoder(model: GenerativeModel) -> bool:
+    """A model with ``encode`` to a latent vector of at least 2 numbers (the VAE family)."""
+    latent = getattr(model, "latent_dim", 0)
+    return callable(getattr(model, "encode", None)) and isinstance(latent, int) and latent >= 2
 
 
 def _evaluate_conditional(
@@ -316,14 +413,25 @@ def token_condition(run: str | Path, text_input: str, length: int) -> Tensor:
 
 
 def sample(
-    run: str | Path, n: int, seed: int = 0, condition: Any = None, guidance: float | None = None
+    run: str | Path,
+    n: int,
+    seed: int = 0,
+    condition: Any = None,
+    guidance: float | None = None,
+    sampler: str | None = None,
+    steps: int | None = None,
+    eta: float | None = None,
+    order: int | None = None,
 ) -> Tensor:
     """Draw ``n`` seeded samples from the model saved in ``run`` (given ``condition``, for a
     conditional model: a class, or a vector of numbers, for every sample; for a language model
     of ``P(output | input)``, the input as text, e.g. ``"abc"``, or its token ids; a string
     of a class or numbers, as written on the command line, is read). ``guidance``: the
-    classifier-free guidance weight of a class-conditional score model (``ddpm``,
-    ``score-sde``, ``ncsn``); None keeps the run's own."""
+    classifier-free guidance scale of a class-conditional score model (``ddpm``,
+    ``score-sde``, ``ncsn``; 0 unconditional, 1 conditional, > 1 guided; Ho & Salimans'
+    ``w`` is this ``w - 1``); None keeps the run's own. ``sampler``, ``steps``, ``eta``,
+    ``order``: a score model's sampler for this draw (``ddim``, ``dpm-solver``...; see its
+    ``sample``); None keeps the run's own."""
     model = load_model(run)
     if isinstance(condition, str):
         if model.condition_kind == "tokens":
@@ -342,6 +450,15 @@ def sample(
                             "guidance of score models (ddpm, score-sde, ncsn) trained with "
                             "--condition")  # fmt: skip
         options["guidance"] = guidance
+    chosen = {"sampler": sampler, "steps": steps, "eta": eta, "order": order}
+    for key, value in chosen.items():
+        if value is None:
+            continue
+        if key not in inspect.signature(model.sample).parameters:
+            raise DataError(f"{model.name} takes no --{key}: --sampler, --steps, --eta and "
+                            "--order choose the sampler of score models (ncsn, ddpm, "
+                            "score-sde)")  # fmt: skip
+        options[key] = value
     generator = torch.Generator(device=model.device).manual_seed(seed)
     with torch.no_grad():
         return model.sample(n, generator=generator, c=condition, **options).cpu()

@@ -11,8 +11,15 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from genzoo.bench.budgets import BUDGETS, DEFAULT_BUDGET, Budget
-from genzoo.data import dataset_info, list_datasets
+from genzoo.bench.budgets import (
+    BUDGETS,
+    DEFAULT_BUDGET,
+    SHIPPED,
+    Budget,
+    budget_key,
+    recommended_budget,
+)
+from genzoo.data import dataset_info
 from genzoo.registry import model_class
 
 __all__ = [
@@ -51,8 +58,6 @@ PRESETS = {
     ),
 }
 
-SHIPPED = frozenset(d.name for d in list_datasets())
-
 
 def dataset_slug(dataset: str) -> str:
     """A folder-safe name of a dataset: a shipped name as it is; a user's file as its file
@@ -87,23 +92,11 @@ def condition_slug(condition: str) -> str:
     return re.sub(r"[^A-Za-z0-9-]+", "-", condition).strip("-") or "c"
 
 
-def budget_key(dataset: str) -> str:
-    """The shipped dataset whose per-dataset budget changes a dataset takes: its own name,
-    or for a user's file the shipped dataset of its kind (grey-level images: ``digits``;
-    2-D points: ``8gaussians``); other files take the model's base budget."""
-    if dataset in SHIPPED:
-        return dataset
-    info = dataset_info(dataset)
-    if info.kind == "image" and (info.levels or 0) > 2:
-        return "digits"
-    return "8gaussians" if info.kind == "points" else dataset
-
-
 def budget_for(model: str, dataset: str | None = None) -> Budget:
     """The budget of ``model`` (the default one when it has none of its own), with its
-    changes for ``dataset`` (for a user's file: for the shipped dataset of its kind)."""
-    budget = BUDGETS.get(model, DEFAULT_BUDGET)
-    return budget if dataset is None else budget.for_dataset(budget_key(dataset))
+    changes for ``dataset``: :func:`genzoo.bench.budgets.recommended_budget` read from this
+    module's ``BUDGETS`` (which a test may replace)."""
+    return recommended_budget(model, dataset, BUDGETS)
 
 
 Cell = tuple[str, str, int, float]
@@ -125,7 +118,9 @@ def cells(
     (``explicit``), shipped names or files, go to every model that accepts them.
 
     With ``condition`` (``"label"``) the grid holds only the datasets that carry a condition
-    of that name and the models whose class can take its kind (``condition_kinds``).
+    of that name and the models whose class can take its kind (``condition_kinds``); a preset
+    trains a model whose budget names datasets for that condition (``Budget.conditioned``:
+    the text-conditional cells of ``--condition input``) on those.
     """
     infos = {d: dataset_info(d) for d in datasets}
     if condition is not None:
@@ -135,6 +130,9 @@ def cells(
     for model in models:
         cls = model_class(model)
         home = budget_for(model).datasets
+        if condition is not None and condition in budget_for(model).conditioned:
+            # (a dataset this installation does not ship is skipped, not an error)
+            home = tuple(d for d in budget_for(model).conditioned[condition] if d in SHIPPED)
         if home is not None and not explicit:
             chosen = [d for d in home if cls.accepts(dataset_info(d))]
         else:

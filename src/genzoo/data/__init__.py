@@ -18,8 +18,21 @@ same arguments always give the same tensor and no global random state is touched
 - Text (:mod:`genzoo.data.text`): ``stdlib-chars``, ``stdlib-words``, ``stdlib-sentences`` and
   the synthetic ``grammar``, as int64 token ids ``(n, seq_len)``; ``text.tokenizer_for(name)``
   decodes them. ``grammar`` has an exact ``true_log_prob`` and ``true_entropy``.
+- ``sprites`` (:mod:`genzoo.data.sprites`): 64x64 binary sprites re-rendered in the design of
+  dSprites (Matthey et al. 2017; not the original file), 737,280 images over five factors,
+  rendered once into the cache folder and streamed from it; the condition ``factors`` is the
+  five factor values. In memory (``load_dataset``) a split gives its first ``n`` (default
+  :data:`SPRITES_IN_MEMORY`) images; :func:`open_dataset` streams a whole split. The original
+  ``dsprites_ndarray_*.npz``, given by path, is read the same way.
 - A path to a ``.npy``, ``.npz``, ``.csv`` or IDX (``…-ubyte[.gz]``) file
-  (:mod:`genzoo.data.files`): seeded 80/10/10.
+  (:mod:`genzoo.data.files`): seeded 80/10/10. A ``.npy`` larger than
+  :func:`genzoo.data.files.stream_threshold` (512 MiB) is read by row, never whole
+  (:func:`open_dataset`; ``load_dataset`` reads only the first ``n`` rows of a split, by
+  default :data:`SPRITES_IN_MEMORY`).
+- A path to a folder of PNG/JPEG images (:func:`genzoo.data.images.read_image_folder`, needs
+  ``genzoo[images]``): 8-bit levels (256), resized and centre-cropped to the option
+  ``image_size`` (``load_dataset(folder, image_size=32)`` or ``"folder?image_size=32"``);
+  seeded 80/10/10.
 - A path to a UTF-8 text file, with or without ``.txt`` (:func:`genzoo.data.text.open_text_file`):
   int64 token ids; data options as keywords (``load_dataset(path, tokens="words")``) or in the
   name (``"notes.txt?tokens=words&seq_len=32"``); ``text.tokenizer_for(path)`` decodes them.
@@ -51,7 +64,18 @@ from typing import Any, Literal, overload
 import numpy as np
 import torch
 
-from genzoo.data import domains, files, idx, images, pairs, synthetic, tabular, text, toy2d
+from genzoo.data import (
+    domains,
+    files,
+    idx,
+    images,
+    pairs,
+    sprites,
+    synthetic,
+    tabular,
+    text,
+    toy2d,
+)
 from genzoo.data._common import SPLITS, check_n, check_split
 from genzoo.errors import DataError, DensityUnavailable, unknown_name
 from genzoo.validation import check_finite, check_shape
@@ -63,10 +87,14 @@ __all__ = [
     "condition_info",
     "dataset_info",
     "dequantize",
+    "has_factors",
+    "image_folder_spec",
+    "is_streamed",
     "is_text_file",
     "is_user_file",
     "list_datasets",
     "load_dataset",
+    "open_dataset",
     "true_conditional_log_prob",
     "true_conditional_probs",
     "true_entropy",
@@ -162,6 +190,24 @@ def _load_pairs(name: str, split: str, n: int | None, seed: int) -> tuple[torch.
     return y[:n], x[:n]
 
 
+#: The condition of sprites (and of the original dSprites file): the five factor values.
+SPRITES_CONDITION = ConditionInfo(
+    "factors",
+    "continuous",
+    len(sprites.FACTOR_NAMES),
+    "the 5 factor values: shape id 0..2, scale 0.5..1, orientation (rad), posX, posY 0..1",
+)
+#: Images of sprites a split gives in memory when ``n`` is not given (``open_dataset``
+#: streams the whole split).
+SPRITES_IN_MEMORY = 10_000
+#: Data options of a folder of images.
+FOLDER_OPTIONS = ("image_size",)
+
+
+#: Sentiment labels given a short text (:func:`genzoo.data.pairs.sentiment_text`).
+SENTIMENT_TEXT = "sentiment-text"
+
+
 def _build_infos() -> dict[str, DatasetInfo]:
     infos = {
         name: DatasetInfo(
@@ -234,6 +280,22 @@ def _build_infos() -> dict[str, DatasetInfo]:
             has_true_conditional=True,
         ),
     )
+    infos[SENTIMENT_TEXT] = DatasetInfo(
+        SENTIMENT_TEXT,
+        "tabular",
+        (1,),
+        len(pairs.SENTIMENT_LABELS),
+        False,
+        "sentiment labels 0..2 drawn from a known P(Y | X) given a text X of 3..8 words (the "
+        "condition), for Q(Y | X) of a text; fresh draws per split",
+        condition=ConditionInfo(
+            "input",
+            "tokens",
+            pairs.SENTIMENT_INPUT_LEN,
+            f"the input: {pairs.SENTIMENT_INPUT_LEN} word ids (padded) the label is drawn for",
+            has_true_conditional=True,
+        ),
+    )
     for name, spec in text.TEXT_DATASETS.items():
         infos[name] = DatasetInfo(
             name,
@@ -259,6 +321,15 @@ def _build_infos() -> dict[str, DatasetInfo]:
                 has_true_conditional=name == "synthetic-pairs",
             ),
         )
+    infos[sprites.NAME] = DatasetInfo(
+        sprites.NAME,
+        "image",
+        (1, sprites.IMAGE_SIZE, sprites.IMAGE_SIZE),
+        2,
+        False,
+        sprites.DESCRIPTION,
+        condition=SPRITES_CONDITION,
+    )
     for pair in domains.list_domain_pairs():  # unpaired pairs (CycleGAN) of the ones above
         infos[pair.name] = DatasetInfo(
             pair.name, "pair", pair.shape, pair.levels, False, pair.description
@@ -285,7 +356,60 @@ def is_text_file(name_or_path: str | Path) -> bool:
     is neither text nor an array file)."""
     if not is_user_file(name_or_path):
         return False
-    return files.file_kind(files.split_options(name_or_path)[0]) == "text"
+    path = files.split_options(name_or_path)[0]
+    return not path.is_dir() and files.file_kind(path) == "text"
+
+
+def _user_source(name_or_path: str | Path) -> tuple[str, Path, dict[str, str]]:
+    """What a user's path holds: ``"folder"`` (images), ``"dsprites"`` (the original
+    dSprites ``.npz``), ``"text"`` or ``"array"``; its path and the options in its name."""
+    path, in_name = files.split_options(name_or_path)
+    if path.is_dir():
+        return "folder", path, in_name
+    if sprites.is_dsprites_npz(path):
+        return "dsprites", path, in_name
+    return files.file_kind(path), path, in_name
+
+
+def image_folder_spec(folder: str | Path, image_size: int) -> str:
+    """The dataset name of a folder of images at ``image_size`` (``--image-size``):
+    ``/abs/folder?image_size=N``, what ``run.json`` records so evaluation rebuilds it."""
+    path = Path(folder)
+    if not path.is_dir():
+        raise DataError(f"--image-size applies to a folder of PNG/JPEG images; {folder} is "
+                        "not a folder")  # fmt: skip
+    return f"{path.resolve()}?image_size={images.check_image_size(image_size)}"
+
+
+def is_streamed(name_or_path: str | Path) -> bool:
+    """True for data read from disk as it is used (:func:`open_dataset` gives a streamed
+    ``Dataset``): ``sprites``, the original dSprites file and ``.npy`` files above the
+    streaming threshold."""
+    if name_or_path == sprites.NAME:
+        return True
+    if not is_user_file(name_or_path):
+        return False
+    path = files.split_options(name_or_path)[0]
+    return sprites.is_dsprites_npz(path) or files.is_large_npy(path)
+
+
+def has_factors(name_or_path: str | Path) -> bool:
+    """True for data whose generative factors are known (``sprites``, the original dSprites
+    ``.npz``): what disentanglement metrics need."""
+    if name_or_path == sprites.NAME:
+        return True
+    return is_user_file(name_or_path) and sprites.is_dsprites_npz(
+        files.split_options(name_or_path)[0]
+    )
+
+
+def _folder_options(path: Path, options: dict[str, Any]) -> int | None:
+    """The ``image_size`` of a folder's options; other options refused."""
+    others = [k for k in options if k not in FOLDER_OPTIONS]
+    if others:
+        raise DataError(f"{path} is a folder of images; the options {', '.join(others)} do not "
+                        f"apply (a folder takes {', '.join(FOLDER_OPTIONS)})")  # fmt: skip
+    return images.check_image_size(options.get("image_size"))
 
 
 def dataset_info(name: str | Path, **options: Any) -> DatasetInfo:
@@ -309,8 +433,18 @@ def dataset_info(name: str | Path, **options: Any) -> DatasetInfo:
         if name not in _INFOS:
             raise unknown_name("dataset", str(name), _INFOS)
         return _INFOS[name]
-    path, in_name = files.split_options(name)
-    if files.file_kind(path) == "text":
+    source, path, in_name = _user_source(name)
+    if source == "folder":
+        size = _folder_options(path, {**in_name, **options})
+        x = images.read_image_folder(path, size)
+        about = (f"folder {path}: {len(x)} images, {x.shape[1]} channel(s) {x.shape[2]}x"
+                 f"{x.shape[3]}, levels 0..255; seeded 80/10/10 split")  # fmt: skip
+        return DatasetInfo(str(name), "image", x.shape[1:], images.IMAGE_LEVELS, False, about)
+    if source == "dsprites":
+        about = f"the original dSprites file {path} (Matthey et al. 2017); split 80/10/10"
+        shape = (1, sprites.IMAGE_SIZE, sprites.IMAGE_SIZE)
+        return DatasetInfo(str(name), "image", shape, 2, False, about, condition=SPRITES_CONDITION)
+    if source == "text":
         made = text.open_text_file(name, **options)
         return DatasetInfo(
             str(name), "text", (made.seq_len,), made.tokenizer.vocab_size, False, made.describe()
@@ -395,13 +529,23 @@ def load_dataset(
     if condition:
         return _load_with_condition(name_or_path, split, n, seed, **options)
     if is_user_file(name_or_path):
-        path, in_name = files.split_options(name_or_path)
-        if files.file_kind(path) == "text":
+        source, path, in_name = _user_source(name_or_path)
+        if source == "text":
             return text.load_text_file_split(name_or_path, split, n, seed, **options)
+        if source == "folder":
+            size = _folder_options(path, {**in_name, **options})
+            x = files.split_rows(images.read_image_folder(path, size), split, seed, path)
+            return _to_tensor(x[:n])
+        if source == "dsprites" or files.is_large_npy(path):
+            streamed = open_dataset(name_or_path, split, n or SPRITES_IN_MEMORY, seed)
+            return _dataset_tensors(streamed)[0]
         column = _array_options(path, {**in_name, **options})
         x = files.load_file_split(path, split, seed, column)
         return _to_tensor(x[:n])
     name = name_or_path
+    if name == sprites.NAME:
+        dataset_info(name, **options)
+        return sprites.open_sprites(split, n or SPRITES_IN_MEMORY, seed).tensors()[0]
     info = dataset_info(name, **options)
     if info.kind == "points":
         return toy2d.load_toy(name, split, n, seed)
@@ -413,6 +557,8 @@ def load_dataset(
         return domains.load_domain_pair(name, split, n, seed)
     if name == synthetic.NAME:
         return synthetic.load_sentiment(split, n, seed)[0]
+    if name == SENTIMENT_TEXT:
+        return pairs.sentiment_text(split, n or 10_000, seed)[0]
     if info.kind == "image" and name in idx.IDX_DATASETS:
         x = idx.load_idx_split(name, split)  # uint8: converted after taking the first n
     elif info.kind == "image":
@@ -429,6 +575,11 @@ def _load_with_condition(
     info = dataset_info(name_or_path, **options)
     if info.condition is None:
         raise DataError(f"{name_or_path} carries no condition; {_with_conditions()}")
+    if name_or_path == sprites.NAME or (
+        is_user_file(name_or_path) and _user_source(name_or_path)[0] == "dsprites"
+    ):
+        streamed = open_dataset(name_or_path, split, n or SPRITES_IN_MEMORY, seed, condition=True)
+        return _dataset_tensors(streamed)
     x = load_dataset(name_or_path, split, n, seed, **options)
     if is_user_file(name_or_path):
         path, in_name = files.split_options(name_or_path)
@@ -440,6 +591,8 @@ def _load_with_condition(
         labels = toy2d.load_toy_labelled(str(name_or_path), split, n, seed)[1]
     elif name_or_path == synthetic.NAME:
         labels = synthetic.load_sentiment(split, n, seed)[1]
+    elif name_or_path == SENTIMENT_TEXT:
+        labels = pairs.sentiment_text(split, n or 10_000, seed)[1]
     elif name_or_path in PAIRED_TEXT:
         labels = _load_pairs(str(name_or_path), split, n, seed)[1]
     elif name_or_path in idx.IDX_DATASETS:
@@ -452,6 +605,63 @@ def _load_with_condition(
         return x, labels.long()
     c = labels.to(torch.get_default_dtype())
     return x, c.reshape(len(c), -1)
+
+
+def _dataset_tensors(dataset: Any) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """All the examples of a streamed dataset in memory: ``(x, c)`` (``c`` None without)."""
+    if isinstance(dataset, sprites.SpritesDataset):
+        x, c = dataset.tensors()
+        return x, (c if dataset.condition else None)
+    return dataset.rows(np.arange(len(dataset))), None
+
+
+class TensorExamples(torch.utils.data.Dataset):
+    """Map-style dataset over in-memory examples: ``ds[i]`` is ``x[i]``, or ``(x[i], c[i])``
+    when conditions are given (what :func:`open_dataset` gives for data that fit in memory)."""
+
+    def __init__(self, x: torch.Tensor, c: torch.Tensor | None = None) -> None:
+        self.x, self.c = x, c
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def __getitem__(self, i: int) -> Any:
+        return self.x[i] if self.c is None else (self.x[i], self.c[i])
+
+
+def open_dataset(
+    name_or_path: str | Path,
+    split: str = "train",
+    n: int | None = None,
+    seed: int = 0,
+    condition: bool = False,
+    **options: Any,
+) -> torch.utils.data.Dataset:
+    """The examples of ``load_dataset`` as a ``torch.utils.data.Dataset`` (map-style:
+    ``len(ds)``, ``ds[i]`` a float tensor, or ``(x, c)`` with ``condition``), streamed from
+    disk where the data are larger than memory: ``sprites`` and the original dSprites file
+    (:class:`genzoo.data.sprites.SpritesDataset`, the whole split unless ``n``) and ``.npy``
+    files above the streaming threshold (:class:`genzoo.data.files.NpyRows`). Anything else
+    is loaded by ``load_dataset`` and wrapped (:class:`TensorExamples`).
+    """
+    check_split(split)
+    n = check_n(n)
+    if name_or_path == sprites.NAME:
+        dataset_info(name_or_path, **options)
+        return sprites.open_sprites(split, n, seed, condition=condition)
+    if is_user_file(name_or_path):
+        source, path, _ = _user_source(name_or_path)
+        if source == "dsprites":
+            return sprites.open_dsprites_npz(path, split, n, seed, condition=condition)
+        if source == "array" and files.is_large_npy(path):
+            if condition:
+                raise DataError(f"{path} is a .npy array: it carries no condition; "
+                                f"{_with_conditions()}")  # fmt: skip
+            return files.open_npy_split(path, split, seed, n)
+    if condition:
+        x, c = load_dataset(name_or_path, split, n, seed, condition=True, **options)
+        return TensorExamples(x, c)
+    return TensorExamples(load_dataset(name_or_path, split, n, seed, **options))
 
 
 def _with_conditions() -> str:
@@ -481,14 +691,16 @@ def condition_info(
 
 def true_conditional_probs(name: str, c: torch.Tensor) -> torch.Tensor:
     """The exact ``P(x = k | c)`` for each value ``k`` of a one-value discrete dataset whose
-    condition has it (``ConditionInfo.has_true_conditional``: ``sentiment-synthetic``'s
-    ``P(Y | X)``): ``(n, levels)`` float64."""
+    condition has it (``ConditionInfo.has_true_conditional``: the ``P(Y | X)`` of
+    ``sentiment-synthetic`` and ``sentiment-text``): ``(n, levels)`` float64."""
     info = dataset_info(name)
     if info.condition is None or not info.condition.has_true_conditional:
         known = [n for n, i in _INFOS.items() if i.condition and i.condition.has_true_conditional]
         raise DensityUnavailable(
             f"dataset {name!r} has no known conditional density; known for: {', '.join(known)}"
         )
+    if name == SENTIMENT_TEXT:
+        return pairs.sentiment_text_probs(c)
     return synthetic.sentiment_probs(c)
 
 

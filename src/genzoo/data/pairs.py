@@ -11,6 +11,10 @@ output of ``L`` ids (its tokens, ``<eos>``, then ``<pad>``), in the id layout of
   ``log P(y | x)`` is :func:`synthetic_pairs_log_prob`, so a learned model can be checked by KL.
 - :func:`stdlib_pairs`: a docstring's first line (characters) -> the name of its module, for
   the public classes and functions of :data:`genzoo.data.text.STDLIB_MODULES`.
+- :func:`sentiment_text`: the survey's tweet -> sentiment with a known ``P(Y | X)``, the
+  input a text: a label (0 negative, 1 neutral, 2 positive) given a "tweet" of 3 to 8 words;
+  ``P(Y | X) = softmax(mean of the words' scores)`` (:func:`sentiment_text_probs`), so a
+  learned ``Q(Y | X)`` of the label given the text is checked by exact KL.
 """
 
 from __future__ import annotations
@@ -137,3 +141,64 @@ def stdlib_pairs(split: str = "train", seed: int = 0) -> tuple[torch.Tensor, tor
         raise DataError(f"stdlib-pairs: too few pairs for a {split!r} split")
     part = part[make_rng(seed, "stdlib-pairs", split).permutation(len(part))]
     return y[part], x[part]
+
+
+#: The words of :func:`sentiment_text` and their scores, the logits (negative, neutral,
+#: positive) each adds to the mean that ``P(Y | X)`` is the softmax of.
+SENTIMENT_WORDS: dict[str, tuple[float, float, float]] = {
+    "good": (-2.0, 0.0, 3.0),
+    "great": (-3.0, -1.0, 4.0),
+    "love": (-3.0, -1.0, 4.5),
+    "fun": (-1.0, 0.0, 2.5),
+    "bad": (3.0, 0.0, -2.0),
+    "awful": (4.0, -1.0, -3.0),
+    "hate": (4.5, -1.0, -3.0),
+    "boring": (2.5, 0.5, -1.0),
+    "okay": (0.0, 2.5, 0.0),
+    "fine": (-0.5, 2.0, 0.5),
+    "the": (0.0, 0.5, 0.0),
+    "movie": (0.0, 0.5, 0.0),
+    "food": (0.0, 0.5, 0.0),
+    "was": (0.0, 0.5, 0.0),
+    "very": (0.0, 0.0, 0.0),
+    "today": (0.0, 0.5, 0.0),
+}
+#: Labels of :func:`sentiment_text`, and the length of its inputs (words, padded).
+SENTIMENT_LABELS: tuple[str, ...] = ("negative", "neutral", "positive")
+SENTIMENT_INPUT_LEN = 8
+
+
+def sentiment_tokenizer() -> Tokenizer:
+    """The tokenizer of :func:`sentiment_text`'s inputs (words, lower-cased; vocabulary 20:
+    4 specials + 16 words)."""
+    return Tokenizer(tuple(SENTIMENT_WORDS), "word", lowercase=True)
+
+
+def sentiment_text_probs(x: torch.Tensor) -> torch.Tensor:
+    """The exact ``P(Y = k | X = x)`` of :func:`sentiment_text` for inputs ``x`` ``(n, 8)``
+    (word ids, ``<pad>``-padded): the softmax of the mean score of the input's words,
+    ``(n, 3)`` float64 (specials add nothing)."""
+    scores = torch.zeros(len(SPECIALS) + len(SENTIMENT_WORDS), len(SENTIMENT_LABELS))
+    scores = scores.double()
+    scores[len(SPECIALS) :] = torch.tensor(list(SENTIMENT_WORDS.values()), dtype=torch.float64)
+    ids = torch.as_tensor(x).long().cpu()
+    words = (ids >= len(SPECIALS)).double()
+    total = (scores[ids] * words[..., None]).sum(1)
+    return (total / words.sum(1, keepdim=True).clamp(min=1)).softmax(-1)
+
+
+def sentiment_text(
+    split: str = "train", n: int = 10_000, seed: int = 0
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(y, x)``: labels ``(n, 1)`` (torch's default dtype, values 0..2) and inputs
+    ``(n, 8)`` int64 word ids, fresh draws per split: ``x`` is 3..8 words drawn uniformly
+    from :data:`SENTIMENT_WORDS`, ``y ~ P(Y | x)`` (:func:`sentiment_text_probs`)."""
+    check_split(split)
+    rng = make_rng(seed, "sentiment-text", split)
+    lengths = rng.integers(3, SENTIMENT_INPUT_LEN + 1, n)
+    words = [(rng.integers(0, len(SENTIMENT_WORDS), k) + len(SPECIALS)).tolist() for k in lengths]
+    x = torch.from_numpy(_pad(words, SENTIMENT_INPUT_LEN, eos=False))
+    probs = sentiment_text_probs(x).numpy()
+    below = rng.uniform(size=(n, 1)) > probs.cumsum(1)  # inverse-CDF draw
+    labels = np.minimum(below.sum(1), len(SENTIMENT_LABELS) - 1)
+    return torch.as_tensor(labels[:, None], dtype=torch.get_default_dtype()), x

@@ -327,14 +327,17 @@ TEXT_DATASETS: dict[str, TextSpec] = {
 }  # fmt: skip
 
 
-#: The paired text sets of :mod:`genzoo.data.pairs` (outputs given inputs), decoded here too.
-PAIRED_TEXT_DATASETS: tuple[str, ...] = ("synthetic-pairs", "stdlib-pairs")
+#: The paired text sets of :mod:`genzoo.data.pairs` (outputs given inputs), decoded here too;
+#: ``sentiment-text``'s outputs are labels, and its tokenizer is its inputs'.
+PAIRED_TEXT_DATASETS: tuple[str, ...] = ("synthetic-pairs", "stdlib-pairs", "sentiment-text")
 
 
 def _paired_tokenizer(name: str) -> Tokenizer:
     """The tokenizer of a paired text set's outputs and inputs (both use the same ids)."""
-    from genzoo.data.pairs import pairs_tokenizer  # pairs imports this module
+    from genzoo.data.pairs import pairs_tokenizer, sentiment_tokenizer  # pairs imports text
 
+    if name == "sentiment-text":
+        return sentiment_tokenizer()
     return pairs_tokenizer() if name == "synthetic-pairs" else Tokenizer(ASCII_CHARS, "char")
 
 

@@ -70,6 +70,61 @@ def describe_condition(n_classes: int, condition_dim: int) -> str:
     return f"a vector of {condition_dim} numbers"
 
 
+#: The id of ``<pad>`` in every token condition (:data:`genzoo.data.text.PAD`): a bag of
+#: tokens skips it.
+PAD_ID = 0
+
+
+def check_token_input(name: str, c: Any, n: int | None, length: int, vocab: int) -> Tensor:
+    """An input of token ids checked: ``(n, length)`` (or one ``(length,)`` for all ``n``)
+    integer ids in ``0..vocab-1``, returned int64; anything else is a one-line ``DataError``
+    saying what to give."""
+    what = f"an input of {length} token ids 0..{vocab - 1}"
+    if c is None:
+        raise DataError(f"{name} is conditional on {what}: pass c=input_ids "
+                        "(sample(n, c=...), log_prob(x, c=...); --condition TEXT)")  # fmt: skip
+    if isinstance(c, (bool, int, float)):
+        raise DataError(f"{name} is conditional on {what}, got the condition {c!r}")
+    try:
+        t = torch.as_tensor(c)
+    except (TypeError, ValueError, RuntimeError) as err:
+        raise DataError(f"{name} is conditional on {what}; cannot read {c!r} ({err})") from err
+    if t.ndim == 1 and n is not None and len(t) == length:
+        t = t.expand(n, length)
+    if t.ndim != 2 or t.shape[1] != length or (n is not None and len(t) != n):
+        wanted = f"({n}, {length})" if n is not None else f"(n, {length})"
+        raise DataError(f"{name} is conditional on {what}: give c shaped ({length},) or "
+                        f"{wanted}, got shape {tuple(t.shape)}")  # fmt: skip
+    if t.is_complex() or t.dtype == torch.bool:
+        raise DataError(f"{name} is conditional on {what}; got a {t.dtype} condition")
+    if t.is_floating_point() and not bool((t == t.round()).all()):
+        raise DataError(f"{name} is conditional on {what}; got non-integer ids")
+    if t.numel() and (t.min() < 0 or t.max() >= vocab):
+        bad = int(t.min()) if t.min() < 0 else int(t.max())
+        raise DataError(f"input token id {bad} is out of range: {name} was built for ids "
+                        f"0..{vocab - 1}")  # fmt: skip
+    return t.long()
+
+
+class TokenBag(nn.Module):
+    """An input of token ids as the mean of its tokens' learned embeddings, ``<pad>`` skipped:
+    ``(n, M) -> (n, dim)``, the continuous bag of words of Mikolov et al. 2013 ("Efficient
+    estimation of word representations in vector space", arXiv:1301.3781) read by a network,
+    as in fastText's classifier (Joulin et al. 2017, "Bag of tricks for efficient text
+    classification"). Word order is ignored; an input of padding only has no mean (the model
+    refuses it as empty)."""
+
+    def __init__(self, vocab: int, dim: int) -> None:
+        super().__init__()
+        self.bag = nn.EmbeddingBag(vocab, dim, mode="mean", padding_idx=PAD_ID)
+        nn.init.normal_(self.bag.weight, std=dim**-0.5)
+        with torch.no_grad():
+            self.bag.weight[PAD_ID].zero_()
+
+    def forward(self, ids: Tensor) -> Tensor:
+        return self.bag(ids)
+
+
 class Context(nn.Module):
     """A condition ``c`` as the context vector a conditional network reads, ``(n, features)``.
 

@@ -3,7 +3,8 @@
 ``Q(Y)`` over a finite set is a table of probabilities ``softmax(theta)``; minimising the
 cross-entropy ``-E_data log Q(y)`` (the survey's first section) gives the empirical frequencies.
 ``Q(Y | X)`` replaces the table by a network of ``x``: a classifier is a conditional generative
-model of its label.
+model of its label. ``x`` is a class, a vector of numbers or a text (token ids, read as the
+mean of their embeddings).
 """
 
 from __future__ import annotations
@@ -15,13 +16,15 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from genzoo.errors import DataError
 from genzoo.models.autoregressive.common import (
     DiscreteModel,
     check_sampling,
     gather_log_softmax,
     sample_logits,
 )
-from genzoo.models.conditioning import Context
+from genzoo.models.base import model_fact
+from genzoo.models.conditioning import PAD_ID, Context, TokenBag, check_token_input
 from genzoo.models.nn import MLP
 from genzoo.registry import register_model
 
@@ -41,7 +44,11 @@ class Categorical(DiscreteModel):
     logits become a network of the condition, ``Q(x | c) = prod_i softmax(f_i(c))[x_i]`` (or
     one softmax over the joint table), fitted by the same cross-entropy ``-E log Q(x | c)``:
     a classifier of the label ``x`` given features ``c`` is a conditional generative model
-    of its label (``hidden=[]``: multinomial logistic regression).
+    of its label (``hidden=[]``: multinomial logistic regression). Given a text
+    (``condition_len``: an input of that many token ids, ``<pad>``-padded, kind
+    ``"tokens"``), the network reads the mean of the input's token embeddings (a bag of
+    words, :class:`genzoo.models.conditioning.TokenBag`): a fastText-style classifier
+    (Joulin et al. 2017) as ``Q(Y | text)``.
 
     Arguments:
         data_shape: shape of one example, e.g. ``[1, 8, 8]``.
@@ -49,6 +56,10 @@ class Categorical(DiscreteModel):
         joint: one table over whole examples instead of one per scalar.
         n_classes: condition on a class ``0..n_classes-1`` (one-hot into the network).
         condition_dim: condition on a vector of ``condition_dim`` numbers (standardised).
+        condition_len: condition on an input of ``condition_len`` token ids (a text).
+        condition_vocab: token ids of such an input, ``<pad>`` (0) included (read from the
+            conditions by ``create``; from the dataset's tokenizer by ``genzoo train``).
+        embed_dim: width of the input tokens' embeddings (a text condition only).
         hidden: widths of the hidden layers of the network of the condition (conditional
             models only).
 
@@ -60,7 +71,7 @@ class Categorical(DiscreteModel):
         (torch.Size([2]), torch.Size([5, 1]))
     """
 
-    condition_kinds = ("discrete", "continuous")
+    condition_kinds = ("discrete", "continuous", "tokens")
 
     def __init__(
         self,
@@ -70,6 +81,9 @@ class Categorical(DiscreteModel):
         n_classes: int = 0,
         condition_dim: int = 0,
         hidden: Sequence[int] = (64,),
+        condition_len: int = 0,
+        condition_vocab: int = 0,
+        embed_dim: int = 16,
     ) -> None:
         super().__init__(data_shape, levels)
         if joint and levels**self.data_dim > MAX_JOINT:
@@ -78,23 +92,52 @@ class Categorical(DiscreteModel):
                 f"{MAX_JOINT}); use joint=False or an autoregressive model (made, pixelcnn)"
             )
         self.joint = bool(joint)
+        self.condition_len, self.condition_vocab = _token_config(
+            condition_len, condition_vocab, embed_dim, n_classes or condition_dim
+        )
         self.setup_condition(n_classes, condition_dim)
         shape = (levels**self.data_dim,) if joint else (self.data_dim, levels)
         self.table_shape = shape
         if self.condition_kind is None:
             self.logits = nn.Parameter(torch.zeros(shape))
         else:
-            self.context = Context(self.n_classes, self.condition_dim)
+            if self.condition_len:
+                self.context: nn.Module = TokenBag(self.condition_vocab, int(embed_dim))
+                features = int(embed_dim)
+            else:
+                self.context = Context(self.n_classes, self.condition_dim)
+                features = self.context.features
             widths = [int(h) for h in hidden]
-            self.net = MLP(self.context.features, math.prod(shape), widths, zero_last=True)
+            self.net = MLP(features, math.prod(shape), widths, zero_last=True)
         powers = levels ** torch.arange(self.data_dim - 1, -1, -1) if joint else torch.ones(1)
         self.register_buffer("powers", powers.long(), persistent=False)
+
+    @model_fact(None)
+    def condition_kind(self) -> str | None:
+        """``"discrete"``, ``"continuous"``, ``"tokens"`` (a text) or ``None``."""
+        if self.condition_len:
+            return "tokens"
+        return "discrete" if self.n_classes else ("continuous" if self.condition_dim else None)
+
+    def check_condition(self, c: Any, n: int | None = None) -> Tensor | None:
+        """As :meth:`GenerativeModel.check_condition`; a text condition is ``(n,
+        condition_len)`` (or one ``(condition_len,)``) token ids, each input holding at least
+        one token that is not ``<pad>``."""
+        if not self.condition_len:
+            return super().check_condition(c, n)
+        name = self.name or type(self).__name__
+        t = check_token_input(name, c, n, self.condition_len, self.condition_vocab)
+        empty = (t == PAD_ID).all(1)
+        if bool(empty.any()):
+            raise DataError(f"{name} is conditional on a text: input {int(empty.nonzero()[0])} "
+                            "is empty (padding only); give at least one token")  # fmt: skip
+        return t.to(self.device)
 
     def initialize(self, data: Tensor, c: Tensor | None = None) -> None:
         """A conditional model records the class frequencies (a class condition) or the
         standardisation of its vectors (a continuous one) from the training conditions."""
         c = self.check_condition(c, len(data))
-        if c is not None:
+        if c is not None and not self.condition_len:
             self.set_class_prior(c)
             self.context.arm()
             with torch.no_grad():
@@ -181,3 +224,18 @@ class ConditionalCategorical(nn.Module):
         """One ``y ~ Q(y | x)`` per row of ``x``: ``(n, in_features) -> (n,)`` int64."""
         check_sampling(temperature, top_k, top_p)
         return sample_logits(self.logits(x), generator, temperature, top_k, top_p)
+
+
+def _token_config(length: int, vocab: int, embed_dim: int, other: int) -> tuple[int, int]:
+    """``(condition_len, condition_vocab)`` of a text condition checked (both 0: none)."""
+    for key, value, low in (("condition_len", length, 0), ("condition_vocab", vocab, 0),
+                            ("embed_dim", embed_dim, 1)):  # fmt: skip
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise ValueError(f"{key} of categorical must be an integer >= {low}, got {value!r}")
+    if length and other:
+        raise ValueError("categorical takes one condition: a class (n_classes), a vector "
+                         "(condition_dim) or a text (condition_len), not two")  # fmt: skip
+    if length and vocab < 2:
+        raise ValueError(f"a text condition (condition_len={length}) needs condition_vocab, "
+                         f"the number of token ids (>= 2), got {vocab!r}")  # fmt: skip
+    return length, vocab if length else 0

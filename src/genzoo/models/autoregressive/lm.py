@@ -37,6 +37,7 @@ from genzoo.models.autoregressive.common import (
     sample_logits,
 )
 from genzoo.models.base import model_fact
+from genzoo.models.conditioning import check_token_input
 from genzoo.registry import register_model
 
 
@@ -101,31 +102,7 @@ class SequenceLM(DiscreteModel):
             raise DataError(f"{name} was built without a condition (condition_len=0), so it "
                             "takes no c: build it with condition_len=M to model P(output | "
                             "input) given M input token ids")  # fmt: skip
-        what = f"an input of {m} token ids 0..{self.levels - 1}"
-        if c is None:
-            raise DataError(f"{name} is conditional on {what}: pass c=input_ids "
-                            "(sample(n, c=...), log_prob(y, c=...))")  # fmt: skip
-        if isinstance(c, (bool, int, float)):
-            raise DataError(f"{name} is conditional on {what}, got the condition {c!r}")
-        try:
-            t = torch.as_tensor(c)
-        except (TypeError, ValueError, RuntimeError) as err:
-            raise DataError(f"{name} is conditional on {what}; cannot read {c!r} ({err})") from err
-        if t.ndim == 1 and n is not None and len(t) == m:
-            t = t.expand(n, m)
-        if t.ndim != 2 or t.shape[1] != m or (n is not None and len(t) != n):
-            wanted = f"({n}, {m})" if n is not None else f"(n, {m})"
-            raise DataError(f"{name} is conditional on {what}: give c shaped ({m},) or "
-                            f"{wanted}, got shape {tuple(t.shape)}")  # fmt: skip
-        if t.is_complex() or t.dtype == torch.bool:
-            raise DataError(f"{name} is conditional on {what}; got a {t.dtype} condition")
-        if t.is_floating_point() and not bool((t == t.round()).all()):
-            raise DataError(f"{name} is conditional on {what}; got non-integer ids")
-        if t.numel() and (t.min() < 0 or t.max() >= self.levels):
-            bad = int(t.min()) if t.min() < 0 else int(t.max())
-            raise DataError(f"input token id {bad} is out of range: {name} was built for ids "
-                            f"0..{self.levels - 1}")  # fmt: skip
-        return t.long().to(self.device)
+        return check_token_input(name, c, n, m, self.levels).to(self.device)
 
     @property
     def start(self) -> int:
