@@ -85,6 +85,7 @@ class _CentroidCodes:
     posX and posY each own one coordinate, the other factors share the third."""
 
     device, dtype, latent_dim = torch.device("cpu"), torch.float32, 3
+    data_kind = "discrete"  # reads the binary images as they are
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         x = x[:, 0].double()

@@ -286,7 +286,11 @@ def test_a_model_without_a_condition_refuses_a_class_and_guidance(gaussians, tmp
         model.sample(2, c=1)
     assert "\n" not in str(err.value)
     with pytest.raises(DataError, match="without a class condition"):
-        model.sample(2, guidance=1.0)
+        model.sample(2, guidance=2.0)
+    g = torch.Generator
+    for w in (0.0, 1.0):  # no guidance: the unconditional model as it is
+        assert torch.equal(model.sample(2, g().manual_seed(1), guidance=w),
+                           model.sample(2, g().manual_seed(1)))  # fmt: skip
     with pytest.raises(DataError, match="without a class condition"):
         genzoo.create("ncsn", data=x[:256], guidance=2.0)
     with pytest.raises(DataError, match="built without a condition"):
@@ -299,7 +303,7 @@ def test_a_model_without_a_condition_refuses_a_class_and_guidance(gaussians, tmp
         genzoo.create("ddpm", data=x[:256], p_uncond=1.5)
     model.save(tmp_path)
     with pytest.raises(DataError, match="without a class condition"):
-        sample_run(tmp_path, 2, guidance=1.0)
+        sample_run(tmp_path, 2, guidance=3.0)
     gmm = genzoo.create("gmm", data=x[:256], condition=torch.arange(256) % 8, n_components=1)
     gmm.save(tmp_path / "gmm")
     with pytest.raises(DataError, match="takes no guidance"):

@@ -96,6 +96,22 @@ def test_an_iterable_dataset_resumes_mid_pass(moons, tmp_path):
     _assert_same(full, resumed.fit(_flow(data), Stream(data)), atol=1e-6)
 
 
+@pytest.mark.parametrize("source", ["stream", "loader"])
+def test_a_model_drawing_noise_resumes_exactly_from_a_stream_or_a_loader(moons, tmp_path, source):
+    # opening a DataLoader draws a seed from the global RNG: it must not shift the VAE's noise
+    data = moons[:700]
+    torch.manual_seed(0)
+    initial = genzoo.create("vae", data=data)
+
+    def feed():
+        return Stream(data) if source == "stream" else DataLoader(Rows(data), batch_size=None)
+
+    full = _trainer(steps=8, batch_size=256).fit(_copy(initial), feed())
+    _trainer(steps=4, batch_size=256, out=tmp_path / "run").fit(_copy(initial), feed())
+    resumed = _trainer(steps=8, batch_size=256, out=tmp_path / "run", resume=True)
+    _assert_same(full, resumed.fit(genzoo.load(tmp_path / "run"), feed()), atol=1e-6)
+
+
 def test_random_indices_drawn_in_blocks_resume_exactly_in_a_later_block(moons, tmp_path):
     initial = _flow(moons)
     settings = dict(batch_size=1024)  # 16 batches of indices drawn at once
@@ -278,9 +294,16 @@ def test_the_ema_is_what_is_saved_sampled_and_resumed(moons, tmp_path):
 
 
 def test_a_gan_trains_with_an_ema_and_bf16(moons):
-    model = genzoo.create("gan", data=moons)
+    model = genzoo.create("gan", data=moons, ema_decay=0.0)  # the trainer's average instead
     _trainer(steps=6, ema=0.9, precision="bf16-mixed").fit(model, moons)
     assert torch.isfinite(model.sample(10)).all()
+
+
+@pytest.mark.parametrize("name, own", [("ddpm", "ema"), ("gan", "ema_decay")])
+def test_a_model_keeping_its_own_average_refuses_a_second_one(moons, name, own):
+    model = genzoo.create(name, data=moons, **{own: 0.99})
+    with pytest.raises(ValueError, match=f"its own moving average .*{own}=0"):
+        _trainer(steps=2, ema=0.9).fit(model, moons)
 
 
 # -- mixed precision and compile -------------------------------------------------------------------

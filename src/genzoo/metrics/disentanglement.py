@@ -157,13 +157,20 @@ def beta_vae_metric(
     }
 
 
-def encode_means(model: Any, x: torch.Tensor, batch_size: int = 512) -> np.ndarray:
+def encode_means(
+    model: Any, x: torch.Tensor, batch_size: int = 512, levels: int | None = None
+) -> np.ndarray:
     """A model's codes of ``x`` (its ``encode``: a VAE's posterior means), in batches,
-    float64 ``(n, latent_dim)``."""
+    float64 ``(n, latent_dim)``. ``levels``: ``x`` holds that many integer levels, which a
+    continuous model (a Gaussian decoder, trained on dequantised data) sees as the bin
+    centres, the scale it was trained on."""
+    from genzoo.metrics.likelihood import to_model_scale
+
     parts = []
     with torch.no_grad():
         for start in range(0, len(x), batch_size):
-            batch = x[start : start + batch_size].to(device=model.device, dtype=model.dtype)
+            batch = to_model_scale(x[start : start + batch_size], model, levels)
+            batch = batch.to(device=model.device, dtype=model.dtype)
             parts.append(_as_numpy(model.encode(batch)))
     return np.concatenate(parts)
 
@@ -190,7 +197,8 @@ def sprites_disentanglement(
     if not isinstance(data, SpritesDataset):
         raise DataError(f"{dataset} has no known factors: disentanglement is measured on "
                         "sprites or the original dSprites file")  # fmt: skip
-    z = encode_means(model, data.images(np.arange(len(data))))
+    levels = 2  # binary images: a continuous model saw them dequantised, (x + u) / 2
+    z = encode_means(model, data.images(np.arange(len(data))), levels=levels)
     result = {"latent_dim": int(z.shape[1]), "n_mig": int(len(z))}
     mig = mutual_information_gap(z, data.factor_classes, names=FACTOR_NAMES)
     result.update({k: v for k, v in mig.items() if k != "mutual_information"})
@@ -198,7 +206,7 @@ def sprites_disentanglement(
 
     def encode(classes: np.ndarray) -> np.ndarray:
         index = np.ravel_multi_index(tuple(np.asarray(classes).T), sizes)
-        return encode_means(model, data.grid_images(index))
+        return encode_means(model, data.grid_images(index), levels=levels)
 
     result.update(beta_vae_metric(encode, sizes, n_train, n_test, pairs, seed))
     return result

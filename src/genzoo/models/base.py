@@ -408,6 +408,13 @@ class GenerativeModel(nn.Module):
     def after_step(self, player: str, step: int) -> None:
         """Called after ``player``'s optimiser step (weight clipping, EMA); nothing by default."""
 
+    def own_weight_average(self) -> str | None:
+        """The hyper-parameter of a moving average of the weights this model keeps itself
+        and samples with (score models' ``ema``, GANs' ``ema_decay``), when it is on;
+        ``None`` otherwise. The trainer's ``ema`` would be a second one that sampling never
+        reads, so it is refused for such a model."""
+        return None
+
     def fit_step(self, data: Tensor) -> dict[str, float]:
         """One step of a model's own fitting procedure (EM, say) over the training data."""
         raise NotImplementedError(f"{type(self).__name__} is trained by gradient descent")

@@ -11,8 +11,8 @@ trainer's batch generator, whose state the checkpoint keeps too.
 * A map-style ``Dataset`` (``len`` and ``dataset[i]`` returning ``x`` or ``(x, c)``) is
   indexed exactly as the tensor would be, so the same seed gives the same batches and the
   same parameters. A dataset with ``__getitems__(indices)`` is read a batch at a time.
-* A ``DataLoader`` over a map-style dataset lends its workers (and ``collate_fn``,
-  ``pin_memory``): the trainer feeds it its own batch indices. Workers read ahead, so a
+* A ``DataLoader`` over a map-style dataset lends its workers, if any, its ``collate_fn``
+  and ``pin_memory``: the trainer feeds it its own batch indices. Workers read ahead, so a
   random batch's indices come from a generator seeded by the batch's number instead of the
   trainer's batch generator; ``batch_order="epochs"`` is identical to the in-memory path.
 * An ``IterableDataset`` (or a ``DataLoader`` over one) is read in its own order, ``batch_size``
@@ -281,7 +281,7 @@ class LoaderBatches:
             multiprocessing_context=loader.multiprocessing_context if workers else None,
             prefetch_factor=loader.prefetch_factor if workers else None,
         )
-        self._it = iter(self.loader)
+        self._it = _iterate(self.loader)
 
     def next(self) -> tuple[Tensor, Tensor | None]:
         batch = next(self._it)
@@ -312,7 +312,7 @@ class StreamBatches:
     def _open(self, skip: int) -> None:
         if hasattr(self.dataset, "set_epoch"):
             self.dataset.set_epoch(self.passes)
-        self._it = iter(self.loader)
+        self._it = _iterate(self.loader)
         for _ in range(skip):  # back to the checkpoint's position in this pass
             next(self._it)
 
@@ -338,6 +338,14 @@ class StreamBatches:
         self._it = None
 
 
+def _iterate(loader: DataLoader):
+    """``iter(loader)`` without touching the global RNG: a DataLoader draws its workers' base
+    seed from it, which would shift every later noise draw of the loss and break exact
+    resume (the resumed run opens its loader after restoring the RNG state)."""
+    with torch.random.fork_rng(devices=[]):
+        return iter(loader)
+
+
 def make_source(data, condition, batch_size, order, seed, generator, position, rank, world,
                 blocked=False):  # fmt: skip
     """The batch source for ``data`` (a tensor with its conditions, or a dataset/loader),
@@ -355,7 +363,7 @@ def make_source(data, condition, batch_size, order, seed, generator, position, r
                              "trainer: give a map-style Dataset")  # fmt: skip
         return StreamBatches(data, batch_size, int(position.get("passes", 0)),
                              int(position.get("batches_in_pass", 0)))  # fmt: skip
-    if isinstance(data, DataLoader) and data.num_workers > 0:
+    if isinstance(data, DataLoader):  # its collate_fn, pin_memory and workers
         return LoaderBatches(data, batch_size, order, seed, drawn, rank, world)
     return MapBatches(dataset, batch_size, order, seed, generator, drawn, rank, world)
 

@@ -174,8 +174,8 @@ class Trainer:
             linear warm-up. A function of the step alone, so it resumes exactly.
         warmup_steps: steps of linear warm-up from ``lr / warmup_steps`` to ``lr``.
         accumulate: micro-batches of ``batch_size`` whose gradients are summed (each loss
-            divided by ``accumulate``) into one optimiser step: a step on ``accumulate *
-            batch_size`` examples in the memory of one batch.
+            weighted by its share of the step's examples) into one optimiser step: a step on
+            ``accumulate * batch_size`` examples with the activations of one batch.
         ema: decay of an exponential moving average of the weights (e.g. ``0.999``; ``None``
             for none). The average is used for evaluation and sampling: ``model.safetensors``
             of the run folder holds it (so ``genzoo.load``, ``sample`` and ``eval`` use it),
@@ -443,6 +443,13 @@ class Trainer:
             for player in model.players
         }
         self._scalers = precision.make_scalers(self.precision, model.players)
+        own = model.own_weight_average() if self.ema is not None else None
+        if own is not None:
+            raise ValueError(
+                f"{model.name or type(model).__name__} keeps its own moving average of its "
+                f"weights (its hyper-parameter {own}) and samples with it: drop --ema, or set "
+                f"{own}=0 to use the trainer's"
+            )
         self._ema = EMA(model, self.ema) if self.ema is not None and model.players else None
         batches = torch.Generator(device="cpu").manual_seed(self.seed + RANK_STRIDE * rank)
         start, position = 0, {}
@@ -687,12 +694,13 @@ class Trainer:
             optimizer = optimizers[player]
             scaler = self._scalers.get(player)
             micro = []
-            for i in range(k):
-                batch, c = self._batch(model, batches)
+            drawn = [self._batch(model, batches) for _ in range(k)]
+            sizes = [1 if batch is None else len(batch) for batch, _ in drawn]
+            for i, (batch, c) in enumerate(drawn):
                 with self._autocast:
                     total, terms = self._compute_loss(model, batch, player, c)
-                if k > 1:
-                    total = total / k  # the mean over the k micro-batches' examples
+                if k > 1:  # the mean over the k micro-batches' examples (an epoch's last
+                    total = total * (sizes[i] / sum(sizes))  # batch may be short)
                 if i == 0:
                     optimizer.zero_grad(set_to_none=True)
                 (total if scaler is None else scaler.scale(total)).backward()

@@ -184,6 +184,9 @@ class AdversarialModel(GenerativeModel):
         if self.ema_decay > 0:
             self.generator_ema = EMAWeights(self.generator)
 
+    def own_weight_average(self) -> str | None:
+        return "ema_decay" if self.ema_decay > 0 else None
+
     # -- the players --------------------------------------------------------------------------
     def schedule(self, step: int) -> Sequence[str]:
         """``n_critic`` discriminator steps, then one generator step, at every trainer step."""

@@ -129,6 +129,9 @@ class ScoreModel(GenerativeModel):
             self.shift.fill_(float(data.mean()))
             self.scale.fill_(float(data.std().clamp_min(1e-6)))
 
+    def own_weight_average(self) -> str | None:
+        return "ema" if self.ema is not None else None
+
     # -- classes and classifier-free guidance -------------------------------------------------
     def _check_guidance(self, guidance: Any) -> float | None:
         if guidance is None:
@@ -141,7 +144,7 @@ class ScoreModel(GenerativeModel):
                 f"guidance must be a finite number w >= 0 (0: unconditional, 1: conditional, "
                 f"> 1: guided); got {guidance!r}"
             )
-        if w and not self.n_classes:  # w = 0, the unconditional model, is what it is
+        if w not in (0.0, 1.0) and not self.n_classes:  # 0 and 1: the model as it is
             raise DataError(
                 f"{self.name or type(self).__name__} was built without a class condition, so "
                 "classifier-free guidance does not apply: build it with create(..., "
