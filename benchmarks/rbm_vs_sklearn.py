@@ -15,11 +15,15 @@ hidden layer (a sweep is ``h -> v -> h``, as in scikit-learn), plain SGD (genzoo
 loop ``model.fit_cd(data, epochs, batch_size, lr)`` (in place, no autograd, no optimiser); its
 general ``genzoo.Trainer`` path (the same update through ``loss`` and ``torch.optim.SGD``, with
 ``steps = epochs * n / batch_size`` batches drawn *with replacement*) is reported as
-``genzoo-trainer`` for transparency. A third genzoo row, ``genzoo fit_cd bf16 matmuls``, runs
-the same ``fit_cd`` with ``matmul_dtype="bfloat16"``: mixed precision, the products' operands
-cast to bfloat16 with float32 accumulation, everything else (parameters, biases, probabilities,
-updates) in float32; its speed depends on native bfloat16 support (AVX512-BF16/AMX on CPUs)
-and on layer size (at 64 x 64 the casts cost more than the products save).
+``genzoo-trainer`` for transparency, and the same update applied by ``model.sgd_step`` (in
+place, closed-form gradient, no autograd or optimiser; batches drawn with replacement as the
+Trainer's) as ``genzoo sgd_step loop``: what the Trainer path costs once it hands plain-SGD
+steps of closed-form models to ``sgd_step``. A third genzoo row, ``genzoo fit_cd bf16 matmuls``,
+runs the same ``fit_cd`` with ``matmul_dtype="bfloat16"``: mixed precision, the products'
+operands cast to bfloat16 with float32 accumulation, everything else (parameters, biases,
+probabilities, updates) in float32; its speed depends on native bfloat16 support
+(AVX512-BF16/AMX on CPUs) and on layer size (at 64 x 64 the casts cost more than the products
+save).
 Remaining differences, stated rather than hidden:
 
 - ``fit_cd`` sweeps ``ceil(n / batch_size)`` shuffled mini-batches per epoch; scikit-learn sweeps
@@ -35,10 +39,10 @@ Remaining differences, stated rather than hidden:
   at MNIST scale both are bound by single-thread SGEMM and the ratio is set by what surrounds it.
 
 Both run on one thread: ``torch.set_num_threads(1)`` for genzoo, ``threadpoolctl`` limiting
-numpy's BLAS/OpenMP to one thread for scikit-learn. ``--repeats`` runs each fit several times
-and reports the fastest wall-clock and the fastest process CPU time (``time.process_time``);
-on a shared machine the CPU time is the steadier of the two, since one thread's CPU time does
-not grow while it waits for a core.
+numpy's BLAS/OpenMP to one thread for scikit-learn. ``--repeats`` runs each fit several times,
+interleaved (one fit of each library in turn), and reports the median wall-clock and the median
+process CPU time (``time.process_time``); on a shared machine the CPU time is the steadier of
+the two, since one thread's CPU time does not grow while it waits for a core.
 
 Pseudo-likelihood. scikit-learn's ``score_samples`` flips one random bit per row, so it is a
 stochastic estimate. Here both models are scored by one exact, deterministic function,
@@ -219,6 +223,22 @@ def fit_genzoo_trainer(train: np.ndarray, args, epochs: int, n_hidden: int, seed
     return seconds, _params(model)
 
 
+def fit_genzoo_sgd_step(train: np.ndarray, args, epochs: int, n_hidden: int, seed: int):
+    """The Trainer path's update without autograd or optimiser: ``model.sgd_step`` on the same
+    number of batches drawn with replacement (what a Trainer hook for closed-form models would
+    run); return ((wall, CPU) s, Params)."""
+    x = torch.from_numpy(train).float().flatten(1)
+    model = _genzoo_model(torch.from_numpy(train), args, n_hidden, seed)
+    steps = max(1, round(epochs * train.shape[0] / args.batch_size))
+    generator = torch.Generator().manual_seed(seed)
+    tic, cpu = time.perf_counter(), time.process_time()
+    index = torch.randint(len(x), (steps, args.batch_size), generator=generator)
+    for rows in index:
+        model.sgd_step(x.index_select(0, rows), args.lr)
+    seconds = (time.perf_counter() - tic, time.process_time() - cpu)
+    return seconds, _params(model)
+
+
 def fit_sklearn(train: np.ndarray, args, epochs: int, n_hidden: int, seed: int):
     """Fit scikit-learn's BernoulliRBM; return ((wall, CPU) seconds, Params)."""
     model = BernoulliRBM(
@@ -240,24 +260,31 @@ def fit_sklearn(train: np.ndarray, args, epochs: int, n_hidden: int, seed: int):
 
 
 def run_case(case, train, test, args, epochs, n_hidden) -> list[Result]:
-    results = []
+    """Fit every library ``repeats`` times, interleaved (one fit of each in turn, so that a
+    shared machine slows them alike); report the median wall-clock and CPU time."""
     fits = [("genzoo", fit_genzoo), ("scikit-learn", fit_sklearn)]
     if args.bf16:
         fits.insert(1, ("genzoo fit_cd bf16 matmuls", fit_genzoo_bf16))
     if args.trainer:
         fits.append(("genzoo-trainer", fit_genzoo_trainer))
-    for library, fit in fits:
-        best, best_cpu, params = float("inf"), float("inf"), None
-        for r in range(args.repeats):
+        fits.append(("genzoo sgd_step loop", fit_genzoo_sgd_step))
+    times: dict[str, list[tuple[float, float]]] = {library: [] for library, _ in fits}
+    fitted: dict[str, Params] = {}
+    for _ in range(args.repeats):
+        for library, fit in fits:
             settle()
-            (seconds, cpu), fitted = fit(train, args, epochs, n_hidden, args.seed)
-            best, best_cpu = min(best, seconds), min(best_cpu, cpu)
-            params = params if r else fitted  # same seed every repeat: keep the first
-        pll = pseudo_log_likelihood(params, test)
-        results.append(Result(case, library, best / epochs, best_cpu / epochs, pll))
+            seconds, params = fit(train, args, epochs, n_hidden, args.seed)
+            times[library].append(seconds)
+            fitted.setdefault(library, params)  # same seed every repeat: keep the first
+    results = []
+    for library, _ in fits:
+        wall = float(np.median([t[0] for t in times[library]]))
+        cpu = float(np.median([t[1] for t in times[library]]))
+        pll = pseudo_log_likelihood(fitted[library], test)
+        results.append(Result(case, library, wall / epochs, cpu / epochs, pll))
         print(
-            f"  {case:12s} {library:27s} {best / epochs:.4f} s/epoch "
-            f"({best_cpu / epochs:.4f} CPU s/epoch)  PLL {pll:.3f}",
+            f"  {case:12s} {library:27s} {wall / epochs:.4f} s/epoch "
+            f"({cpu / epochs:.4f} CPU s/epoch)  PLL {pll:.3f}",
             flush=True,
         )
     return results
@@ -303,7 +330,7 @@ def main() -> None:
     parser.add_argument("--mnist-hidden", type=int, default=500)
     parser.add_argument("--mnist-train", type=int, default=60_000)
     parser.add_argument("--mnist-test", type=int, default=1_000, help="rows scored")
-    parser.add_argument("--repeats", type=int, default=3, help="fits per library; fastest kept")
+    parser.add_argument("--repeats", type=int, default=3, help="interleaved fits, median")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--profile", action="store_true", help="profile genzoo's fit too")

@@ -1,20 +1,18 @@
 """The same MLP VAE on binarised sklearn digits in genzoo and in pythae: speed and test bounds.
 
-Setup (pythae is never a genzoo dependency; it lives in its own virtual environment, with the
-same CPU build of torch as genzoo's)::
+Setup (pythae is never a genzoo dependency; it is installed beside genzoo's torch in a folder of
+its own and put on ``sys.path`` by ``--peers``)::
 
-    /work/main/.venv/bin/python -m venv /work/bench-envs/pythae
-    /work/bench-envs/pythae/bin/pip install torch==2.13.0 \\
-        --index-url https://download.pytorch.org/whl/cpu
-    /work/bench-envs/pythae/bin/pip install pythae   # keeps torch 2.13.0+cpu (needs >= 1.10.1)
+    .venv/bin/pip install --target /tmp/peers pythae   # keeps genzoo's torch
+    .venv/bin/python benchmarks/vae_vs_pythae.py --epochs 100 --seeds 3 --peers /tmp/peers
 
-Run from genzoo's environment (the script reruns itself with ``--pythae-python`` for pythae's
-side; each side uses one thread)::
-
-    .venv/bin/python benchmarks/vae_vs_pythae.py --epochs 100 --seeds 3
+Both sides run in this one process with one thread, interleaved (seed 0 of every side, then
+seed 1, ...), so that a shared machine slows them alike; times are medians over the seeds, as
+wall-clock and as process CPU time (the steadier of the two on a shared machine: a thread's
+CPU time does not grow while it waits for a core).
 
 Both sides train the same model: ``digits-binary`` (1,000 training, 447 test images of 8x8
-binary pixels, written by genzoo to a temporary ``.npz`` that both read), encoder MLP
+binary pixels, loaded once for both), encoder MLP
 ``64 -> hidden -> hidden -> 2 * latent_dim`` and decoder MLP ``latent_dim -> hidden -> hidden ->
 64`` Bernoulli logits (ReLU), ``N(0, I)`` prior, one-sample reparameterised ELBO (Kingma &
 Welling 2014, eq. 10), Adam at the same learning rate and batch size, the same number of epochs
@@ -33,10 +31,9 @@ model with its default KL warm-up (500 steps, Bowman et al. 2016), which pythae'
 from __future__ import annotations
 
 import argparse
-import json
+import logging
 import math
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -48,8 +45,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-
-DEFAULT_PYTHAE = "/work/bench-envs/pythae/bin/python"
 
 
 @torch.no_grad()
@@ -109,12 +104,12 @@ def run_genzoo(args: argparse.Namespace, data: dict[str, np.ndarray]) -> dict[st
                           likelihood="bernoulli", network="mlp",
                           kl_warmup_steps=args.kl_warmup)  # fmt: skip
     steps = args.epochs * math.ceil(len(x) / args.batch_size)
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     trainer = genzoo.Trainer(steps=steps, batch_size=args.batch_size, lr=args.lr,
                              batch_order=args.batch_order, progress=False,
                              seed=args.seed)  # fmt: skip
     trainer.fit(model, x)
-    seconds = time.perf_counter() - start
+    seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
     model.eval()
 
     def encode(v: Tensor) -> tuple[Tensor, Tensor]:
@@ -122,7 +117,12 @@ def run_genzoo(args: argparse.Namespace, data: dict[str, np.ndarray]) -> dict[st
         return mu, logvar
 
     elbo, iwae = bounds(encode, lambda z: model.decoder(z)[:, 0], test, args.iwae_k)
-    return {"epoch_s": seconds / args.epochs, "elbo": elbo, "iwae": iwae}
+    return {
+        "epoch_s": seconds / args.epochs,
+        "cpu_s": cpu / args.epochs,
+        "elbo": elbo,
+        "iwae": iwae,
+    }
 
 
 def run_pythae(args: argparse.Namespace, data: dict[str, np.ndarray]) -> dict[str, float]:
@@ -151,6 +151,8 @@ def run_pythae(args: argparse.Namespace, data: dict[str, np.ndarray]) -> dict[st
         def forward(self, z: Tensor) -> ModelOutput:  # pythae's "bce" wants probabilities
             return ModelOutput(reconstruction=torch.sigmoid(self.net(z)).view(-1, 1, 8, 8))
 
+    # its per-epoch log lines go to a handler made at import: silenced (less work on its side)
+    logging.getLogger("pythae.trainers.base_trainer.base_trainer").setLevel(logging.WARNING)
     torch.manual_seed(args.seed)
     x, test = torch.from_numpy(data["train"]), torch.from_numpy(data["test"])
     config = VAEConfig(input_dim=(1, 8, 8), latent_dim=d, reconstruction_loss="bce")
@@ -161,12 +163,12 @@ def run_pythae(args: argparse.Namespace, data: dict[str, np.ndarray]) -> dict[st
             per_device_train_batch_size=args.batch_size, optimizer_cls="Adam",
             keep_best_on_train=True, no_cuda=True, seed=args.seed,
         )  # fmt: skip
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         with open(os.devnull, "w") as null, redirect_stdout(null), redirect_stderr(null):
             dataset = BaseDataset(x, torch.zeros(len(x)))
             trainer = BaseTrainer(model, dataset, None, train_config)
             trainer.train()
-        seconds = time.perf_counter() - start
+        seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
         best = trainer._best_model.eval()
 
     def encode(v: Tensor) -> tuple[Tensor, Tensor]:
@@ -174,7 +176,12 @@ def run_pythae(args: argparse.Namespace, data: dict[str, np.ndarray]) -> dict[st
         return out.embedding, out.log_covariance
 
     elbo, iwae = bounds(encode, best.decoder.net, test, args.iwae_k)
-    return {"epoch_s": seconds / args.epochs, "elbo": elbo, "iwae": iwae}
+    return {
+        "epoch_s": seconds / args.epochs,
+        "cpu_s": cpu / args.epochs,
+        "elbo": elbo,
+        "iwae": iwae,
+    }
 
 
 def main() -> None:
@@ -183,11 +190,14 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--latent-dim", type=int, default=8)
-    parser.add_argument("--hidden", type=int, default=128)
+    parser.add_argument("--hidden", type=int, default=256)
     parser.add_argument("--iwae-k", type=int, default=1000)
     parser.add_argument("--seeds", type=int, default=3, help="runs per side, seeds 0..n-1")
-    parser.add_argument("--pythae-python", default=DEFAULT_PYTHAE)
-    parser.add_argument("--side", choices=("both", "genzoo", "pythae"), default="both")
+    parser.add_argument(
+        "--peers",
+        default=os.environ.get("GENZOO_PEERS", "/tmp/peers"),
+        help="folder holding pythae (pip install --target DIR pythae), put on sys.path",
+    )
     parser.add_argument(
         "--batch-order",
         choices=("epochs", "random"),
@@ -195,62 +205,44 @@ def main() -> None:
         help="genzoo's batches: shuffled sweeps (as pythae) or with replacement",
     )
     parser.add_argument("--kl-warmup", type=int, default=0, help=argparse.SUPPRESS)
-    parser.add_argument("--data", help=argparse.SUPPRESS)  # the .npz a parent wrote
     args = parser.parse_args()
     torch.set_num_threads(1)
-    if args.side != "both":
-        torch.optim.Adam([nn.Parameter(torch.zeros(1))])  # torch's one-off import (dynamo)
-        data = dict(np.load(args.data))
-        run = run_genzoo if args.side == "genzoo" else run_pythae
-        runs = []
-        for seed in range(args.seeds):
-            args.seed = seed
-            runs.append(run(args, data))
-        print("RESULT " + json.dumps({k: [r[k] for r in runs] for k in runs[0]}))
-        return
-
+    if args.peers and Path(args.peers).is_dir() and args.peers not in sys.path:
+        sys.path.append(args.peers)  # after genzoo's own packages: peers never shadow them
+    try:
+        import pythae  # noqa: F401
+    except ImportError:
+        sys.exit(f"pythae not found: pip install --target {args.peers} pythae (never a genzoo "
+                 "dependency), then pass --peers DIR")  # fmt: skip
     import genzoo
 
-    results = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "digits.npz"
-        np.savez(path, **{s: genzoo.load_dataset("digits-binary", split=s).numpy()
-                          for s in ("train", "test")})  # fmt: skip
-        sides = {
-            "genzoo": ("genzoo", sys.executable, 0),
-            "pythae": ("pythae", args.pythae_python, 0),
-            "genzoo, KL warm-up 500": ("genzoo", sys.executable, 500),
-        }
-        for name, (side, python, warmup) in sides.items():
-            cmd = [python, __file__, "--side", side, "--data", str(path)]
-            cmd += ["--kl-warmup", str(warmup)]
-            for key in (
-                "epochs",
-                "batch_size",
-                "lr",
-                "latent_dim",
-                "hidden",
-                "iwae_k",
-                "seeds",
-                "batch_order",
-            ):
-                cmd += [f"--{key.replace('_', '-')}", str(getattr(args, key))]
-            env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
-            done = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
-            lines = [ln for ln in done.stdout.splitlines() if ln.startswith("RESULT ")]
-            if done.returncode or not lines:
-                sys.exit(f"{name} side failed:\n{done.stderr[-3000:]}")
-            results[name] = json.loads(lines[-1][7:])
+    torch.optim.Adam([nn.Parameter(torch.zeros(1))])  # torch's one-off import (dynamo)
+    data = {s: genzoo.load_dataset("digits-binary", split=s).numpy() for s in ("train", "test")}
+    sides = {
+        "genzoo": (run_genzoo, 0),
+        "pythae": (run_pythae, 0),
+        "genzoo, KL warm-up 500": (run_genzoo, 500),
+    }
+    results: dict[str, list[dict[str, float]]] = {name: [] for name in sides}
+    for seed in range(args.seeds):  # interleaved: each seed runs every side in turn
+        for name, (run, warmup) in sides.items():
+            args.seed, args.kl_warmup = seed, warmup
+            results[name].append(run(args, data))
     net = f"64-{args.hidden}-{args.hidden}-{args.latent_dim}"
     print(f"digits-binary, MLP VAE {net}, {args.epochs} epochs, batch {args.batch_size}, "
-          f"Adam lr {args.lr}, 1 thread; median time, bounds mean +- sd over "
-          f"{args.seeds} seeds\n")  # fmt: skip
-    print(f"| library | s / epoch | test ELBO (nats) | test IWAE-{args.iwae_k} (nats) |")
-    print("|---|---|---|---|")
-    for side, r in results.items():
-        elbo, iwae = np.array(r["elbo"]), np.array(r["iwae"])
-        print(f"| {side} | {np.median(r['epoch_s']):.3f} | {elbo.mean():.2f} +- {elbo.std():.2f} "
-              f"| {iwae.mean():.2f} +- {iwae.std():.2f} |")  # fmt: skip
+          f"Adam lr {args.lr}, 1 thread, sides interleaved in one process; median time, "
+          f"bounds mean +- sd over {args.seeds} seeds\n")  # fmt: skip
+    print(f"| library | s / epoch (wall) | vs pythae | CPU s / epoch | vs pythae | test ELBO "
+          f"(nats) | test IS-NLL, IWAE-{args.iwae_k} (nats) |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|")
+    base = {k: float(np.median([r[k] for r in results["pythae"]])) for k in ("epoch_s", "cpu_s")}
+    for side, runs in results.items():
+        wall, cpu = (float(np.median([r[k] for r in runs])) for k in ("epoch_s", "cpu_s"))
+        elbo = np.array([r["elbo"] for r in runs])
+        nll = -np.array([r["iwae"] for r in runs])
+        print(f"| {side} | {wall:.4f} | {wall / base['epoch_s']:.2f}x | {cpu:.4f} | "
+              f"{cpu / base['cpu_s']:.2f}x | {elbo.mean():.2f} +- {elbo.std():.2f} | "
+              f"{nll.mean():.2f} +- {nll.std():.2f} |")  # fmt: skip
 
 
 if __name__ == "__main__":

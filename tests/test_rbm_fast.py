@@ -260,3 +260,34 @@ def test_fit_cd_refuses_an_unknown_matmul_dtype(binary_digits):
     rbm = genzoo.create("rbm", data=binary_digits[0][:50], n_hidden=4)
     with pytest.raises(ValueError, match="float32, bfloat16.*'fp16'"):
         rbm.fit_cd(binary_digits[0][:50], matmul_dtype="fp16")
+
+
+@pytest.mark.parametrize("weight_decay", [0.0, 0.01])
+def test_sgd_step_is_the_loss_and_sgd_update(weight_decay):
+    """``sgd_step`` (the in-place PCD update, no autograd) == ``loss`` + ``torch.optim.SGD``:
+    the same parameters and chains after three steps from the same random state."""
+    data = genzoo.load_dataset("digits-binary", split="train")[:60]
+    states = []
+    for path in ("sgd_step", "loss"):
+        torch.manual_seed(0)
+        model = genzoo.create("rbm", data=data, n_hidden=6, persistent=True, n_chains=9,
+                              weight_decay=weight_decay, momentum=0.0)  # fmt: skip
+        opt = torch.optim.SGD(model.parameters(), lr=0.1)
+        torch.manual_seed(1)
+        for batch in data.split(20):
+            if path == "sgd_step":
+                terms = model.sgd_step(batch, lr=0.1)
+            else:
+                opt.zero_grad()
+                terms = model.loss(batch)
+                sum(terms.values()).backward()
+                opt.step()
+        states.append(({k: v.clone() for k, v in model.state_dict().items()}, terms))
+    (fast, fast_terms), (slow, slow_terms) = states
+    for key in ("rbm.weight", "rbm.visible_bias", "rbm.hidden_bias", "chains", "chain_hidden"):
+        torch.testing.assert_close(fast[key], slow[key], atol=1e-6, rtol=1e-5)
+    assert fast_terms.keys() == slow_terms.keys()
+    for key in fast_terms:
+        torch.testing.assert_close(fast_terms[key], slow_terms[key].detach())
+    with pytest.raises(ValueError, match="persistent"):
+        genzoo.create("rbm", data=data, n_hidden=4).sgd_step(data[:10], lr=0.1)

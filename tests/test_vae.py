@@ -359,3 +359,26 @@ def test_free_bits_keep_the_sentence_vae_from_collapsing():
     assert kl > 1.0 and units >= 2
     assert len({tuple(p) for p in path.tolist()}) >= 2
     assert path[0, 0] < 6 <= path[-1, 0]  # the ends decode into their sentences' languages
+
+
+def test_fused_reparameterisation_and_kl_match_autograd():
+    """The one-node z and KL of the training loss (issue 19) give the values and gradients of
+    the plain ops they replace: z = mu + exp(logvar / 2) eps and the analytic KL."""
+    from genzoo.models.vae.likelihoods import gaussian_kl, reparameterise_with_kl
+
+    gen = torch.Generator().manual_seed(0)
+    mu, logvar, eps = (torch.randn(5, 3, generator=gen, dtype=torch.float64) for _ in range(3))
+    up_z, up_kl = torch.randn(5, 3, dtype=torch.float64), torch.randn(5, 3, dtype=torch.float64)
+    results = []
+    for fused in (True, False):
+        m, lv = mu.clone().requires_grad_(), logvar.clone().requires_grad_()
+        if fused:
+            z, kl = reparameterise_with_kl(m, lv, eps)
+        else:
+            z, kl = m + (0.5 * lv).exp() * eps, gaussian_kl(m, lv)
+        ((z * up_z).sum() + (kl * up_kl).sum()).backward()
+        results.append((z.detach(), kl.detach(), m.grad, lv.grad))
+    for fused, plain in zip(*results, strict=True):
+        torch.testing.assert_close(fused, plain)
+    m, lv = mu.clone().requires_grad_(), logvar.clone().requires_grad_()
+    assert torch.autograd.gradcheck(lambda a, b: reparameterise_with_kl(a, b, eps), (m, lv))

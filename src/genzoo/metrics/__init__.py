@@ -21,6 +21,10 @@ from genzoo.metrics.samples import (
     precision_recall,
     sliced_wasserstein,
 )
+from genzoo.metrics.sprites_classifier import (
+    frechet_sprites_distance,
+    sprites_factor_accuracy,
+)
 
 __all__ = [
     "DENSITY_LABELS",
@@ -34,6 +38,7 @@ __all__ = [
     "energy_distance",
     "frechet_digits_distance",
     "frechet_distance",
+    "frechet_sprites_distance",
     "kl_gap",
     "median_bandwidth",
     "mmd_rbf",
@@ -43,4 +48,5 @@ __all__ = [
     "negative_log_likelihood",
     "precision_recall",
     "sliced_wasserstein",
+    "sprites_factor_accuracy",
 ]

@@ -23,6 +23,7 @@ import hashlib
 import json
 import os
 import warnings
+from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -39,6 +40,7 @@ __all__ = [
     "RECIPE",
     "DigitsClassifier",
     "cache_path",
+    "cached_model",
     "classifier_features",
     "digits_classifier",
     "digits_to_unit",
@@ -174,11 +176,12 @@ def _train() -> DigitsClassifier:
     return model.eval()
 
 
-def _load(path: Path) -> DigitsClassifier | None:
-    """The cached classifier, or None when the file is missing, corrupt or does not fit."""
+def _load(path: Path, new: Callable[[], nn.Module] = _new_classifier) -> nn.Module | None:
+    """The cached model (``new()`` with the file's weights), or None when the file is missing,
+    corrupt, does not fit or holds non-finite weights."""
     if not path.is_file():
         return None
-    model = _new_classifier()
+    model = new()
     try:
         state = read_tensors(path)
         load_state(model, state, str(path))
@@ -187,6 +190,32 @@ def _load(path: Path) -> DigitsClassifier | None:
     if not all(torch.isfinite(v).all() for v in state.values()):
         return None
     return model.eval()
+
+
+def cached_model(
+    path: Path,
+    new: Callable[[], nn.Module],
+    train: Callable[[], nn.Module],
+    recipe: dict[str, object],
+    what: str,
+) -> nn.Module:
+    """The model cached at ``path`` (weights into ``new()``), else ``train()`` now and cache
+    it there as safetensors (atomically, the ``recipe`` in the metadata). A missing, corrupt
+    or mismatched file is retrained and replaced; a cache that cannot be written only warns.
+    Parameters come back frozen (``requires_grad=False``), the model in eval mode.
+    Shared by the metric classifiers (``digits_classifier``, ``sprites_classifier``)."""
+    model = _load(path, new)
+    if model is None:
+        model = train().eval()
+        try:
+            write_tensors(
+                path, model.state_dict(), metadata={"recipe": json.dumps(recipe, sort_keys=True)}
+            )
+        except OSError as err:  # a read-only or full disk costs a retraining next time, no more
+            warnings.warn(f"could not cache the {what} at {path}: {err}", stacklevel=3)
+    for p in model.parameters():
+        p.requires_grad_(False)
+    return model
 
 
 def digits_classifier(cache_dir: str | os.PathLike | None = None) -> DigitsClassifier:
@@ -200,18 +229,10 @@ def digits_classifier(cache_dir: str | os.PathLike | None = None) -> DigitsClass
     and replaced; a cache that cannot be written only warns.
     Parameters are frozen (``requires_grad=False``) and the model is in eval mode on the CPU.
     """
-    path = cache_path(cache_dir)
-    model = _load(path)
-    if model is None:
-        model = _train()
-        try:
-            write_tensors(
-                path, model.state_dict(), metadata={"recipe": json.dumps(RECIPE, sort_keys=True)}
-            )
-        except OSError as err:  # a read-only or full disk costs a retraining next time, no more
-            warnings.warn(f"could not cache the digits classifier at {path}: {err}", stacklevel=2)
-    for p in model.parameters():
-        p.requires_grad_(False)
+    model = cached_model(
+        cache_path(cache_dir), _new_classifier, _train, RECIPE, "digits classifier"
+    )
+    assert isinstance(model, DigitsClassifier)
     return model
 
 

@@ -42,6 +42,7 @@ from genzoo.models.energy.rbm_layer import (
     MAX_ENUMERATED_HIDDEN,
     VISIBLE_TYPES,
     RBMLayer,
+    _ClosedFormGradient,
     check_binary,
     sample_bernoulli,
 )
@@ -144,8 +145,10 @@ class _RBM(BoltzmannMachine):
     def loss(self, batch: Tensor | None, player: str = "model") -> dict[str, Tensor]:
         # The Trainer validated the training data once; batches are not re-scanned here.
         rbm = self.rbm
-        v = self._to_visible(batch.to(self.device, self.dtype))
+        v = self._to_visible(batch.to(self.chains))  # the model's device and dtype
         rbm.track_data(v)
+        if self.persistent and rbm.binary:
+            return self._pcd_binary_loss(v)
         with torch.no_grad():
             a_data = rbm.hidden_input(v)  # (batch, n_hidden), shared by both phases below
             if self.persistent:  # PCD: continue the chains from their hidden state, h -> v -> h
@@ -162,6 +165,94 @@ class _RBM(BoltzmannMachine):
         if not self.persistent:  # the guide's (imperfect) progress signal, from step 1's mean
             terms["diag/reconstruction"] = (v - mean).pow(2).sum(-1).mean()
         return terms
+
+    def _workspace(self, n: int, m: int) -> tuple[Tensor, Tensor, Tensor]:
+        """Buffers of a PCD step with ``n`` data and ``m`` model rows, made once per shape:
+        the stacked visible rows ``(n + m, D)``, their hidden inputs ``(n + m, H)`` and the row
+        weights ``-1/n`` (data), ``+1/m`` (model), which make ``sum_r w_r (-dF(v_r))`` the
+        gradient of ``mean F(v_data) - mean F(v_model)``."""
+        key = (n, m, self.chains.device, self.chains.dtype)
+        cached = self.__dict__.get("_cd_workspace")
+        if cached is None or cached[0] != key:
+            opts = {"device": self.chains.device, "dtype": self.chains.dtype}
+            rows = torch.empty(n + m, self.rbm.n_visible, **opts)
+            act = torch.empty(n + m, self.rbm.n_hidden, **opts)
+            weights = torch.cat([torch.full((n,), -1 / n, **opts), torch.full((m,), 1 / m, **opts)])
+            cached = (key, rows, act, weights)
+            self.__dict__["_cd_workspace"] = cached
+        return cached[1], cached[2], cached[3]
+
+    def _pcd_binary_loss(self, v: Tensor) -> dict[str, Tensor]:
+        """The PCD loss of Bernoulli units in few ops (:meth:`_pcd_binary_gradient`), its
+        closed-form gradient handed to autograd."""
+        rbm = self.rbm
+        value, grads = self._pcd_binary_gradient(v)
+        params = (rbm.weight, rbm.visible_bias, rbm.hidden_bias)
+        terms = {"cd": _ClosedFormGradient.apply(value, *params, *grads)}
+        if self.weight_decay > 0:
+            terms["weight_decay"] = 0.5 * self.weight_decay * rbm.weight.pow(2).sum()
+        return terms
+
+    @property
+    def can_sgd_step(self) -> bool:
+        """Whether :meth:`sgd_step` applies: a persistent Bernoulli rbm with ``momentum=0``."""
+        return self.persistent and self.rbm.binary and self.momentum == 0
+
+    @torch.no_grad()
+    def sgd_step(self, batch: Tensor, lr: float) -> dict[str, Tensor]:
+        """One PCD update by plain SGD (no momentum) in place, without autograd or optimiser:
+        the same step as ``loss`` + ``torch.optim.SGD(lr)``, for a training loop that asks a
+        model with a closed-form gradient to apply it itself (Bernoulli units, ``persistent``,
+        ``momentum=0``). Returns the loss terms of the step (before the update)."""
+        rbm = self.rbm
+        if not self.can_sgd_step:
+            raise ValueError("sgd_step needs a persistent Bernoulli rbm with momentum=0; "
+                             "train others through loss() and an optimiser")  # fmt: skip
+        v = self._to_visible(batch.to(self.chains))
+        rbm.track_data(v)
+        value, (g_w, g_b, g_c) = self._pcd_binary_gradient(v)
+        terms = {"cd": value}
+        if self.weight_decay > 0:
+            terms["weight_decay"] = 0.5 * self.weight_decay * rbm.weight.pow(2).sum()
+            g_w.add_(rbm.weight, alpha=self.weight_decay)
+        params = (rbm.weight, rbm.visible_bias, rbm.hidden_bias)
+        for param, grad in zip(params, (g_w, g_b, g_c), strict=True):
+            param.sub_(grad, alpha=lr)
+        self.invalidate_log_z()
+        return terms
+
+    def _pcd_binary_gradient(self, v: Tensor) -> tuple[Tensor, tuple[Tensor, Tensor, Tensor]]:
+        """The PCD loss of Bernoulli units and its gradient ``(dW, db, dc)``, in few ops:
+        ``cd_loss``'s value and closed-form gradient with both phases stacked in reused buffers
+        (the ``fit_cd`` layout).
+
+        The chains continue from their hidden state, ``h -> v (-> h -> v)^(k-1) -> h``, drawing
+        the uniforms in ``fit_cd``'s order. With row weights ``w`` (``-1/n`` data, ``+1/m``
+        model), ``F(v) = -b.v - sum_j softplus(a_j)`` and ``p = sigmoid(a)``, ``a = c + v W``:
+        ``d/db = w^T V``, ``d/dc = sum_r w_r p_r``, ``d/dW = V^T (w p)`` and the value
+        ``mean F(v_data) - mean F(v_model) = b . (w^T V) + sum_j (w^T softplus(A))_j``.
+        """
+        rbm = self.rbm
+        w, b, c = rbm.weight, rbm.visible_bias, rbm.hidden_bias
+        n, m = v.shape[0], self.chains.shape[0]
+        rows, act, weights = self._workspace(n, m)
+        with torch.no_grad():
+            rows[:n].copy_(v)
+            model_v = rows[n:]
+            torch.addmm(b, self.chain_hidden, w.T, out=model_v)  # h -> v
+            torch.lt(torch.rand_like(model_v), model_v.sigmoid_(), out=model_v)
+            if self.cd_k > 1:
+                model_v.copy_(rbm.gibbs(model_v, self.cd_k - 1))
+            a = torch.addmm(c, rows, w, out=act)  # both phases' hidden inputs
+            softplus = torch.nn.functional.softplus(a)
+            p = a.sigmoid_()
+            self.chains.copy_(model_v)
+            torch.lt(torch.rand_like(p[n:]), p[n:], out=self.chain_hidden)  # v -> h
+            grad_b = weights @ rows
+            value = torch.dot(b, grad_b) + (weights @ softplus).sum()
+            p.mul_(weights[:, None])
+            grads = (rows.T @ p, grad_b, p.sum(0))
+        return value, grads
 
     # -- the classical training loop (Hinton's guide, fused by hand: see ``cd_loop``) -------
     fit_cd = cd_loop.fit_cd

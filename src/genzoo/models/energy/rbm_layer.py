@@ -313,7 +313,7 @@ class RBMLayer(nn.Module):
     @torch.no_grad()
     def track_data(self, v: Tensor, momentum: float = 0.99) -> None:
         """Keep a running mean of the visible data (the AIS base rate)."""
-        self.data_mean.mul_(momentum).add_((1 - momentum) * v.mean(0))
+        self.data_mean.mul_(momentum).add_(v.mean(0), alpha=1 - momentum)
 
     @torch.no_grad()
     def cd_statistics(

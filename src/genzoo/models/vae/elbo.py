@@ -16,7 +16,6 @@ import torch
 from torch import Tensor
 
 from genzoo.models.base import GenerativeModel
-from genzoo.models.vae.likelihoods import free_bits_kl
 
 #: Seed of the noise ``elbo`` and ``log_prob`` use when given no generator: the estimates of
 #: a model are then reproducible (the same weights give the same numbers).
@@ -48,7 +47,27 @@ class ELBOModel(GenerativeModel):
         2016; Sonderby et al. 2016); ``beta`` is 1 but for ``beta-vae``."""
         if self.kl_warmup_steps == 0:
             return self.beta
-        return self.beta * min(1.0, int(self.steps_done) / self.kl_warmup_steps)
+        return self.beta * min(1.0, self._steps() / self.kl_warmup_steps)
+
+    def _steps(self) -> int:
+        """``int(steps_done)``, read from the buffer only when it changed other than by
+        ``after_step`` (a loaded state, a move to another device, an edit): no host read, so
+        no device synchronisation, in the training loop. The buffer's version counter tells."""
+        buffer, mirror = self.steps_done, self.__dict__.get("_steps_mirror")
+        if mirror is None or mirror[0] is not buffer or mirror[1] != buffer._version:
+            mirror = (buffer, buffer._version, int(buffer))
+            self.__dict__["_steps_mirror"] = mirror
+        return mirror[2]
+
+    def _weight_tensor(self, weight: float, like: Tensor) -> Tensor:
+        """``weight`` as a 0-d tensor like ``like``, made once per value (it stops changing
+        after the warm-up), for the ``diag/kl_weight`` column."""
+        cached = self.__dict__.get("_kl_weight_tensor")
+        if (cached is None or cached[0] != weight or cached[1].device != like.device
+                or cached[1].dtype != like.dtype):  # fmt: skip
+            cached = (weight, like.new_tensor(weight))
+            self.__dict__["_kl_weight_tensor"] = cached
+        return cached[1]
 
     def elbo_terms(
         self, reconstruction: Tensor, kl_dims: Tensor, mu: Tensor, kl: Tensor | None = None
@@ -60,28 +79,34 @@ class ELBOModel(GenerativeModel):
         Monte-Carlo KL for a flow posterior). Returns ``reconstruction`` and ``kl_weight * KL``
         (with free bits per dimension when ``free_bits > 0``), and as ``diag/...`` the ELBO, the
         unweighted KL, the weight, the active units and the KL of each latent dimension.
+
+        The batch mean of the KL per dimension is computed once: the KL is its sum, the free
+        bits clamp it, and its detached value is the ``diag/kl_dim{j}`` columns. The other
+        diagnostics are a few small ops without gradient (no graph to build or free).
         """
+        per_dim = kl_dims.mean(0)  # (d,): E_batch[KL_j]
         if kl is None:
-            kl = kl_dims.sum(1).mean()
+            kl = per_dim.sum()  # = E_batch[sum_j KL_j]
         weight = self.kl_weight()
-        penalty = free_bits_kl(kl_dims, self.free_bits) if self.free_bits else kl
-        mu = mu.detach()
-        terms = {
-            "reconstruction": reconstruction,
-            "kl": weight * penalty,
-            "diag/elbo": -(reconstruction + kl).detach(),
-            "diag/kl_unweighted": kl.detach(),
-            "diag/kl_weight": mu.new_tensor(weight),
+        # free bits (= free_bits_kl(kl_dims, free_bits)): sum_j max(lambda, E_batch[KL_j])
+        penalty = per_dim.clamp_min(self.free_bits).sum() if self.free_bits else kl
+        terms = {"reconstruction": reconstruction, "kl": weight * penalty}
+        with torch.no_grad():
+            terms["diag/elbo"] = -(reconstruction + kl)
+            terms["diag/kl_unweighted"] = kl.detach()
+            terms["diag/kl_weight"] = self._weight_tensor(weight, mu)
             # active units (Burda et al. 2016), kept a tensor: no read inside the step
-            "diag/active_units": (mu.var(0) > self.active_threshold).sum().to(mu.dtype),
-        }
-        for j, value in enumerate(kl_dims.detach().mean(0).unbind()):
-            terms[f"diag/kl_dim{j}"] = value
+            active = (mu.var(0) > self.active_threshold).sum()
+            terms["diag/active_units"] = active.to(mu.dtype)
+            for j, value in enumerate(per_dim.detach().unbind()):
+                terms[f"diag/kl_dim{j}"] = value
         return terms
 
     def after_step(self, player: str, step: int) -> None:
         """Count the steps taken, for the KL warm-up (saved with the model)."""
+        known = self._steps()
         self.steps_done += 1
+        self.__dict__["_steps_mirror"] = (self.steps_done, self.steps_done._version, known + 1)
 
     def _generator(self, generator: torch.Generator | None) -> torch.Generator:
         """``generator``, or one seeded with ``EVAL_SEED`` (reproducible estimates)."""

@@ -32,6 +32,39 @@ def gaussian_kl(mu: Tensor, logvar: Tensor) -> Tensor:
     return 0.5 * (mu.square() + logvar.exp() - 1.0 - logvar)
 
 
+class _ReparameterisedKL(torch.autograd.Function):
+    """``z = mu + exp(logvar / 2) * eps`` and ``KL(N(mu, exp(logvar)) || N(0, 1))`` per
+    dimension as one autograd node with the closed-form backward
+
+        dz/dmu = 1,  dz/dlogvar = z_noise / 2 = exp(logvar / 2) * eps / 2,
+        dKL/dmu = mu,  dKL/dlogvar = (exp(logvar) - 1) / 2,
+
+    the same values and gradients as the nine small ops it replaces, for less per-step work
+    in the training loop of small VAEs (issue 19)."""
+
+    @staticmethod
+    def forward(ctx, mu: Tensor, logvar: Tensor, eps: Tensor) -> tuple[Tensor, Tensor]:  # type: ignore[override]
+        noise = (0.5 * logvar).exp().mul_(eps)  # s * eps
+        var = logvar.exp()
+        z = mu + noise
+        kl = 0.5 * (mu.square() + var - 1.0 - logvar)
+        ctx.save_for_backward(mu, noise, var)
+        return z, kl
+
+    @staticmethod
+    def backward(ctx, grad_z: Tensor, grad_kl: Tensor):  # type: ignore[override]
+        mu, noise, var = ctx.saved_tensors
+        grad_mu = torch.addcmul(grad_z, grad_kl, mu)
+        grad_logvar = grad_z * noise + grad_kl * (var - 1.0)
+        return grad_mu, grad_logvar.mul_(0.5), None
+
+
+def reparameterise_with_kl(mu: Tensor, logvar: Tensor, eps: Tensor) -> tuple[Tensor, Tensor]:
+    """``z = mu + exp(logvar / 2) * eps`` (Kingma & Welling 2014, eq. 10) and
+    :func:`gaussian_kl` per dimension, in one autograd node (see ``_ReparameterisedKL``)."""
+    return _ReparameterisedKL.apply(mu, logvar, eps)
+
+
 def free_bits_kl(kl_dims: Tensor, free_bits: float) -> Tensor:
     """The KL term with free bits (Kingma et al. 2016, "Improved variational inference with
     inverse autoregressive flow", appendix C.8): ``sum_j max(lambda, E_batch[KL_j])``.

@@ -46,6 +46,7 @@ from genzoo.models.vae.likelihoods import (
     diagonal_normal_log_prob,
     gaussian_kl,
     make_likelihood,
+    reparameterise_with_kl,
     resolve_likelihood,
 )
 from genzoo.models.vae.networks import Decoder, Encoder, resolve_network
@@ -53,8 +54,10 @@ from genzoo.models.vae.posterior import planar_flow, planar_parameter_count
 from genzoo.registry import register_model
 
 POSTERIORS = ("gaussian", "planar")
-#: Rows (samples x examples) decoded at once by ``iwae``; bounds its memory.
+#: Rows (samples x examples) decoded at once by ``iwae``, at most, and data values decoded
+#: at once (rows x values per example): together they bound its memory on large images too.
 IWAE_ROWS = 65_536
+IWAE_VALUES = 2**22
 
 
 @register_model("vae", family="vae")
@@ -277,12 +280,15 @@ class VAE(ELBOModel):
             # a flow posterior has no closed-form KL: the Monte-Carlo E_q[log q(z|x) - log p(z)]
             kl = (w["log_qz"] - w["log_pz"]).mean()
         else:  # the short path of log_weights for one sample and the analytic KL
-            context = self._context(c, x.shape[0])
+            plain = c is None and self.condition_kind is None  # no context to build or check
+            context = None if plain else self._context(c, x.shape[0])
             mu, logvar, _ = self._posterior(x, context)
-            z = mu + (0.5 * logvar).exp() * torch.randn_like(mu)  # eq. (10)
+            # z = mu + s * eps, eq. (10), and the analytic KL of appendix B in one node
+            z, kl_dims = reparameterise_with_kl(mu, logvar, torch.randn_like(mu))
             log_px = self.likelihood.log_prob(x.flatten(1), self.decoder(z, context))
-            kl = None  # the sum of the analytic KL per dimension
-        reconstruction = -log_px.mean()  # -E_q[log p(x|z)], one sample
+            reconstruction = -log_px.mean()  # -E_q[log p(x|z)], one sample
+            return self.elbo_terms(reconstruction, kl_dims, mu)  # KL: the sum of kl_dims
+        reconstruction = -log_px.mean()
         return self.elbo_terms(reconstruction, gaussian_kl(mu, logvar), mu, kl)  # appendix B
 
     # -- densities ----------------------------------------------------------------------------
@@ -313,7 +319,13 @@ class VAE(ELBOModel):
         x = self.check_input(x)
         c = self.check_condition(c, x.shape[0])
         generator = self._generator(generator)
-        chunk = max(1, IWAE_ROWS // max(1, x.shape[0]))
+        rows = min(IWAE_ROWS, max(1, IWAE_VALUES // math.prod(self.data_shape)))
+        if x.shape[0] > rows:  # large images: the examples a part at a time as well
+            return torch.cat([
+                self.iwae(x[i : i + rows], k, generator, None if c is None else c[i : i + rows])
+                for i in range(0, x.shape[0], rows)
+            ])  # fmt: skip
+        chunk = max(1, rows // max(1, x.shape[0]))
         parts = []
         for start in range(0, k, chunk):
             w = self.log_weights(x, min(chunk, k - start), generator, c=c)
