@@ -330,7 +330,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("eval", help="test metrics of a trained run, as JSON")
     p.add_argument("run")
     p.add_argument("--data", help="dataset to evaluate on (default: the training dataset)")
-    p.add_argument("--n", type=int, help="number of test examples")
+    p.add_argument("--n", type=int, help="number of test examples (default: all; 1000 of "
+                                         "data streamed from disk)")  # fmt: skip
     p.add_argument("--dequantization-draws", type=int, default=1, metavar="K",
                    help="continuous models on discrete data: importance-weighted noise draws "
                         "of the dequantisation bound (more draws, tighter bound)")  # fmt: skip

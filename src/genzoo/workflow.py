@@ -283,6 +283,8 @@ def evaluate(
         if seed is None:  # the run's own split: another seed would test on training rows
             seed = int(run_info.get("seed", 0))
     info = datasets.dataset_info(dataset)  # shipped or a user's file: its levels count
+    if n is None and datasets.is_streamed(dataset):  # data larger than memory: a sample of it
+        n = STREAMED_TEST_EXAMPLES
     if model.condition_kind is not None:
         return _evaluate_conditional(model, dataset, info, n, seed or 0, dequantization_draws)
     x = datasets.load_dataset(dataset, split="test", n=n, seed=seed or 0)
@@ -293,6 +295,10 @@ def evaluate(
         "measure": density_label(model),
         "n_test": int(x.shape[0]),
     }
+    if datasets.has_factors(dataset):  # 64x64 sprites: genzoo's own classifier, not FID
+        from genzoo.metrics.sprites_classifier import sprites_sample_quality
+
+        result.update(sprites_sample_quality(model, x, seed=seed or 0))
     if model.density == "none":
         return result
     if model.density == "unnormalized":
@@ -316,6 +322,11 @@ def evaluate(
     if not math.isfinite(result["nll"]):
         result["warning"] = "the model gives zero density to some test examples"
     return result
+
+
+#: Test examples ``evaluate`` scores by default on data streamed from disk (``sprites``, large
+#: ``.npy`` files): an IWAE estimate over all of them would take hours on a CPU.
+STREAMED_TEST_EXAMPLES = 1000
 
 
 def _has_encoder(model: GenerativeModel) -> bool:
@@ -354,6 +365,10 @@ def _evaluate_conditional(
         "measure": density_label(model),
         "n_test": int(x.shape[0]),
     }
+    if datasets.has_factors(dataset):  # the conditions are the five factor values
+        from genzoo.metrics.sprites_classifier import sprites_sample_quality
+
+        result.update(sprites_sample_quality(model, x, c, seed=seed))
     if model.density in ("none", "unnormalized"):
         if model.density == "unnormalized":
             result["note"] = UNNORMALIZED_NOTE
