@@ -392,3 +392,19 @@ def test_genzoo_train_takes_the_loop_flags(tmp_path):
     assert not (out / "tensorboard").exists()
     assert main(["train", "gmm", "--data", "moons", "--steps", "2", "--ema", "0.9",
                  "--out", str(tmp_path / "gmm")]) == 2  # fmt: skip
+
+
+def test_an_rbm_taking_its_own_sgd_step_trains_as_through_autograd(monkeypatch):
+    # a persistent Bernoulli rbm with plain SGD: the Trainer calls its closed-form sgd_step
+    x = genzoo.load_dataset("digits-binary", n=300)
+    torch.manual_seed(0)
+    initial = genzoo.create("rbm", data=x, n_hidden=16, momentum=0.0, persistent=True)
+    assert initial.can_sgd_step
+    model, calls = _copy(initial), []
+    step = model.sgd_step
+    model.sgd_step = lambda batch, lr: calls.append(lr) or step(batch, lr)
+    own = _trainer(steps=25, batch_size=50, lr=0.05, seed=1).fit(model, x)
+    assert calls == [0.05] * 25  # the closed-form path was taken
+    monkeypatch.setattr("genzoo.train.trainer._plain_sgd", lambda optimizer: False)
+    autograd = _trainer(steps=25, batch_size=50, lr=0.05, seed=1).fit(_copy(initial), x)
+    _assert_same(own, autograd, atol=1e-5)

@@ -106,6 +106,15 @@ def _require_positive(name: str, value: Any) -> None:
 OPTIMIZERS = {"adam": torch.optim.Adam, "sgd": torch.optim.SGD, "rmsprop": torch.optim.RMSprop}
 
 
+def _plain_sgd(optimizer: torch.optim.Optimizer) -> bool:
+    """Whether ``optimizer`` is plain SGD: one learning rate, no momentum, weight decay,
+    Nesterov or maximisation (what a model's own ``sgd_step`` reproduces)."""
+    groups = optimizer.param_groups
+    return (isinstance(optimizer, torch.optim.SGD) and len({g["lr"] for g in groups}) == 1
+            and all(g["momentum"] == 0 and g["weight_decay"] == 0 and not g["nesterov"]
+                    and not g["maximize"] for g in groups))  # fmt: skip
+
+
 def make_optimizer(params, lr: float, settings: Mapping[str, Any]) -> torch.optim.Optimizer:
     """The optimiser a model asks for in ``optimizer_settings``: Adam unless it names
     ``"optimizer": "sgd" | "rmsprop"``; ``"lr_scale"`` multiplies the trainer's learning rate
@@ -507,6 +516,11 @@ class Trainer:
         self._plain = (self.accumulate == 1 and self.precision == "32" and not self.compile
                        and not self._context.parallel)  # fmt: skip
         self._scheduled = self.lr_schedule != "constant" or self.warmup_steps > 0
+        # a model with a closed-form gradient (a persistent Bernoulli rbm) applies its own
+        # plain-SGD step: the same update as loss + backward + torch.optim.SGD, less autograd
+        self._sgd_step = (self._plain and self.clip_grad is None
+                          and getattr(model, "can_sgd_step", False)
+                          and all(_plain_sgd(o) for o in optimizers.values()))  # fmt: skip
         self._pending = []
         self._loop(model, (data, condition), optimizers, batches, start, out, context.main)
         if self._ema is not None:  # the model handed back is the one evaluated and saved
@@ -733,6 +747,11 @@ class Trainer:
                     batch = transform(batch, batches)
             else:
                 batch, c = self._batch(model, batches)
+            if self._sgd_step:
+                lr = optimizers[player].param_groups[0]["lr"]  # the schedule's, if any
+                pending.append((step, player, model.sgd_step(batch, lr)))
+                model.after_step(player, step)
+                continue
             output = model.loss(batch, player) if c is None else model.loss(batch, player, c=c)
             total, terms = distributed.split_terms(output)
             optimizer = optimizers[player]
