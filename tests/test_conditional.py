@@ -245,12 +245,13 @@ def test_class_conditional_gmm_is_a_generative_classifier(name):
 
 
 # -- trainer, run folders, resume ------------------------------------------------------------
-def test_conditional_training_resumes_exactly(tmp_path):
-    x, c = genzoo.load_dataset("moons", n=512, condition=True)
+def resumed_and_straight(name, x, c, tmp_path, **hparams):
+    """A conditional model trained 4 steps straight, and 2 + 2 with a resume in ``tmp_path /
+    "b"``; asserts both end on the same parameters, exactly, and returns them."""
 
     def run(out, steps, resume=False):
         torch.manual_seed(0)
-        model = genzoo.create("realnvp", data=x, condition=c, n_layers=2, hidden=8)
+        model = genzoo.create(name, data=x, condition=c, **hparams)
         trainer = genzoo.Trainer(steps=steps, batch_size=32, lr=1e-2, out=out, seed=3,
                                  checkpoint_every=2, progress=False, resume=resume)  # fmt: skip
         trainer.fit(model, x, condition=c)
@@ -261,6 +262,12 @@ def test_conditional_training_resumes_exactly(tmp_path):
     resumed = run(tmp_path / "b", 4, resume=True)
     for key, value in straight.state_dict().items():
         torch.testing.assert_close(resumed.state_dict()[key], value, rtol=0, atol=0)
+    return resumed, straight
+
+
+def test_conditional_training_resumes_exactly(tmp_path):
+    x, c = genzoo.load_dataset("moons", n=512, condition=True)
+    resumed_and_straight("realnvp", x, c, tmp_path, n_layers=2, hidden=8)
     loaded = genzoo.load(tmp_path / "b")
     assert loaded.n_classes == 2 and loaded.condition_kind == "discrete"
 

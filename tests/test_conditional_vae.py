@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from test_conditional import resumed_and_straight
 
 import genzoo
 from genzoo import DataError
@@ -155,21 +156,8 @@ def test_a_vector_condition_is_standardised_and_read(tmp_path):
 
 def test_save_load_and_resume_of_a_conditional_vae(tmp_path):
     x, c = genzoo.load_dataset("digits-binary", n=256, condition=True)
-
-    def run(out, steps, resume=False):
-        torch.manual_seed(0)
-        model = genzoo.create("beta-vae", data=x, condition=c, hidden=16, latent_dim=2,
-                              iwae_samples=10, beta=2.0)  # fmt: skip
-        trainer = genzoo.Trainer(steps=steps, batch_size=32, lr=1e-2, out=out, seed=3,
-                                 checkpoint_every=2, progress=False, resume=resume)  # fmt: skip
-        trainer.fit(model, x, condition=c)
-        return model
-
-    straight = run(tmp_path / "a", 4)
-    run(tmp_path / "b", 2)
-    resumed = run(tmp_path / "b", 4, resume=True)
-    for key, value in straight.state_dict().items():
-        torch.testing.assert_close(resumed.state_dict()[key], value, rtol=0, atol=0)
+    resumed, straight = resumed_and_straight("beta-vae", x, c, tmp_path, hidden=16,
+                                             latent_dim=2, iwae_samples=10, beta=2.0)  # fmt: skip
     assert int(resumed.steps_done) == 4  # the KL warm-up's clock is saved
     loaded = genzoo.load(tmp_path / "b")
     assert loaded.config == straight.config and loaded.condition_kind == "discrete"

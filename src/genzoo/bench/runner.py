@@ -327,12 +327,7 @@ def _write_references(out: Path, datasets: list[str]) -> None:
     reruns in ``references.json``."""
     from genzoo.bench.measure import reference_row
 
-    path = out / REFERENCES_FILE
-    known = read_json(path) if path.is_file() else {}
-    missing = [d for d in datasets if d not in known]
-    if missing:
-        known.update({d: reference_row(d) for d in missing})
-        write_json(path, known)
+    _measure_once(out / REFERENCES_FILE, datasets, reference_row)
 
 
 def _write_conditional_references(out: Path, datasets: list[str]) -> None:
@@ -340,11 +335,15 @@ def _write_conditional_references(out: Path, datasets: list[str]) -> None:
     ``LogisticRegression`` on the cells' split), once, in ``conditional_references.json``."""
     from genzoo.bench.measure import logistic_reference
 
-    path = out / CONDITIONAL_REFERENCES_FILE
+    _measure_once(out / CONDITIONAL_REFERENCES_FILE, datasets, logistic_reference)
+
+
+def _measure_once(path: Path, datasets: list[str], measure) -> None:
+    """``measure(dataset)`` of each dataset not yet in the JSON file ``path``, added to it."""
     known = read_json(path) if path.is_file() else {}
     missing = [d for d in datasets if d not in known]
     if missing:
-        known.update({d: logistic_reference(d) for d in missing})
+        known.update({d: measure(d) for d in missing})
         write_json(path, known)
 
 
