@@ -16,9 +16,9 @@ import torch
 
 import genzoo
 from genzoo.models.base import GenerativeModel
+from genzoo.train.batches import EpochOrder
 from genzoo.train.checkpoint import CHECKPOINT_FILE
 from genzoo.train.runfolder import LOCK_FILE
-from genzoo.train.trainer import EpochOrder
 
 
 def _flow(data):

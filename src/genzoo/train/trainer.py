@@ -36,13 +36,11 @@ from genzoo.io import RUN_INFO_FILE, atomic_write, read_json, write_json
 from genzoo.models import em_shards
 from genzoo.models.base import GenerativeModel
 from genzoo.train import distributed, precision
-from genzoo.train.batches import (  # noqa: F401 (EpochOrder re-exported)
-    EpochOrder,
+from genzoo.train.batches import (
     dataset_length,
     is_dataset,
     make_source,
     materialize,
-    split_example,
 )
 from genzoo.train.checkpoint import CHECKPOINT_FILE, load_checkpoint, save_checkpoint
 from genzoo.train.distributed import DIAGNOSTIC_PREFIX, RANK_STRIDE, Context  # noqa: F401 (re-export)
