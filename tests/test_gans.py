@@ -136,7 +136,7 @@ def test_generator_ema_is_a_buffer_used_for_sampling(moons, tmp_path):
     gan = genzoo.create("gan", data=moons, hidden=8, ema_decay=0.9)
     assert not any("ema" in name for name, _ in gan.named_parameters())
     _fit(gan, moons, steps=30, batch_size=64)
-    ema = gan.generator_ema.as_dict()
+    ema = gan.generator_ema.state()
     assert any(not torch.equal(ema[k], p) for k, p in gan.generator.named_parameters())
     g = torch.Generator().manual_seed(0)
     z = gan.draw_latent(5, torch.Generator().manual_seed(0))

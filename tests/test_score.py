@@ -306,13 +306,13 @@ def test_sigma_max_from_data_is_saved_and_loaded(tmp_path, moons):
 
 def test_ema_weights_are_averages_used_for_sampling():
     model = DDPM([2], hidden=8, depth=1, ema=0.5, sampling_steps=3)
-    before = {k: v.clone() for k, v in model.ema.params().items()}
+    before = {k: v.clone() for k, v in model.ema.state().items()}
     with torch.no_grad():
         for p in model.net.parameters():
             p.add_(1.0)
     model.after_step("model", step=1000)  # decay min(0.5, ...) = 0.5
     for name, p in model.net.named_parameters():
-        assert torch.allclose(model.ema.params()[name], 0.5 * before[name] + 0.5 * p)
+        assert torch.allclose(model.ema.state()[name], 0.5 * before[name] + 0.5 * p)
     y, c = torch.randn(4, 2), torch.full((4,), 0.3)
     assert not torch.allclose(model.predict_noise(y, c, averaged=True), model.predict_noise(y, c))
 

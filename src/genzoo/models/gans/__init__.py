@@ -3,7 +3,8 @@
 Shared parts: :mod:`.losses` (the objectives and the R1 / R2 / gradient penalties as
 functions), :mod:`.nets` (MLP and DCGAN networks chosen from the data's shape), :mod:`.base`
 (two players, n critic steps, weight clipping, generator EMA, diagnostics). Each registered
-model is a short recipe over them.
+model is a short recipe over them. ``EMAWeights`` is deprecated (the generator's average is
+``genzoo.models.ema.EMA``); it is kept for one release.
 """
 
 from genzoo.models.gans.base import AdversarialModel, EMAWeights

@@ -26,6 +26,7 @@ class, or one per sample.
 from __future__ import annotations
 
 import functools
+import warnings
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
@@ -36,6 +37,7 @@ from torch.func import functional_call
 from genzoo.errors import DensityUnavailable
 from genzoo.models.base import GenerativeModel
 from genzoo.models.conditioning import Context
+from genzoo.models.ema import EMA
 from genzoo.models.gans.losses import (
     LOSSES,
     PENALTIES,
@@ -48,28 +50,32 @@ from genzoo.models.gans.losses import (
 from genzoo.models.gans.nets import resolve_output
 
 
-class EMAWeights(nn.Module):
-    """Exponential moving average of a module's parameters, kept as buffers.
-
-    Buffers are named after the parameters with ``.`` replaced by ``__``, so the shadow
-    weights travel in ``state_dict`` (and safetensors) without sharing storage.
+class EMAWeights(EMA):
+    """Deprecated: the generator's average is :class:`genzoo.models.ema.EMA`, the one genzoo
+    keeps (score models and the Trainer's ``--ema`` use it too). This old spelling keeps
+    working for one release, with a ``DeprecationWarning``: ``EMAWeights(module)`` (the decay
+    given to each ``update(module, decay)``, without warm-up) and ``as_dict()``; the state-dict
+    keys are the same.
     """
 
     def __init__(self, module: nn.Module) -> None:
-        super().__init__()
-        self.names = [name for name, _ in module.named_parameters()]
-        for name, p in module.named_parameters():
-            self.register_buffer(name.replace(".", "__"), p.detach().clone())
+        warnings.warn(
+            "genzoo.models.gans.EMAWeights is deprecated and will be removed after the next "
+            "release: use genzoo.models.ema.EMA(module, decay), its update(step) and state()",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        super().__init__(module, 0.5, warmup=False)  # the decay comes with each update
 
     def as_dict(self) -> dict[str, Tensor]:
-        """``{parameter name: averaged tensor}`` for ``torch.func.functional_call``."""
-        return {name: getattr(self, name.replace(".", "__")) for name in self.names}
+        """``{parameter name: averaged tensor}`` (now :meth:`EMA.state`)."""
+        return self.state()
 
-    @torch.no_grad()
-    def update(self, module: nn.Module, decay: float) -> None:
-        """``ema <- decay * ema + (1 - decay) * param`` for every parameter."""
-        for name, p in module.named_parameters():
-            getattr(self, name.replace(".", "__")).lerp_(p.detach(), 1.0 - decay)
+    def update(self, module: nn.Module, decay: float) -> None:  # type: ignore[override]
+        """``ema <- decay * ema + (1 - decay) * param`` for the parameters of ``module``, the
+        one averaged (now ``EMA(module, decay).update()``)."""
+        self.decay = float(decay)
+        super().update()
 
 
 class AdversarialModel(GenerativeModel):
@@ -180,9 +186,10 @@ class AdversarialModel(GenerativeModel):
             self.set_class_prior(c)
 
     def init_ema(self) -> None:
-        """Create the generator's EMA buffers when ``ema_decay > 0`` (call after building it)."""
+        """Create the generator's EMA buffers when ``ema_decay > 0`` (call after building it):
+        a :class:`genzoo.models.ema.EMA`, warmed up by the trainer's step."""
         if self.ema_decay > 0:
-            self.generator_ema = EMAWeights(self.generator)
+            self.generator_ema = EMA(self.generator, self.ema_decay)
 
     def own_weight_average(self) -> str | None:
         return "ema_decay" if self.ema_decay > 0 else None
@@ -213,8 +220,8 @@ class AdversarialModel(GenerativeModel):
             for p in self.discriminator.parameters():
                 p.clamp_(-self.clip_value, self.clip_value)
         if player == "generator" and self.ema_decay > 0:
-            # Warm-up (as in common EMA practice): early averages follow the weights closely.
-            self.generator_ema.update(self.generator, min(self.ema_decay, (1 + step) / (10 + step)))
+            # warmed up by the step: early averages follow the weights closely
+            self.generator_ema.update(step)
 
     # -- generating ---------------------------------------------------------------------------
     def draw_latent(self, n: int, generator: torch.Generator | None = None) -> Tensor:
@@ -226,7 +233,7 @@ class AdversarialModel(GenerativeModel):
     def run_generator(self, *args: Any, ema: bool = False, **kwargs: Any) -> Tensor:
         """Call ``self.generator`` with its own weights or (``ema=True``) the averaged ones."""
         if ema and self.ema_decay > 0:
-            return functional_call(self.generator, self.generator_ema.as_dict(), args, kwargs)
+            return functional_call(self.generator, self.generator_ema.state(), args, kwargs)
         return self.generator(*args, **kwargs)
 
     def generate(

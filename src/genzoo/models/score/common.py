@@ -32,38 +32,15 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 from torch.func import functional_call
 
 from genzoo.errors import DataError
 from genzoo.models.base import GenerativeModel
+from genzoo.models.ema import EMA
 from genzoo.models.score.networks import build_network
 
 NoiseFn = Callable[[Tensor, Tensor], Tensor]
-
-
-class EMA(nn.Module):
-    """Exponential moving average of a module's parameters, kept as buffers.
-
-    ``update`` uses ``min(decay, (1 + step) / (10 + step))`` so that short runs are not stuck
-    at the initial weights; ``params`` gives the averaged weights for ``functional_call``.
-    """
-
-    def __init__(self, module: nn.Module, decay: float) -> None:
-        super().__init__()
-        self.decay = float(decay)
-        self.names = [name for name, _ in module.named_parameters()]
-        for name, p in module.named_parameters():
-            self.register_buffer(name.replace(".", "__"), p.detach().clone())
-
-    @torch.no_grad()
-    def update(self, module: nn.Module, step: int) -> None:
-        decay = min(self.decay, (1 + step) / (10 + step))
-        for name, p in module.named_parameters():
-            getattr(self, name.replace(".", "__")).lerp_(p.detach(), 1 - decay)
-
-    def params(self) -> dict[str, Tensor]:
-        return {name: getattr(self, name.replace(".", "__")) for name in self.names}
 
 
 class ScoreModel(GenerativeModel):
@@ -227,13 +204,14 @@ class ScoreModel(GenerativeModel):
         if kept."""
         args = (y, c) if labels is None else (y, c, labels)
         if averaged and self.ema is not None:
-            return functional_call(self.net, self.ema.params(), args)
+            return functional_call(self.net, self.ema.state(), args)
         return self.net(*args)
 
     def after_step(self, player: str, step: int) -> None:
-        """Update the EMA weights (Song & Ermon 2020, technique 5)."""
+        """Update the EMA weights (Song & Ermon 2020, technique 5), warmed up by the
+        trainer's ``step`` (see :class:`genzoo.models.ema.EMA`)."""
         if self.ema is not None:
-            self.ema.update(self.net, step)
+            self.ema.update(step)
 
     def _noise(self, shape: Sequence[int], generator: torch.Generator | None) -> Tensor:
         return torch.randn(tuple(shape), generator=generator, device=self.device, dtype=self.dtype)
