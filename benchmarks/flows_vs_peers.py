@@ -14,20 +14,24 @@
 
 Data are standardised with the training split's statistics (genzoo does it inside the model;
 for the peers it is done outside and its log-det added to their NLL), so the NLLs are all in
-the data's units. Every library runs the same plain loop (batches drawn with replacement, Adam).
+the data's units. Every library runs the same plain loop (batches drawn with replacement, Adam
+with torch's defaults: a for-loop over the tensors on a CPU) unless ``--trainer`` trains genzoo
+as its users do, through ``genzoo.Trainer`` (batches drawn with replacement, fused Adam); the
+peers keep the plain loop their documentation shows (``--fused-peers`` gives them fused Adam).
 
 Measures per library and dataset: training steps/second (wall clock, and per second of
 process CPU time, the steadier one on a shared machine), test NLL (nats), and the time to
 sample and to score ``--n-throughput`` points. ``--repeats`` runs every library that many times,
 interleaved (library after library, seed after seed), and the summary gives the median speed,
 the mean NLL and genzoo's speed over the fastest peer's. ``--compile`` runs genzoo's
-``log_prob`` through ``torch.compile`` (opt-in; compilation happens in the untimed
-``--warmup`` steps). zuko and normflows are not dependencies: install them in the benchmark
+``log_prob`` through ``torch.compile`` (with ``--trainer``: the Trainer's ``compile=True``;
+opt-in; compilation happens in the untimed ``--warmup`` steps, whose time the Trainer rows
+give as ``warmup_s``). zuko and normflows are not dependencies: install them in the benchmark
 environment (``pip install zuko normflows``); absent ones are skipped.
 
     python benchmarks/flows_vs_peers.py --steps 2000 --datasets moons checkerboard
     python benchmarks/flows_vs_peers.py --flow realnvp --transforms 8 --batch-size 512 \\
-        --datasets moons --repeats 5 --threads 1
+        --datasets moons --repeats 5 --threads 1 [--trainer] [--compile]
     python benchmarks/flows_vs_peers.py --flow nsf-c --transforms 8 --batch-size 512 \\
         --datasets moons --repeats 5 --threads 1
 """
@@ -43,6 +47,7 @@ import time
 import torch
 
 import genzoo
+from genzoo.train.trainer import make_optimizer
 
 
 def _genzoo(x: torch.Tensor, args):
@@ -120,8 +125,14 @@ def run(library: str, dataset: str, args, seed: int) -> dict:
         mean, std = x.mean(0), x.std(0)
         x, x_test = (x - mean) / std, (x_test - mean) / std
         shift = float(std.log().sum())
+    if library == "genzoo" and args.trainer:
+        return _run_trainer(x, x_test, dataset, args, seed)
     model, log_prob, sample = LIBRARIES[library](x, args)
-    opt = torch.optim.Adam(model.parameters(), lr=args.lr)
+    fused = {"fused": True} if args.fused_peers and library != "genzoo" else {}
+    if library == "genzoo" and args.trainer_optimizer:
+        opt = make_optimizer(model.parameters(), args.lr, model.optimizer_settings("model"))
+    else:
+        opt = torch.optim.Adam(model.parameters(), lr=args.lr, **fused)
     gen = torch.Generator().manual_seed(seed)
 
     def step() -> None:
@@ -141,6 +152,38 @@ def run(library: str, dataset: str, args, seed: int) -> dict:
     cpu = time.process_time()
     train_time, _ = _timed(train)
     cpu = time.process_time() - cpu
+    return _measured(library, dataset, args, seed, model, log_prob, sample, x_test,
+                     (train_time, cpu), shift)  # fmt: skip
+
+
+def _run_trainer(x: torch.Tensor, x_test: torch.Tensor, dataset: str, args, seed: int) -> dict:
+    """genzoo as its users train it: ``genzoo.Trainer`` (its batches drawn with replacement,
+    its optimiser: fused Adam; ``--compile``: its ``compile`` option), ``--warmup`` steps
+    then ``--steps`` timed ones in one run, the clock read by an evaluation callback at the
+    warm-up's end and at the last step (the Trainer keeps evaluation out of training time).
+    ``warmup_s``: the untimed warm-up's wall time, compilation included."""
+    model, log_prob, sample = _genzoo(x, argparse.Namespace(**{**vars(args), "compile": False}))
+    marks: list[tuple[float, float]] = []
+
+    def mark(_model) -> dict:
+        marks.append((time.perf_counter(), time.process_time()))
+        return {}
+
+    start = time.perf_counter()
+    genzoo.Trainer(steps=args.warmup + args.steps, batch_size=args.batch_size, lr=args.lr,
+                   seed=seed, progress=False, compile=args.compile, evaluate=mark,
+                   evaluate_every=args.warmup).fit(model, x)  # fmt: skip
+    (wall0, cpu0), (wall1, cpu1) = marks[0], marks[-1]
+    model.eval()
+    row = _measured("genzoo", dataset, args, seed, model, log_prob, sample, x_test,
+                    (wall1 - wall0, cpu1 - cpu0), 0.0)  # fmt: skip
+    return row | {"warmup_s": wall0 - start}  # with --compile: the compilation's time
+
+
+def _measured(library, dataset, args, seed, model, log_prob, sample, x_test, times, shift):
+    """The row of one run: speed, test NLL and the throughput of scoring and sampling;
+    ``times`` = (wall, CPU) seconds of the timed steps, ``shift`` the peers' log-det."""
+    train_time, cpu = times
     with torch.no_grad():
         nll = -float(log_prob(x_test).mean()) + shift
         lp_time, _ = _timed(lambda: log_prob(torch.randn(args.n_throughput, 2)))
@@ -197,7 +240,18 @@ def main() -> None:
     parser.add_argument("--hidden", type=int, default=64)
     parser.add_argument("--bins", type=int, default=8)
     parser.add_argument("--tail-bound", type=float, default=5.0)
-    parser.add_argument("--compile", action="store_true", help="torch.compile genzoo's log_prob")
+    parser.add_argument("--compile", action="store_true",
+                        help="torch.compile genzoo's log_prob (with --trainer: the Trainer's "
+                        "compile option)")  # fmt: skip
+    parser.add_argument("--trainer", action="store_true",
+                        help="train genzoo through genzoo.Trainer, as its users do (the "
+                        "peers keep the plain loop their documentation shows)")  # fmt: skip
+    parser.add_argument("--trainer-optimizer", action="store_true",
+                        help="genzoo's plain loop with the optimiser its Trainer builds "
+                        "(fused Adam)")  # fmt: skip
+    parser.add_argument(
+        "--fused-peers", action="store_true", help="give the peers torch's fused Adam too"
+    )
     parser.add_argument("--n-train", type=int, default=20_000)
     parser.add_argument("--n-test", type=int, default=10_000)
     parser.add_argument("--n-throughput", type=int, default=100_000)

@@ -21,6 +21,7 @@ from torch import Tensor
 from genzoo.models.base import GenerativeModel
 from genzoo.models.conditioning import Context
 from genzoo.models.flows.transforms import Transform
+from genzoo.validation import check_shape
 
 
 def standard_normal_log_prob(z: Tensor) -> Tensor:
@@ -84,8 +85,18 @@ class Flow(GenerativeModel):
         return standard_normal_log_prob(z) + ladj
 
     def loss(self, batch: Tensor, player: str = "model", c: Any = None) -> dict[str, Tensor]:
-        """Maximum likelihood: the mean negative log-likelihood of the batch (given ``c``)."""
-        return {"nll": -self.log_prob(batch, c=c).mean()}
+        """Maximum likelihood: the mean negative log-likelihood of the batch (given ``c``).
+
+        The batch is checked for its shape, not read back for NaNs: the Trainer checked its
+        data once before training and its NaN guard watches the loss, so the step makes no
+        host synchronisation (issue 19)."""
+        if not isinstance(batch, Tensor) or type(self).log_prob is not Flow.log_prob:
+            return {"nll": -self.log_prob(batch, c=c).mean()}  # an array; another density
+        reference = next(self.parameters(), None)
+        x = check_shape(batch, self.data_shape, "a training batch")
+        x = x if reference is None else x.to(reference)  # the model's device and dtype
+        z, ladj = self(x, self.check_condition(c, len(x)))
+        return {"nll": -(standard_normal_log_prob(z) + ladj).mean()}
 
     @torch.no_grad()
     def sample(

@@ -95,6 +95,7 @@ class AffineCoupling(Transform):
         self.scale_bound = float(scale_bound)
         self.scale = check_scale(scale)
         self.register_buffer("mask", mask)
+        self.register_buffer("free", 1 - mask, persistent=False)  # made once, not per call
         d = len(mask)
         self.context_features = int(context_features)
         self.net = MLP(
@@ -106,6 +107,18 @@ class AffineCoupling(Transform):
 
     def inverse(self, y: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
         return _couple(self, y, inverse=True, context=context)
+
+    def fusable(self) -> bool:
+        """Whether ``forward`` runs as one fused node (``fused_couplings``, the same maths):
+        a ReLU MLP conditioner, the tanh log-scale, and not while ``torch.compile`` traces
+        (the compiler fuses the plain ops itself)."""
+        return (self.scale == "tanh" and not torch.compiler.is_compiling()
+                and _relu_mlp(self.net))  # fmt: skip
+
+    @staticmethod
+    def fused_forward(layers: Sequence[Transform], x: Tensor, context: Tensor | None):
+        """Consecutive fusable couplings of a ``Compose`` in one node: ``fused_couplings``."""
+        return fused_couplings(layers, x, context)
 
 
 def with_context(kept: Tensor, context: Tensor | None, expected: int) -> Tensor:
@@ -138,6 +151,184 @@ def log_scale(raw: Tensor, scale: str, bound: float) -> Tensor:
     return bound * torch.tanh(raw / bound)  # soft clamp to (-bound, bound)
 
 
+def _relu_mlp(net: torch.nn.Module) -> bool:
+    """Whether ``net`` is an ``MLP`` of ``Linear`` layers with ReLUs between them (the vector
+    couplings' default conditioner), which ``fused_couplings`` computes by hand."""
+    layers = list(net) if isinstance(net, MLP) else []
+    return bool(layers) and all(
+        isinstance(m, torch.nn.Linear) if i % 2 == 0 else type(m) is torch.nn.ReLU
+        for i, m in enumerate(layers)
+    )
+
+
+def relu_mlp_forward(h: Tensor, params: Sequence[Tensor]) -> tuple[Tensor, list[Tensor]]:
+    """``Linear -> ReLU -> ... -> Linear`` on ``h`` with ``params = [W_1, c_1, ..., W, c]``,
+    without autograd: the output and the inputs of the linear layers (for the backward)."""
+    hs = [h]
+    for w, c in zip(params[0:-2:2], params[1:-2:2], strict=True):
+        h = torch.addmm(c, h, w.t()).relu_()
+        hs.append(h)
+    return torch.nn.functional.linear(h, params[-2], params[-1]), hs
+
+
+def relu_mlp_backward(
+    g: Tensor, hs: Sequence[Tensor], params: Sequence[Tensor], need_input: bool
+) -> tuple[Tensor | None, list[Tensor]]:
+    """The closed-form backward of ``relu_mlp_forward``: from ``g = dL/d(output)``, the
+    gradient of its input (``None`` unless ``need_input``) and ``[dW_1, dc_1, ..., dW, dc]``.
+
+    Each product is ordered so that its output is not a matrix of a few columns: on a CPU such
+    a skinny product (``(64, 512) @ (512, 2)``) costs as much as a 64x64 one, its transpose
+    (``(2, 512) @ (512, 64)``) a fifth of that."""
+    grads: list[Tensor] = []
+    for i in reversed(range(len(hs))):
+        h, w = hs[i], params[2 * i]
+        wide = w.shape[1] >= w.shape[0]  # weight (out, in): which product is not skinny
+        grads += [g.sum(0), g.t() @ h if wide else (h.t() @ g).t()]  # bias, weight
+        if i == 0 and not need_input:
+            return None, grads[::-1]
+        g = g @ (w if wide else w.t().contiguous().t())  # a column-major narrow weight
+        if i > 0:  # through the ReLU whose output h is
+            g = torch.ops.aten.threshold_backward(g, h, 0)
+    return g, grads[::-1]
+
+
+def _reference_couplings(v: Tensor, context: Tensor | None, layers: tuple, tensors) -> tuple:
+    """The fused couplings' maths op by op (autograd's own backward), for a second derivative."""
+    ladj = None
+    at = 0
+    for _, bound, size in layers:
+        mask, free, params = tensors[at], tensors[at + 1], tensors[at + 2 : at + size]
+        at += size
+        h = v * mask if context is None else torch.cat([v * mask, context], dim=1)
+        for w, c in zip(params[0:-2:2], params[1:-2:2], strict=True):
+            h = torch.relu(torch.nn.functional.linear(h, w, c))
+        raw, t = torch.nn.functional.linear(h, params[-2], params[-1]).chunk(2, dim=1)
+        s = bound * torch.tanh(raw / bound) * free
+        v = v * torch.exp(s) + t * free
+        ladj = s.sum(1) if ladj is None else ladj + s.sum(1)
+    return v, ladj
+
+
+class _FusedCouplings(torch.autograd.Function):
+    """Consecutive affine couplings (eq. 9) with ReLU MLP conditioners and the tanh-clamped
+    log-scale, as one autograd node with its closed-form backward (issue 19).
+
+    Forward, for each layer with mask ``b``, ``free = 1 - b`` and bound ``B``: ``h_0 = [b*v,
+    context]``, ``h_i = relu(h_{i-1} W_i^T + c_i)``, ``(r, t) = h_L W^T + c``, ``s = B tanh(r /
+    B) * free``, ``y = v * exp(s) + t * free``, ``ladj += sum(s)``: the module-by-module path's
+    values. Backward, layer by layer from the last, with ``g_y`` and ``g_l``: ``dL/dr = (g_y v
+    exp(s) + g_l) free (1 - tanh^2)``, ``dL/dt = g_y free``, the MLP's backward to ``g_h0``,
+    then ``dL/dv = g_y exp(s) + b g_h0`` (and the context's share of ``g_h0``), each matrix
+    product ordered so that its output is not a 2- or 4-column matrix (such skinny products
+    cost as much as the 64x64 ones on a CPU). A small flow's training step is mostly the
+    per-operator and per-node overhead this removes. Under ``create_graph`` (a second
+    derivative) the backward differentiates the op-by-op maths instead.
+
+    ``layers`` holds ``(features, bound, size)`` per coupling, ``size`` counting its tensors
+    in ``tensors``: ``mask, free, W_1, c_1, ..., W, c``.
+    """
+
+    @staticmethod
+    def forward(ctx, v: Tensor, context: Tensor | None, layers: tuple, *tensors: Tensor):  # type: ignore[override]
+        ladj, saved, at = None, [], 0
+        for _, bound, size in layers:
+            mask, free, params = tensors[at], tensors[at + 1], tensors[at + 2 : at + size]
+            at += size
+            h = v * mask if context is None else torch.cat([v * mask, context], dim=1)
+            out, hs = relu_mlp_forward(h, params)
+            saved += hs
+            raw, t = out.chunk(2, dim=1)
+            th = torch.tanh(raw / bound)
+            s = th.mul(free).mul_(bound)
+            es = s.exp()
+            saved += [v, th, es]
+            v = torch.addcmul(t * free, v, es)
+            ladj = s.sum(1) if ladj is None else ladj.add_(s.sum(1))
+        ctx.layers, ctx.has_context = layers, context is not None
+        ctx.save_for_backward(*saved, *tensors, *([context] if context is not None else []))
+        return v, ladj
+
+    @staticmethod
+    def backward(ctx, g_y: Tensor, g_l: Tensor):  # type: ignore[override]
+        layers = ctx.layers
+        saved = list(ctx.saved_tensors)
+        context = saved.pop() if ctx.has_context else None
+        tensors = saved[len(saved) - sum(size for *_, size in layers) :]
+        if torch.is_grad_enabled():  # create_graph=True: a differentiable backward
+            v = saved[(layers[0][2] - 2) // 2]  # the first layer's input, after its h's
+            return _differentiable_backward(ctx, v, context, layers, tensors, g_y, g_l)
+        need_input = ctx.needs_input_grad[0] or ctx.needs_input_grad[1]
+        g_context = None
+        grads: list[Tensor | None] = []
+        at_saved, at = len(saved) - len(tensors), len(tensors)
+        g_l = g_l[:, None]
+        for k in reversed(range(len(layers))):
+            features, _, size = layers[k]
+            at -= size
+            mask, free, params = tensors[at], tensors[at + 1], tensors[at + 2 : at + size]
+            n = len(params) // 2
+            at_saved -= n + 3
+            hs = saved[at_saved : at_saved + n]
+            v, th, es = saved[at_saved + n : at_saved + n + 3]
+            g_v = g_y * es
+            g_r = torch.addcmul(g_l, g_v, v).mul_(free).mul_(1.0 - th.square())
+            g = torch.cat([g_r, g_y * free], dim=1)  # dL/d(raw, t), the last layer's output
+            g, layer_grads = relu_mlp_backward(g, hs, params, k > 0 or need_input)
+            grads = [None, None, *layer_grads, *grads]  # mask, free: none
+            if g is None:
+                g_y = None
+                break
+            if context is not None:
+                share = g[:, features:]
+                g_context = share if g_context is None else g_context + share
+                g = g[:, :features]
+            g_y = g_v.addcmul_(g, mask)  # dL/dv: through y and through b*v
+        return g_y, g_context, None, *grads
+
+
+def _differentiable_backward(ctx, v, context, layers, tensors, g_y, g_l) -> tuple:
+    """The fused couplings' input gradients as a graph (``create_graph=True``), from their
+    maths recomputed op by op on the saved inputs."""
+    with torch.enable_grad():  # views: each input's own paths only
+        inputs = [t.view_as(t) for t in (v, *([context] if context is not None else []), *tensors)]
+        wanted = [ctx.needs_input_grad[0]] + (
+            [ctx.needs_input_grad[1]] if context is not None else []
+        )
+        wanted += list(ctx.needs_input_grad[3:])
+        ctx_in = inputs[1] if context is not None else None
+        outputs = _reference_couplings(
+            inputs[0], ctx_in, layers, inputs[len(inputs) - len(tensors) :]
+        )
+        needed = [t for t, want in zip(inputs, wanted, strict=True) if want]
+        found = iter(torch.autograd.grad(outputs, needed, (g_y, g_l), create_graph=True,
+                                         allow_unused=True))  # fmt: skip
+    grads = [next(found) if want else None for want in wanted]
+    g_context = grads.pop(1) if context is not None else None
+    return grads[0], g_context, None, *grads[1:]
+
+
+def fused_couplings(couplings: Sequence[AffineCoupling], x: Tensor, context: Tensor | None):
+    """Apply consecutive ``AffineCoupling`` layers that are ``fusable`` as one autograd node
+    (``_FusedCouplings``); returns ``(y, log|det dy/dx|)`` like their ``forward`` in turn."""
+    expected = couplings[0].context_features
+    if any(layer.context_features != expected for layer in couplings):  # one at a time
+        ladj = None
+        for layer in couplings:
+            x, step = fused_couplings([layer], x, context)
+            ladj = step if ladj is None else ladj + step
+        return x, ladj
+    if expected and (context is None or context.shape != (x.shape[0], expected)):
+        with_context(x, context, expected)  # raises its one-line error
+    layers, tensors = [], []
+    for layer in couplings:
+        params = [p for m in list(layer.net)[::2] for p in (m.weight, m.bias)]
+        layers.append((len(layer.mask), layer.scale_bound, 2 + len(params)))
+        tensors += [layer.mask, layer.free, *params]
+    context = context.to(x.dtype) if expected else None
+    return _FusedCouplings.apply(x, context, tuple(layers), *tensors)
+
+
 def _couple(layer, v: Tensor, inverse: bool, context: Tensor | None) -> tuple[Tensor, Tensor]:
     """Masked affine coupling (eq. 9 of RealNVP) of ``layer`` in either direction.
 
@@ -147,9 +338,11 @@ def _couple(layer, v: Tensor, inverse: bool, context: Tensor | None) -> tuple[Te
     kept part (masked), where ``v * exp(s) + t`` is then ``v`` itself, exactly: eq. (9)
     without its separate ``b * x`` term.
     """
+    if not inverse and layer.fusable():  # one node, closed-form backward
+        return fused_couplings([layer], v, context)
     net_input = with_context(v * layer.mask, context, layer.context_features)
+    free = layer.free
     raw_s, t = layer.net(net_input).chunk(2, dim=1)
-    free = 1 - layer.mask
     s = log_scale(raw_s, layer.scale, layer.scale_bound) * free
     t = t * free
     if inverse:
@@ -230,6 +423,7 @@ class ConvAffineCoupling(Transform):
         self.scale_bound = float(scale_bound)
         self.scale = check_scale(scale)
         self.register_buffer("mask", mask.to(torch.get_default_dtype()))
+        self.register_buffer("free", 1 - self.mask, persistent=False)  # made once, not per call
         c = mask.shape[0]
         self.context_features = int(context_features)
         self.net = ConvNet(c + self.context_features, 2 * c, int(hidden), activation)

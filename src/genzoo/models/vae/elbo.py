@@ -87,14 +87,21 @@ class ELBOModel(GenerativeModel):
         per_dim = kl_dims.mean(0)  # (d,): E_batch[KL_j]
         if kl is None:
             kl = per_dim.sum()  # = E_batch[sum_j KL_j]
-        weight = self.kl_weight()
+        if self.kl_warmup_steps and torch.compiler.is_compiling():
+            # under torch.compile, the warm-up from the step buffer on the device: no host
+            # read (a graph break) and no Python float that changes every step (a recompile)
+            steps = self.steps_done.to(mu.dtype)
+            weight = self.beta * (steps / self.kl_warmup_steps).clamp(max=1.0)
+        else:
+            weight = self.kl_weight()
         # free bits (= free_bits_kl(kl_dims, free_bits)): sum_j max(lambda, E_batch[KL_j])
         penalty = per_dim.clamp_min(self.free_bits).sum() if self.free_bits else kl
         terms = {"reconstruction": reconstruction, "kl": weight * penalty}
         with torch.no_grad():
             terms["diag/elbo"] = -(reconstruction + kl)
             terms["diag/kl_unweighted"] = kl.detach()
-            terms["diag/kl_weight"] = self._weight_tensor(weight, mu)
+            terms["diag/kl_weight"] = (weight.detach() if isinstance(weight, Tensor)
+                                       else self._weight_tensor(weight, mu))  # fmt: skip
             # active units (Burda et al. 2016), kept a tensor: no read inside the step
             active = (mu.var(0) > self.active_threshold).sum()
             terms["diag/active_units"] = active.to(mu.dtype)
