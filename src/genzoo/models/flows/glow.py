@@ -3,13 +3,21 @@
 References:
     Kingma & Dhariwal, "Glow: Generative flow with invertible 1x1 convolutions",
     NeurIPS 2018 (arXiv:1807.03039).
+    Ho, Chen, Srinivas, Duan & Abbeel, "Flow++: Improving flow-based generative models with
+    variational dequantization and architecture design", ICML 2019 (arXiv:1902.00275),
+    section 3.1 (``dequantization="variational"``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import torch
+from torch import Tensor
 
 from genzoo.errors import DataError
+from genzoo.models.base import model_fact
 from genzoo.models.flows.base import Flow
 from genzoo.models.flows.coupling import (
     AffineCoupling,
@@ -17,6 +25,7 @@ from genzoo.models.flows.coupling import (
     alternating_masks,
     channel_mask,
 )
+from genzoo.models.flows.dequantization import VariationalDequantizer, variational_bound
 from genzoo.models.flows.multiscale import MultiScale, Squeeze, check_multiscale_shape, squeezed
 from genzoo.models.flows.transforms import ActNorm, Compose, Flatten, InvertibleLinear, Logit
 from genzoo.registry import register_model
@@ -56,6 +65,24 @@ class Glow(Flow):
             conditional coupling of Winkler et al. 2019. ActNorm and the 1x1 convolutions
             stay unconditional.
         condition_dim: ``C`` > 0 conditions it on a vector of ``C`` numbers instead.
+        dequantization: how integer-level images meet the continuous density.
+            ``"uniform"`` (default): the model is a density on ``[0, 1]^D`` trained on
+            ``(x + u) / L``, ``u ~ U[0, 1)^D``, and evaluation reports the uniform
+            dequantisation bound (``genzoo.metrics.likelihood``). ``"variational"``: Flow++'s
+            variational dequantisation (Ho et al. 2019, section 3.1): the model takes the
+            integer levels themselves (``data_kind`` ``"discrete"``), learns a conditional
+            flow ``q(u | x)`` for the noise beside the density, and ``log_prob(x)`` is a
+            one-draw estimate of the bound ``log p((x + u) / L) - D log L - log q(u | x)``,
+            ``u ~ q``, whose expectation is at most ``log P(x)``: its ``density`` is
+            ``"bound"`` and evaluation labels it an upper bound on the NLL.
+        levels: ``L``, the number of integer levels (variational dequantisation only; set
+            from the dataset by ``genzoo train``).
+        dequantizer_hidden: channels of ``q(u | x)``'s networks.
+        dequantizer_couplings: coupling layers of ``q(u | x)``.
+        dropout: dropout rate before the last layer of each image coupling's conditioner
+            (training only; every dropout mask still gives an invertible coupling, and
+            evaluation uses the whole network), against overfitting small image sets.
+        weight_decay: Adam's L2 weight decay on every parameter.
 
     Example:
         >>> import genzoo
@@ -79,10 +106,24 @@ class Glow(Flow):
         alpha: float = 0.0,
         n_classes: int = 0,
         condition_dim: int = 0,
+        dequantization: str = "uniform",
+        levels: int = 0,
+        dequantizer_hidden: int = 32,
+        dequantizer_couplings: int = 4,
+        dropout: float = 0.0,
+        weight_decay: float = 0.0,
     ) -> None:
         super().__init__(data_shape)
         context = self.setup_flow_condition(n_classes, condition_dim)
         d = self.data_dim
+        if not (0 <= dropout < 1 and weight_decay >= 0):
+            raise ValueError(f"need 0 <= dropout < 1 and weight_decay >= 0; got {dropout=}, "
+                             f"{weight_decay=}")  # fmt: skip
+        self.weight_decay = float(weight_decay)
+        if dequantization not in DEQUANTIZATIONS:
+            raise ValueError(
+                f"dequantization must be one of {DEQUANTIZATIONS}; got {dequantization!r}"
+            )
         if d < 2:
             raise DataError(
                 f"Glow needs examples with at least 2 scalars for its coupling layers; got "
@@ -106,7 +147,12 @@ class Glow(Flow):
                     steps += [
                         ActNorm(c),
                         InvertibleLinear(c),
-                        ConvAffineCoupling(mask, hidden, activation, scale_bound, scale, context),
+                        _with_dropout(
+                            ConvAffineCoupling(
+                                mask, hidden, activation, scale_bound, scale, context
+                            ),
+                            dropout,
+                        ),
                     ]
                 return steps, shape
 
@@ -121,3 +167,105 @@ class Glow(Flow):
                     AffineCoupling(mask, widths, activation, scale_bound, scale, context),
                 ]
             self.transform = Compose(steps)
+        self.dequantizer = None
+        if dequantization == "variational":
+            if len(self.data_shape) != 3 or levels < 2:
+                raise DataError(
+                    "Glow: dequantization='variational' needs images (c, h, w) of integer "
+                    f"levels and levels >= 2 (e.g. levels=17 for digits); got data_shape "
+                    f"{self.data_shape}, levels={levels}. Use dequantization='uniform' for "
+                    "continuous data"
+                )
+            self.dequantizer = VariationalDequantizer(
+                self.data_shape, levels, dequantizer_hidden, dequantizer_couplings, activation
+            )
+
+    def optimizer_settings(self, player: str) -> dict[str, Any]:
+        """Adam, with ``weight_decay`` when set."""
+        return {"weight_decay": self.weight_decay} if self.weight_decay else {}
+
+    @classmethod
+    def data_kind_for(cls, data: Tensor, hparams: Mapping[str, Any]) -> str:
+        """``"discrete"`` (raw integer levels, dequantised by the model's own ``q(u | x)``)
+        with variational dequantisation, else ``"continuous"``."""
+        variational = hparams.get("dequantization", "uniform") == "variational"
+        return "discrete" if variational else "continuous"
+
+    @model_fact("continuous")
+    def data_kind(self) -> str:
+        """``data_kind_for`` this model's dequantisation."""
+        return "continuous" if self.dequantizer is None else "discrete"
+
+    density_kinds = ("exact", "bound")
+
+    @model_fact("exact")
+    def density(self) -> str:
+        """Exact on ``[0, 1]^D`` (or the reals); a bound with variational dequantisation."""
+        return "exact" if self.dequantizer is None else "bound"
+
+    @property
+    def density_method(self) -> str:
+        if self.dequantizer is None:
+            return ""
+        return "variational dequantisation bound, one draw of q(u | x), Ho et al. 2019"
+
+    def _levels_in_range(self, x: Tensor) -> Tensor:
+        levels = self.dequantizer.levels
+        if not bool(((x == x.round()) & (x >= 0) & (x <= levels - 1)).all()):
+            raise DataError(
+                f"Glow with variational dequantisation takes integer levels 0..{levels - 1} "
+                "(the raw data, not dequantised or rescaled)"
+            )
+        return x
+
+    def initialize(self, data: Tensor, max_examples: int = 4096, c: Any = None) -> None:
+        """ActNorm's data-dependent initialisation; with variational dequantisation, on the
+        levels uniformly dequantised (a fixed seed), as the density first sees them."""
+        if self.dequantizer is not None:
+            data = self._levels_in_range(self.check_input(data[:max_examples]))
+            noise = torch.rand(data.shape, generator=torch.Generator().manual_seed(0))
+            data = (data + noise.to(data)) / self.dequantizer.levels
+        super().initialize(data, max_examples, c)
+
+    def log_prob(self, x: Tensor, c: Any = None) -> Tensor:
+        """Exact ``log p(x)`` in nats; with variational dequantisation, a one-draw estimate
+        of the variational dequantisation bound on ``log P(x)`` of integer levels ``x``."""
+        if self.dequantizer is None:
+            return super().log_prob(x, c=c)
+        x = self._levels_in_range(self.check_input(x))
+        return variational_bound(lambda y: super(Glow, self).log_prob(y, c=c), x, self.dequantizer)
+
+    def loss(self, batch: Tensor, player: str = "model", c: Any = None) -> dict[str, Tensor]:
+        """Maximum likelihood (``Flow.loss``); with variational dequantisation, the negative
+        of the bound, minimised over the density and ``q(u | x)`` together (Flow++)."""
+        if self.dequantizer is None:
+            return super().loss(batch, player, c=c)
+        return {"neg_bound": -self.log_prob(batch, c=c).mean()}
+
+    @torch.no_grad()
+    def sample(
+        self,
+        n: int,
+        generator: torch.Generator | None = None,
+        temperature: float = 1.0,
+        c: Any = None,
+    ) -> Tensor:
+        """Samples on ``[0, 1]^D`` (see ``Flow.sample``); with variational dequantisation, the
+        integer levels ``floor(L y)`` of the cells they fall in."""
+        y = super().sample(n, generator=generator, temperature=temperature, c=c)
+        if self.dequantizer is None:
+            return y
+        levels = self.dequantizer.levels
+        return (y * levels).floor().clamp(0, levels - 1)
+
+
+def _with_dropout(coupling: ConvAffineCoupling, rate: float) -> ConvAffineCoupling:
+    """``coupling`` with dropout before its conditioner's last (zero-initialised) layer."""
+    if rate > 0:
+        layers = list(coupling.net)
+        coupling.net = torch.nn.Sequential(*layers[:-1], torch.nn.Dropout(rate), layers[-1])
+    return coupling
+
+
+#: The ways ``Glow`` meets integer levels.
+DEQUANTIZATIONS = ("uniform", "variational")
