@@ -160,8 +160,11 @@ def negative_log_likelihood(
     dequantized = levels is not None and model.data_kind == "continuous"
     if dequantized:
         log_p = dequantized_log_prob(model, x, levels, n_dequantizations, seed, condition)
-    else:
-        log_p = per_example_log_prob(model, x, condition=condition)
+    else:  # a model whose log_prob draws (IWAE, AIS, variational dequantisation) gets the
+        # same draws on every call from ``seed``, and the caller's random state is untouched
+        with torch.random.fork_rng():
+            torch.manual_seed(seed)
+            log_p = per_example_log_prob(model, x, condition=condition)
     nll = float(-log_p.mean())
     result: dict[str, Any] = {
         "nll": nll,
