@@ -506,7 +506,6 @@ class Trainer:
             self._writer = open_writer(out / TENSORBOARD_DIR, start)
         self._context = context if parallel else Context(device=context.device)
         self._loss = distributed.wrap(model, self._context)
-        self._compiled_once = not self.compile
         if self.compile:
             self._loss = torch.compile(self._loss)
         self._autocast = precision.autocast(self.precision, self._device)
@@ -715,7 +714,9 @@ class Trainer:
                     total = total * (sizes[i] / sum(sizes))  # batch may be short)
                 if i == 0:
                     optimizer.zero_grad(set_to_none=True)
-                (total if scaler is None else scaler.scale(total)).backward()
+                with precision.explained(model.name or type(model).__name__, self.precision,
+                                         self.compile):  # fmt: skip
+                    (total if scaler is None else scaler.scale(total)).backward()
                 micro.append(terms)
             if self.clip_grad is not None:
                 if scaler is not None:
@@ -763,22 +764,10 @@ class Trainer:
             pending.append((step, player, terms))
 
     def _compute_loss(self, model, batch, player, c):
-        """The loss module's output; the first compiled call explains a failure to compile."""
-        if self._compiled_once:
+        """The loss module's output; a failure to compile or to run under mixed precision is
+        explained in one line naming the model (``precision.explained``)."""
+        with precision.explained(model.name or type(model).__name__, self.precision, self.compile):
             return self._loss(batch, player, c)
-        try:
-            output = self._loss(batch, player, c)
-        except Exception as err:
-            where = type(err).__module__
-            if not where.startswith(("torch._dynamo", "torch._inductor", "torch._subclasses")):
-                raise
-            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-            raise RuntimeError(
-                f"{model.name} cannot be compiled by torch.compile ({type(err).__name__}: "
-                f"{first[:300]}); train it without --compile (compile=False)"
-            ) from err
-        self._compiled_once = True
-        return output
 
     def _batch(self, model, batches: torch.Generator) -> tuple[Tensor | None, Tensor | None]:
         """The next mini-batch of examples and the same rows of the conditions (or None)."""

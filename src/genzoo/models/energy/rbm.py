@@ -249,7 +249,7 @@ class _RBM(BoltzmannMachine):
             self.chains.copy_(model_v)
             torch.lt(torch.rand_like(p[n:]), p[n:], out=self.chain_hidden)  # v -> h
             grad_b = weights @ rows
-            value = torch.dot(b, grad_b) + (weights @ softplus).sum()
+            value = torch.dot(b, grad_b.to(b.dtype)) + (weights @ softplus).sum()  # autocast
             p.mul_(weights[:, None])
             grads = (rows.T @ p, grad_b, p.sum(0))
         return value, grads

@@ -111,9 +111,10 @@ class AffineCoupling(Transform):
     def fusable(self) -> bool:
         """Whether ``forward`` runs as one fused node (``fused_couplings``, the same maths):
         a ReLU MLP conditioner, the tanh log-scale, and not while ``torch.compile`` traces
-        (the compiler fuses the plain ops itself)."""
+        (the compiler fuses the plain ops itself) nor under autocast (mixed precision casts
+        each operation; the fused backward computes in the weights' dtype)."""
         return (self.scale == "tanh" and not torch.compiler.is_compiling()
-                and _relu_mlp(self.net))  # fmt: skip
+                and not _autocasting() and _relu_mlp(self.net))  # fmt: skip
 
     @staticmethod
     def fused_forward(layers: Sequence[Transform], x: Tensor, context: Tensor | None):
@@ -149,6 +150,11 @@ def log_scale(raw: Tensor, scale: str, bound: float) -> Tensor:
     if scale == "sigmoid":
         return torch.nn.functional.logsigmoid(raw + 2.0)  # Glow: exp(s) = sigmoid(raw + 2)
     return bound * torch.tanh(raw / bound)  # soft clamp to (-bound, bound)
+
+
+def _autocasting() -> bool:
+    """Whether mixed precision (``torch.autocast``) is on for the CPU or CUDA."""
+    return torch.is_autocast_enabled("cpu") or torch.is_autocast_enabled("cuda")
 
 
 def _relu_mlp(net: torch.nn.Module) -> bool:
