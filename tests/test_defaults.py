@@ -98,3 +98,14 @@ def test_a_budgeted_schedule_is_the_default_and_a_given_one_wins():
     given = {"lr_schedule": "linear"}
     resolve_defaults("nsf", "moons", None, {}, given)
     assert given["lr_schedule"] == "linear"
+
+
+def test_a_toy_trains_on_the_budgets_draw_unless_n_is_given(tmp_path):
+    """NSF's 2-D budget draws 1,000,000 fresh points (the toys are generated); --n wins."""
+    assert recommended_budget("nsf", "moons").n_train == 1_000_000
+    assert recommended_budget("nsf", "digits").n_train is None
+    tiny = {"n_layers": 2, "hidden": 8, "bins": 4}
+    for n, expected in ((None, 1_000_000), (500, 500)):
+        out = tmp_path / str(n)
+        train("nsf", "moons", out=out, hparams=tiny, n=n, steps=2, progress=False)
+        assert json.loads((out / "run.json").read_text())["n"] == expected

@@ -78,7 +78,9 @@ def train(
     Defaults come from one place: ``steps``, ``batch_size`` and ``lr`` not given (or ``None``)
     and the hyper-parameters not in ``hparams`` are the model's recommended budget for the
     dataset, what ``genzoo bench`` trains it with (:func:`resolve_defaults`); the run's
-    ``trainer.json`` and ``config.json`` record the values used.
+    ``trainer.json`` and ``config.json`` record the values used. ``n`` not given is the
+    budget's ``n_train`` for a shipped dataset (NSF on a 2-D toy: 1,000,000 points), else
+    the dataset's own default; ``run.json`` records it.
     """
     cls = model_class(model_name)
     accepted = hyperparameters(cls)
@@ -91,6 +93,10 @@ def train(
                             "shipped dataset: use --condition NAME")  # fmt: skip
         dataset = f"{dataset}?{urlencode({'condition_column': condition_column})}"
         condition = condition or condition_column
+    if n is None and not datasets.is_user_file(dataset):  # the budget's draw (2-D toys)
+        from genzoo.bench.budgets import recommended_budget  # the bench imports this module
+
+        n = recommended_budget(model_name, dataset).n_train
     run_info: dict[str, Any] = {"n": n, "seed": data_seed}
     if datasets.is_text_file(dataset):
         options = {k: hparams.pop(k) for k in text.TEXT_FILE_OPTIONS if k in hparams}

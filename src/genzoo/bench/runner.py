@@ -292,6 +292,8 @@ def cell_identity(model: str, dataset: str, quick: bool, budget_seconds: float |
     }
     if budget.lr_schedule != "constant":  # cells of a constant rate keep their identity
         identity["lr_schedule"] = budget.lr_schedule
+    if budget.n_train is not None:  # cells of the dataset's own size keep their identity
+        identity["n_train"] = budget.n_train
     if condition is not None:  # unconditional cells keep the identity they always had
         identity["condition"] = condition
     return json.dumps(identity, sort_keys=True)
