@@ -51,8 +51,15 @@ import torch
 FULL = 737_280
 
 
-def _peak_rss_mb() -> float:
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process so far (``ru_maxrss``), in MB."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: kB
+
+
+def machine(threads: int) -> str:
+    """The machine, in words, for the results."""
+    cpu = platform.processor() or platform.machine()
+    return f"{cpu}, torch {torch.__version__}, {threads} threads"
 
 
 def _subset(n: int):
@@ -65,13 +72,23 @@ def _subset(n: int):
     return sprites.SpritesDataset(path, index, grid)
 
 
-def memory_child(n: int, mode: str, steps: int, batch_size: int) -> dict:
-    """Run in a fresh process: stream ``n`` examples, report peak resident memory."""
+MODEL_SETTINGS = {"network": "mlp", "hidden": 256, "depth": 2, "latent_dim": 10}
+
+
+def memory_child(
+    n: int, mode: str, steps: int, batch_size: int, model: str = "vae", hparams: dict | None = None
+) -> dict:
+    """Run in a fresh process: stream ``n`` examples, report peak resident memory.
+
+    ``train``: ``steps`` Trainer steps of ``model`` (``hparams``, default ``MODEL_SETTINGS``),
+    the 0/1 pixels uniformly dequantised for a continuous model as ``genzoo train`` does."""
     import genzoo
+    from genzoo.registry import model_class
     from genzoo.train import Trainer
+    from genzoo.workflow import batch_transform
 
     data = _subset(n)
-    base = _peak_rss_mb()
+    base = peak_rss_mb()
     start = time.perf_counter()
     if mode == "iterate":
         loader = torch.utils.data.DataLoader(
@@ -79,15 +96,38 @@ def memory_child(n: int, mode: str, steps: int, batch_size: int) -> dict:
         )
         seen = sum(len(batch) for batch in loader)
     else:
-        model = genzoo.create("vae", data=data.images(np.arange(256)), **MODEL_SETTINGS)
-        Trainer(steps=steps, batch_size=batch_size, progress=False).fit(model, data)
+        hparams = MODEL_SETTINGS if hparams is None else hparams
+        sizing = data.images(np.arange(min(n, 256)))
+        transform = batch_transform(model_class(model).data_kind_for(sizing, hparams), 2)
+        if transform is not None:
+            sizing = transform(sizing, torch.Generator().manual_seed(0))
+        net = genzoo.create(model, data=sizing, **hparams)
+        Trainer(steps=steps, batch_size=batch_size, progress=False, transform=transform).fit(
+            net, data
+        )
         seen = steps * batch_size
     seconds = time.perf_counter() - start
-    return {"n": n, "mode": mode, "examples_read": seen, "images_per_s": seen / seconds,
-            "peak_rss_mb": _peak_rss_mb(), "rss_before_mb": base}  # fmt: skip
+    return {"n": n, "mode": mode, "steps": steps, "examples_read": seen,
+            "images_per_s": seen / seconds, "peak_rss_mb": peak_rss_mb(),
+            "rss_before_mb": base}  # fmt: skip
 
 
-MODEL_SETTINGS = {"network": "mlp", "hidden": 256, "depth": 2, "latent_dim": 10}
+def memory_run(
+    n: int,
+    mode: str,
+    steps: int,
+    batch_size: int,
+    threads: int,
+    model: str = "vae",
+    hparams: dict | None = None,
+) -> dict:
+    """``memory_child`` in a fresh process (so that ``ru_maxrss`` is its own): its result."""
+    cmd = [sys.executable, __file__, "--memory-child", str(n), "--mode", mode,
+           "--memory-steps", str(steps), "--batch-size", str(batch_size),
+           "--threads", str(threads), "--model", model,
+           "--hparams", json.dumps(MODEL_SETTINGS if hparams is None else hparams)]  # fmt: skip
+    line = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    return json.loads(line.strip().splitlines()[-1])
 
 
 def train_one(name: str, hparams: dict, args: argparse.Namespace) -> dict:
@@ -144,10 +184,14 @@ def main() -> None:
     parser.add_argument("--out", default="runs/sprites_scale.json")
     parser.add_argument("--memory-child", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--mode", default="iterate", help=argparse.SUPPRESS)
+    parser.add_argument("--model", default="vae", help=argparse.SUPPRESS)
+    parser.add_argument("--hparams", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     if args.memory_child:
-        result = memory_child(args.memory_child, args.mode, args.memory_steps, args.batch_size)
+        hparams = None if args.hparams is None else json.loads(args.hparams)
+        result = memory_child(args.memory_child, args.mode, args.memory_steps, args.batch_size,
+                              args.model, hparams)  # fmt: skip
         print(json.dumps(result))
         return
     from genzoo.data import sprites
@@ -155,8 +199,7 @@ def main() -> None:
     start = time.perf_counter()
     sprites.ensure_cache()
     results: dict = {
-        "machine": f"{platform.processor() or platform.machine()}, torch {torch.__version__}, "
-        f"{args.threads} threads",
+        "machine": machine(args.threads),
         "cache_ready_seconds": time.perf_counter() - start,
         "memory": [],
         "models": [],
@@ -164,11 +207,9 @@ def main() -> None:
     if not args.skip_memory:
         for mode in ("iterate", "train"):
             for n in (10_000, FULL):
-                cmd = [sys.executable, __file__, "--memory-child", str(n), "--mode", mode,
-                       "--memory-steps", str(args.memory_steps), "--batch-size",
-                       str(args.batch_size), "--threads", str(args.threads)]  # fmt: skip
-                line = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
-                results["memory"].append(json.loads(line.strip().splitlines()[-1]))
+                results["memory"].append(
+                    memory_run(n, mode, args.memory_steps, args.batch_size, args.threads)
+                )
                 print(results["memory"][-1], flush=True)
     if not args.skip_models:
         for name, hparams in (("vae", {}), ("beta-vae", {"beta": args.beta})):
