@@ -408,3 +408,33 @@ def test_an_rbm_taking_its_own_sgd_step_trains_as_through_autograd(monkeypatch):
     monkeypatch.setattr("genzoo.train.trainer._plain_sgd", lambda optimizer: False)
     autograd = _trainer(steps=25, batch_size=50, lr=0.05, seed=1).fit(_copy(initial), x)
     _assert_same(own, autograd, atol=1e-5)
+
+
+def test_em_reads_a_dataset_chunk_by_chunk_and_fits_as_on_the_tensor(monkeypatch):
+    """A gmm given a Dataset never holds more than a chunk of it (its memory does not grow
+    with the data's size) and reaches the fit of the same examples as one tensor."""
+    from genzoo.train import batches as batches_module
+
+    monkeypatch.setattr(batches_module, "EM_CHUNK_ROWS", 500)
+    x = genzoo.load_dataset("8gaussians", n=3000, seed=0)
+    requested: list[int] = []
+
+    class Rows(Dataset):
+        def __len__(self) -> int:
+            return len(x)
+
+        def __getitem__(self, i: int) -> torch.Tensor:
+            return x[i]
+
+        def __getitems__(self, rows: list[int]) -> list[torch.Tensor]:
+            requested.append(len(rows))
+            return [x[i] for i in rows]
+
+    fits = {}
+    for name, data in (("tensor", x), ("dataset", Rows())):
+        model = genzoo.create("gmm", data=x, n_components=8)
+        genzoo.Trainer(steps=5, progress=False, seed=0).fit(model, data)
+        fits[name] = model.state_dict()
+    assert requested and max(requested) == 500
+    for key, value in fits["tensor"].items():
+        assert torch.allclose(fits["dataset"][key].double(), value.double(), atol=1e-4), key

@@ -24,6 +24,7 @@ trainer's batch generator, whose state the checkpoint keeps too.
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Iterator
 from typing import Any
 
@@ -366,6 +367,31 @@ def make_source(data, condition, batch_size, order, seed, generator, position, r
     if isinstance(data, DataLoader):  # its collate_fn, pin_memory and workers
         return LoaderBatches(data, batch_size, order, seed, drawn, rank, world)
     return MapBatches(dataset, batch_size, order, seed, generator, drawn, rank, world)
+
+
+#: Rows an EM model reads from a map-style Dataset at a time (``chunked_rows``).
+EM_CHUNK_ROWS = 4096
+#: Rows a streamed EM model is initialised on (k-means++ on a seeded sample of the Dataset).
+EM_INIT_ROWS = 10_000
+
+
+def streams_em(model: Any, data: Any) -> bool:
+    """Whether an EM model fits a map-style ``Dataset`` chunk by chunk (``chunked_rows``)
+    instead of from all of its examples in memory: a model that sums its E-step statistics
+    over chunks (``fit_step_chunks``: ``gmm``), unconditional, batch (not online) EM, one
+    process. Its memory then does not grow with the number of examples."""
+    return (callable(getattr(model, "fit_step_chunks", None)) and model.condition_kind is None
+            and not getattr(model, "online", False) and isinstance(data, Dataset)
+            and not isinstance(data, IterableDataset)
+            and int(os.environ.get("WORLD_SIZE", "1")) == 1)  # fmt: skip
+
+
+def chunked_rows(dataset: Dataset, rows: Tensor | None = None) -> Iterator[Tensor]:
+    """The examples of ``dataset`` (or its ``rows``, in order), ``EM_CHUNK_ROWS`` at a time."""
+    index = torch.arange(len(dataset)) if rows is None else rows  # type: ignore[arg-type]
+    for i in range(0, len(index), EM_CHUNK_ROWS):
+        x, _ = split_example(fetch(dataset, index[i : i + EM_CHUNK_ROWS].tolist()))
+        yield x
 
 
 def materialize(data) -> tuple[Tensor, Tensor | None]:

@@ -37,10 +37,13 @@ from genzoo.models import em_shards
 from genzoo.models.base import GenerativeModel
 from genzoo.train import distributed, precision
 from genzoo.train.batches import (
+    EM_INIT_ROWS,
+    chunked_rows,
     dataset_length,
     is_dataset,
     make_source,
     materialize,
+    streams_em,
 )
 from genzoo.train.checkpoint import CHECKPOINT_FILE, load_checkpoint, save_checkpoint
 from genzoo.train.distributed import DIAGNOSTIC_PREFIX, RANK_STRIDE, Context  # noqa: F401 (re-export)
@@ -351,7 +354,7 @@ class Trainer:
             if condition is not None:
                 raise ValueError("a Dataset brings its conditions: let it return (x, c) items "
                                  "instead of passing condition=")  # fmt: skip
-            if not model.players:  # fitted on the whole set
+            if not model.players and not streams_em(model, data):  # fitted on the whole set
                 data, condition = materialize(data)
         n = None
         if isinstance(data, Tensor) or (data is not None and not is_dataset(data)):
@@ -555,6 +558,11 @@ class Trainer:
                     self._gradient_step(model, optimizers, batches, step)
                     if self._ema is not None:
                         self._ema.update()
+                elif is_dataset(data[0]):  # EM read chunk by chunk (streams_em)
+                    terms = self._streamed_em_step(model, data[0], batches)
+                    self._check_terms(terms, step, "model", last_good)
+                    for key, value in terms.items():
+                        sums[key] = sums.get(key, 0.0) + float(value)
                 else:
                     whole, condition = self._apply_transform(data[0], batches), data[1]
                     if self._shard is not None:  # EM across the ranks: this rank's rows
@@ -789,6 +797,23 @@ class Trainer:
         if c is not None or model.condition_kind is not None:
             c = model.check_condition(c, x.shape[0])
         return x, c
+
+    def _streamed_em_step(self, model, dataset: Dataset, batches: torch.Generator) -> dict:
+        """One EM step over a Dataset read ``EM_CHUNK_ROWS`` rows at a time (``streams_em``):
+        memory holds one chunk and the model's statistics, whatever the data's size. A model
+        not yet initialised starts from ``EM_INIT_ROWS`` rows drawn by the seeded batch
+        generator (k-means++ on a sample, as ``fit_gmm_memmap`` does for files)."""
+
+        def prepared(x: Tensor) -> Tensor:
+            check_finite(x, "a training chunk from the Dataset")
+            dtype = self._float if x.is_floating_point() else x.dtype
+            return self._apply_transform(x.to(device=self._device, dtype=dtype), batches)
+
+        if not model.initialized:
+            n = len(dataset)  # type: ignore[arg-type]
+            rows = torch.randperm(n, generator=batches)[:EM_INIT_ROWS].sort().values
+            model.initialize(torch.cat([prepared(x) for x in chunked_rows(dataset, rows)]))
+        return model.fit_step_chunks(prepared(x) for x in chunked_rows(dataset))
 
     def _apply_transform(self, batch: Tensor | None, batches: torch.Generator) -> Tensor | None:
         if batch is None or self.transform is None:
