@@ -414,3 +414,16 @@ def test_every_em_step_stops_on_a_non_finite_log_likelihood():
         model.means_.fill_(math.nan)  # a fit gone wrong on finite data
         with pytest.raises(TrainingDiverged, match="EM (step|update) 1: the log-likelihood"):
             fit(model, x)
+
+
+def test_sampling_survives_a_covariance_rounded_out_of_positive_definite():
+    """A component on two points at scale 1e6 (found by hypothesis): its float32 covariance
+    is not positive definite after rounding; samples stay finite and on its line."""
+    from genzoo.models.gmm_math import sampling_scale
+
+    cov = torch.tensor([[[1e-6, 0.0], [0.0, 1e-6]],
+                        [[9.7656e10, -7.8125e10], [-7.8125e10, 6.2500e10]]])  # fmt: skip
+    scale = sampling_scale(cov)
+    assert torch.isfinite(scale).all()
+    assert torch.allclose(scale @ scale.transpose(-1, -2), cov, rtol=1e-3, atol=1e-3 * 1e11)
+    assert torch.equal(scale[0], torch.linalg.cholesky(cov[0]))

@@ -230,8 +230,20 @@ def _second_moment(kind: str):
 
 
 def _noise_full(z: Tensor, scale: Tensor) -> Tensor:
-    """L z for one component: z (n,d), scale (d,d) lower Cholesky factor -> (n,d)."""
+    """A z for one component: z (n,d), scale (d,d) with A A^T = covariance -> (n,d)."""
     return z @ scale.T
+
+
+def sampling_scale(cov: Tensor) -> Tensor:
+    """A matrix ``A`` with ``A A^T = cov`` for drawing ``A z`` (a batch of matrices too): the
+    Cholesky factor, or, where rounding left a covariance not positive definite in its
+    dtype (a component on a few points of data at scale 1e6), the symmetric square root with
+    negative eigenvalues clamped to zero."""
+    factor, info = torch.linalg.cholesky_ex(cov)
+    if not bool((info != 0).any()):
+        return factor
+    values, vectors = torch.linalg.eigh(cov)
+    return vectors * values.clamp_min(0).sqrt().unsqueeze(-2)
 
 
 def _noise_diag(z: Tensor, scale: Tensor) -> Tensor:
@@ -282,7 +294,7 @@ FORMS: dict[str, CovarianceForm] = {
         precisions=lambda u: u @ u.transpose(1, 2),
         identity=lambda k, d: torch.eye(d).expand(k, d, d).clone(),
         second_moment=_second_moment("full"),
-        scale=lambda cov, k: torch.linalg.cholesky(cov),
+        scale=lambda cov, k: sampling_scale(cov),
         noise=_noise_full,
         n_cov_parameters=lambda k, d: k * d * (d + 1) // 2,
         row_size=lambda k, d: k * d,
@@ -310,7 +322,7 @@ FORMS: dict[str, CovarianceForm] = {
         precisions=lambda u: u @ u.T,
         identity=lambda k, d: torch.eye(d),
         second_moment=_second_moment("tied"),
-        scale=lambda cov, k: torch.linalg.cholesky(cov).expand(k, -1, -1),
+        scale=lambda cov, k: sampling_scale(cov).expand(k, -1, -1),
         noise=_noise_full,
         n_cov_parameters=lambda k, d: d * (d + 1) // 2,
         row_size=lambda k, d: k * d,
