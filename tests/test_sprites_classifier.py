@@ -128,16 +128,29 @@ def test_sample_quality_of_an_oracle_and_a_broken_model(cache, real):
     values = torch.as_tensor(FULL_GRID.values(FULL_GRID.index(classes)))
 
     class Oracle:
+        data_kind = "discrete"  # samples are the binary levels themselves
+
         def sample(self, n, generator=None, c=None):
             return sc._render(FULL_GRID.index(sc._factor_classes(c)))[0]
 
     class Ignores:
+        data_kind = "discrete"
+
         def sample(self, n, generator=None, c=None):
             return train[:n]
 
     small = {"cache_dir": cache, "recipe": SMALL}
     good = sc.sprites_sample_quality(Oracle(), test, values, n=500, **small)
     bad = sc.sprites_sample_quality(Ignores(), test, values, n=500, **small)
+
+    class Dequantized:  # a continuous model's (x + u) / 2: scored on its levels x
+        data_kind = "continuous"
+
+        def sample(self, n, generator=None, c=None):
+            return (train[:n].float() + 0.9 * torch.rand(train[:n].shape, generator=generator)) / 2
+
+    levels = sc.sprites_sample_quality(Dequantized(), test, values, n=500, **small)
     assert good["frechet_sprites"] < 1e-6 < bad["frechet_sprites"]
+    assert levels["frechet_sprites"] == pytest.approx(bad["frechet_sprites"], rel=1e-6)
     assert good["factor_accuracy"]["posX"] > 0.95 > 0.2 > bad["factor_accuracy"]["posX"]
     assert good["factor_accuracy"]["all"] > bad["factor_accuracy"]["all"] + 0.2
