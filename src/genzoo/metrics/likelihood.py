@@ -162,15 +162,22 @@ def negative_log_likelihood(
         log_p = dequantized_log_prob(model, x, levels, n_dequantizations, seed, condition)
     else:  # a model whose log_prob draws (IWAE, AIS, variational dequantisation) gets the
         # same draws on every call from ``seed``, and the caller's random state is untouched
+        draws = n_dequantizations if getattr(model, "dequantizes_itself", False) else 1
         with torch.random.fork_rng():
             torch.manual_seed(seed)
-            log_p = per_example_log_prob(model, x, condition=condition)
+            terms = [per_example_log_prob(model, x, condition=condition) for _ in range(draws)]
+        # a model drawing its own dequantisation noise (one u ~ q(u | x) per call): the
+        # log-mean-exp over calls is the importance-weighted bound (Ho et al. 2019, eq. 13)
+        log_p = torch.logsumexp(torch.stack(terms), 0) - math.log(draws)
     nll = float(-log_p.mean())
     result: dict[str, Any] = {
         "nll": nll,
         "nll_stderr": float(log_p.std() / math.sqrt(len(log_p))) if len(log_p) > 1 else 0.0,
     }
     result.update(_nll_kind(model, n_dequantizations if dequantized else None))
+    if not dequantized and getattr(model, "dequantizes_itself", False):
+        result["dequantization_draws"] = n_dequantizations
+        result["nll_label"] += f"; log-mean-exp over k={n_dequantizations} draws of its noise"
     if condition is not None:
         result["nll_label"] = "conditional " + result["nll_label"] + ", -log p(x | c)"
     scored_positions = getattr(model, "scored_positions", None)

@@ -204,10 +204,17 @@ class Glow(Flow):
         return "exact" if self.dequantizer is None else "bound"
 
     @property
+    def dequantizes_itself(self) -> bool:
+        """Whether ``log_prob`` draws its own dequantisation noise ``u ~ q(u | x)`` (one draw
+        per call): evaluation's ``dequantization_draws`` then averages the calls' likelihood
+        ratios (the importance-weighted variational bound)."""
+        return self.dequantizer is not None
+
+    @property
     def density_method(self) -> str:
         if self.dequantizer is None:
             return ""
-        return "variational dequantisation bound, one draw of q(u | x), Ho et al. 2019"
+        return "variational dequantisation bound, u ~ q(u | x), Ho et al. 2019"
 
     def _levels_in_range(self, x: Tensor) -> Tensor:
         levels = self.dequantizer.levels
