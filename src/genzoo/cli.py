@@ -333,8 +333,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n", type=int, help="number of test examples (default: all; 1000 of "
                                          "data streamed from disk)")  # fmt: skip
     p.add_argument("--dequantization-draws", type=int, default=1, metavar="K",
-                   help="continuous models on discrete data: importance-weighted noise draws "
-                        "of the dequantisation bound (more draws, tighter bound)")  # fmt: skip
+                   help="continuous models on discrete data (and Glow with variational "
+                        "dequantisation): importance-weighted noise draws of the "
+                        "dequantisation bound (more draws, tighter bound)")  # fmt: skip
     p.add_argument("--no-disentanglement", action="store_true",
                    help="VAEs on sprites: skip the beta-VAE metric and MIG (reported by "
                         "default; they encode about 20,000 images)")  # fmt: skip
