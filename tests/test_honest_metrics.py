@@ -177,13 +177,22 @@ def test_c2st_rejects_bad_inputs():
         classifier_two_sample_accuracy(good, [["a", "b", "c"]] * 30)
 
 
-def test_a_stochastic_bound_is_the_same_on_every_evaluation_and_leaves_the_rng_alone():
-    """Glow with variational dequantisation draws u ~ q(u | x) in log_prob: the same seed
-    gives the same NLL twice, another seed another one, and the caller's random state is not
-    consumed."""
+@pytest.fixture
+def variational_glow():
+    """A small untrained Glow with variational dequantisation and 16 test digits."""
     x = genzoo.load_dataset("digits", split="test", n=16)
     glow = genzoo.create("glow", data=x, n_steps=1, hidden=8, dequantization="variational",
                          levels=17, dequantizer_hidden=4, dequantizer_couplings=1)  # fmt: skip
+    return glow, x
+
+
+def test_a_stochastic_bound_is_the_same_on_every_evaluation_and_leaves_the_rng_alone(
+    variational_glow,
+):
+    """Glow with variational dequantisation draws u ~ q(u | x) in log_prob: the same seed
+    gives the same NLL twice, another seed another one, and the caller's random state is not
+    consumed."""
+    glow, x = variational_glow
     torch.manual_seed(5)
     first = negative_log_likelihood(glow, x, 17)["nll"]
     after_first = torch.rand(1)
@@ -195,12 +204,10 @@ def test_a_stochastic_bound_is_the_same_on_every_evaluation_and_leaves_the_rng_a
     assert negative_log_likelihood(glow, x, 17, seed=1)["nll"] != first
 
 
-def test_draws_of_a_model_dequantizing_itself_give_the_importance_weighted_bound():
+def test_draws_of_a_model_dequantizing_itself_give_the_importance_weighted_bound(variational_glow):
     """Glow's variational dequantisation: k draws of u ~ q(u | x) averaged in probability
     (log-mean-exp) bound log P(x) at least as tightly as one, and are labelled so."""
-    x = genzoo.load_dataset("digits", split="test", n=16)
-    glow = genzoo.create("glow", data=x, n_steps=1, hidden=8, dequantization="variational",
-                         levels=17, dequantizer_hidden=4, dequantizer_couplings=1)  # fmt: skip
+    glow, x = variational_glow
     one, many = (negative_log_likelihood(glow, x, 17, k) for k in (1, 16))
     assert one["nll"] == negative_log_likelihood(glow, x, 17)["nll"]
     assert many["nll"] < one["nll"] and many["nll_kind"] == one["nll_kind"] == "bound"

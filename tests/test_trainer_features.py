@@ -415,7 +415,7 @@ def test_em_reads_a_dataset_chunk_by_chunk_and_fits_as_on_the_tensor(monkeypatch
     with the data's size) and reaches the fit of the same examples as one tensor."""
     from genzoo.train import batches as batches_module
 
-    monkeypatch.setattr(batches_module, "EM_CHUNK_ROWS", 500)
+    monkeypatch.setattr(batches_module, "DATASET_CHUNK_ROWS", 500)
     x = genzoo.load_dataset("8gaussians", n=3000, seed=0)
     requested: list[int] = []
 

@@ -158,11 +158,12 @@ def negative_log_likelihood(
         )
     dim = math.prod(x.shape[1:])
     dequantized = levels is not None and model.data_kind == "continuous"
+    dequantizes_itself = getattr(model, "dequantizes_itself", False)  # Glow, variational
     if dequantized:
         log_p = dequantized_log_prob(model, x, levels, n_dequantizations, seed, condition)
     else:  # a model whose log_prob draws (IWAE, AIS, variational dequantisation) gets the
         # same draws on every call from ``seed``, and the caller's random state is untouched
-        draws = n_dequantizations if getattr(model, "dequantizes_itself", False) else 1
+        draws = n_dequantizations if dequantizes_itself else 1
         with torch.random.fork_rng():
             torch.manual_seed(seed)
             terms = [per_example_log_prob(model, x, condition=condition) for _ in range(draws)]
@@ -175,7 +176,7 @@ def negative_log_likelihood(
         "nll_stderr": float(log_p.std() / math.sqrt(len(log_p))) if len(log_p) > 1 else 0.0,
     }
     result.update(_nll_kind(model, n_dequantizations if dequantized else None))
-    if not dequantized and getattr(model, "dequantizes_itself", False):
+    if not dequantized and dequantizes_itself:
         result["dequantization_draws"] = n_dequantizations
         result["nll_label"] += f"; log-mean-exp over k={n_dequantizations} draws of its noise"
     if condition is not None:

@@ -24,7 +24,6 @@ trainer's batch generator, whose state the checkpoint keeps too.
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Iterator
 from typing import Any
 
@@ -33,6 +32,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, IterableDataset, default_collate
 
 from genzoo.errors import DataError
+from genzoo.train.distributed import launched_world_size
 
 #: Spreads the seeds of the epochs (and of a worker-fed random order's batches) apart.
 SEED_STRIDE = 1_000_003
@@ -369,8 +369,8 @@ def make_source(data, condition, batch_size, order, seed, generator, position, r
     return MapBatches(dataset, batch_size, order, seed, generator, drawn, rank, world)
 
 
-#: Rows an EM model reads from a map-style Dataset at a time (``chunked_rows``).
-EM_CHUNK_ROWS = 4096
+#: Rows read from a map-style Dataset at a time (``chunked_rows``: EM, ``materialize``).
+DATASET_CHUNK_ROWS = 4096
 #: Rows a streamed EM model is initialised on (k-means++ on a seeded sample of the Dataset).
 EM_INIT_ROWS = 10_000
 
@@ -383,15 +383,17 @@ def streams_em(model: Any, data: Any) -> bool:
     return (callable(getattr(model, "fit_step_chunks", None)) and model.condition_kind is None
             and not getattr(model, "online", False) and isinstance(data, Dataset)
             and not isinstance(data, IterableDataset)
-            and int(os.environ.get("WORLD_SIZE", "1")) == 1)  # fmt: skip
+            and launched_world_size() == 1)  # fmt: skip
 
 
-def chunked_rows(dataset: Dataset, rows: Tensor | None = None) -> Iterator[Tensor]:
-    """The examples of ``dataset`` (or its ``rows``, in order), ``EM_CHUNK_ROWS`` at a time."""
+def chunked_rows(
+    dataset: Dataset, rows: Tensor | None = None
+) -> Iterator[tuple[Tensor, Tensor | None]]:
+    """The examples of ``dataset`` (or its ``rows``, in order) and their conditions (or
+    ``None``), ``DATASET_CHUNK_ROWS`` at a time."""
     index = torch.arange(len(dataset)) if rows is None else rows  # type: ignore[arg-type]
-    for i in range(0, len(index), EM_CHUNK_ROWS):
-        x, _ = split_example(fetch(dataset, index[i : i + EM_CHUNK_ROWS].tolist()))
-        yield x
+    for i in range(0, len(index), DATASET_CHUNK_ROWS):
+        yield split_example(fetch(dataset, index[i : i + DATASET_CHUNK_ROWS].tolist()))
 
 
 def materialize(data) -> tuple[Tensor, Tensor | None]:
@@ -402,9 +404,7 @@ def materialize(data) -> tuple[Tensor, Tensor | None]:
         loader = data if isinstance(data, DataLoader) else DataLoader(data, batch_size=4096)
         parts = [split_example(b) for b in loader]
     else:
-        n = len(data)
-        parts = [split_example(fetch(data, list(range(i, min(n, i + 4096)))))
-                 for i in range(0, n, 4096)]  # fmt: skip
+        parts = list(chunked_rows(data))
     if not parts:
         raise DataError("the training Dataset holds no examples")
     x = torch.cat([p[0] for p in parts])

@@ -799,7 +799,7 @@ class Trainer:
         return x, c
 
     def _streamed_em_step(self, model, dataset: Dataset, batches: torch.Generator) -> dict:
-        """One EM step over a Dataset read ``EM_CHUNK_ROWS`` rows at a time (``streams_em``):
+        """One EM step over a Dataset read ``DATASET_CHUNK_ROWS`` rows at a time (``streams_em``):
         memory holds one chunk and the model's statistics, whatever the data's size. A model
         not yet initialised starts from ``EM_INIT_ROWS`` rows drawn by the seeded batch
         generator (k-means++ on a sample, as ``fit_gmm_memmap`` does for files)."""
@@ -812,8 +812,8 @@ class Trainer:
         if not model.initialized:
             n = len(dataset)  # type: ignore[arg-type]
             rows = torch.randperm(n, generator=batches)[:EM_INIT_ROWS].sort().values
-            model.initialize(torch.cat([prepared(x) for x in chunked_rows(dataset, rows)]))
-        return model.fit_step_chunks(prepared(x) for x in chunked_rows(dataset))
+            model.initialize(torch.cat([prepared(x) for x, _ in chunked_rows(dataset, rows)]))
+        return model.fit_step_chunks(prepared(x) for x, _ in chunked_rows(dataset))
 
     def _apply_transform(self, batch: Tensor | None, batches: torch.Generator) -> Tensor | None:
         if batch is None or self.transform is None:

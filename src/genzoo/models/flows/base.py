@@ -84,13 +84,19 @@ class Flow(GenerativeModel):
         z, ladj = self(x, self.check_condition(c, len(x)))
         return standard_normal_log_prob(z) + ladj
 
+    @property
+    def log_prob_is_flow_density(self) -> bool:
+        """Whether ``log_prob`` is ``Flow.log_prob``, the flow's own density, which ``loss``
+        computes without the input checks; a subclass giving another density says no."""
+        return type(self).log_prob is Flow.log_prob
+
     def loss(self, batch: Tensor, player: str = "model", c: Any = None) -> dict[str, Tensor]:
         """Maximum likelihood: the mean negative log-likelihood of the batch (given ``c``).
 
         The batch is checked for its shape, not read back for NaNs: the Trainer checked its
         data once before training and its NaN guard watches the loss, so the step makes no
         host synchronisation (issue 19)."""
-        if not isinstance(batch, Tensor) or type(self).log_prob is not Flow.log_prob:
+        if not isinstance(batch, Tensor) or not self.log_prob_is_flow_density:
             return {"nll": -self.log_prob(batch, c=c).mean()}  # an array; another density
         reference = next(self.parameters(), None)
         x = check_shape(batch, self.data_shape, "a training batch")

@@ -204,6 +204,11 @@ class Glow(Flow):
         return "exact" if self.dequantizer is None else "bound"
 
     @property
+    def log_prob_is_flow_density(self) -> bool:
+        """Uniform dequantisation: ``log_prob`` is the flow's density (``loss``'s fast path)."""
+        return self.dequantizer is None
+
+    @property
     def dequantizes_itself(self) -> bool:
         """Whether ``log_prob`` draws its own dequantisation noise ``u ~ q(u | x)`` (one draw
         per call): evaluation's ``dequantization_draws`` then averages the calls' likelihood

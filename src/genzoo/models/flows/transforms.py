@@ -61,12 +61,14 @@ class Compose(Transform):
 
     def forward(self, x: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
         groups: list[list[Transform]] = []  # runs of fusable transforms of one class
+        previous_fusable = False
         for t in self.transforms:
             fusable = t.fusable()
-            if fusable and groups and groups[-1][0].fusable() and type(groups[-1][0]) is type(t):
+            if fusable and previous_fusable and type(groups[-1][0]) is type(t):
                 groups[-1].append(t)
             else:
                 groups.append([t])
+            previous_fusable = fusable
         ladj = None  # the first log-det starts the sum: no zeros to make and add
         for group in groups:
             t = group[0]
