@@ -109,7 +109,8 @@ def run_genzoo(args: argparse.Namespace, data: dict[str, np.ndarray]) -> dict[st
                           kl_warmup_steps=args.kl_warmup)  # fmt: skip
     steps = args.epochs * math.ceil(len(x) / args.batch_size)
     settings = {"batch_size": args.batch_size, "lr": args.lr, "batch_order": args.batch_order,
-                "progress": False, "seed": args.seed, "compile": args.compile}  # fmt: skip
+                "progress": False, "seed": args.seed, "compile": args.compile,
+                "precision": args.precision}  # fmt: skip
     compile_s = 0.0
     if args.compile:  # compiled on an untimed epoch and a step (its short last batch
         # included), then the weights put back
@@ -219,6 +220,9 @@ def main() -> None:
     parser.add_argument("--compile", action="store_true",
                         help="genzoo's Trainer with compile=True (opt-in; compiled on an "
                         "untimed epoch, whose time is reported apart)")  # fmt: skip
+    parser.add_argument("--precision", default="32", choices=("32", "bf16-mixed"),
+                        help="genzoo's Trainer precision (pythae has no mixed precision on a "
+                        "CPU: its amp is CUDA float16); bounds in float32")  # fmt: skip
     parser.add_argument("--kl-warmup", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args()
     torch.set_num_threads(1)

@@ -48,6 +48,7 @@ from genzoo.train.batches import (
 from genzoo.train.checkpoint import CHECKPOINT_FILE, load_checkpoint, save_checkpoint
 from genzoo.train.distributed import DIAGNOSTIC_PREFIX, RANK_STRIDE, Context  # noqa: F401 (re-export)
 from genzoo.train.ema import EMA
+from genzoo.train.lean_adam import lean_stepper
 from genzoo.train.runfolder import (
     folder_lock,
     replacing,
@@ -453,6 +454,8 @@ class Trainer:
             for player in model.players
         }
         self._scalers = precision.make_scalers(self.precision, model.players)
+        # each optimiser's step and zero_grad, fused Adam's without torch.optim's Python
+        self._steppers = {player: lean_stepper(o) for player, o in optimizers.items()}
         own = model.own_weight_average() if self.ema is not None else None
         if own is not None:
             raise ValueError(
@@ -710,7 +713,7 @@ class Trainer:
             return
         k = self.accumulate
         for player in model.schedule(step):
-            optimizer = optimizers[player]
+            optimizer, stepper = optimizers[player], self._steppers[player]
             scaler = self._scalers.get(player)
             micro = []
             drawn = [self._batch(model, batches) for _ in range(k)]
@@ -721,7 +724,7 @@ class Trainer:
                 if k > 1:  # the mean over the k micro-batches' examples (an epoch's last
                     total = total * (sizes[i] / sum(sizes))  # batch may be short)
                 if i == 0:
-                    optimizer.zero_grad(set_to_none=True)
+                    stepper.zero_grad()
                 with precision.explained(model.name or type(model).__name__, self.precision,
                                          self.compile):  # fmt: skip
                     (total if scaler is None else scaler.scale(total)).backward()
@@ -732,7 +735,7 @@ class Trainer:
                 params = [p for group in optimizer.param_groups for p in group["params"]]
                 torch.nn.utils.clip_grad_norm_(params, self.clip_grad)
             if scaler is None:
-                optimizer.step()
+                stepper.step()
             else:
                 scaler.step(optimizer)
                 scaler.update()
@@ -761,13 +764,13 @@ class Trainer:
                 continue
             output = model.loss(batch, player) if c is None else model.loss(batch, player, c=c)
             total, terms = distributed.split_terms(output)
-            optimizer = optimizers[player]
-            optimizer.zero_grad(set_to_none=True)
+            stepper = self._steppers[player]
+            stepper.zero_grad()
             total.backward()
             if self.clip_grad is not None:
-                params = [p for group in optimizer.param_groups for p in group["params"]]
+                params = [p for group in optimizers[player].param_groups for p in group["params"]]
                 torch.nn.utils.clip_grad_norm_(params, self.clip_grad)
-            optimizer.step()
+            stepper.step()
             model.after_step(player, step)
             pending.append((step, player, terms))
 
