@@ -28,7 +28,9 @@ encoder ``(mu, logvar)`` and decoder logits, in nats per image. A third row trai
 model with its default KL warm-up (500 steps, Bowman et al. 2016), which pythae's VAE lacks.
 ``--compile`` trains genzoo's sides with the Trainer's ``compile=True`` (opt-in), compiled on
 an untimed epoch and a step first (both batch shapes; the weights then put back), the
-compilation's time reported apart.
+compilation's time reported apart. Last, the floor: the CPU time of the network's matrix
+products and one fused Adam kernel alone (:func:`floor_step_seconds`), the least any float32
+implementation of this VAE spends a step, as a fraction of pythae's step.
 """
 
 from __future__ import annotations
@@ -136,6 +138,45 @@ def run_genzoo(args: argparse.Namespace, data: dict[str, np.ndarray]) -> dict[st
         "iwae": iwae,
         "compile_s": compile_s,
     }
+
+
+def floor_step_seconds(args: argparse.Namespace, batch: int, steps: int = 2000) -> float:
+    """CPU seconds of the least work any float32 implementation of this VAE does per step:
+    the network's matrix products alone (6 forward; 6 weight and 5 input gradients
+    backward, the data needing none) and one fused Adam kernel over its parameters; no
+    activations, loss, bookkeeping or autograd. A lower bound for both libraries' steps."""
+    d, h = args.latent_dim, args.hidden
+    sizes = [(64, h), (h, h), (h, 2 * d), (d, h), (h, h), (h, 64)]
+    weights = [torch.randn(o, i) for i, o in sizes]
+    params = [*weights, *(torch.randn(o) for _, o in sizes)]
+    grads = [torch.randn_like(p) for p in params]
+    moments = [[torch.zeros_like(p) for p in params] for _ in range(2)]
+    counts = [torch.zeros(()) for _ in params]
+    x = torch.randn(batch, 64)
+
+    def step() -> None:
+        inputs, out = [], x
+        for i, w in enumerate(weights):
+            inputs.append(torch.randn(batch, d) if i == 3 else out)  # the decoder reads z
+            out = inputs[-1] @ w.t()
+        grad = torch.randn(batch, 64)
+        for i in reversed(range(len(weights))):
+            grads[i] = grad.t() @ inputs[i]
+            if i:
+                grad = grad @ weights[i]
+            if i == 3:  # the gradient of z becomes that of (mu, logvar)
+                grad = torch.randn(batch, 2 * d)
+        torch._foreach_add_(counts, 1)
+        torch._fused_adam_(params, grads, *moments, [], counts, amsgrad=False, lr=1e-3,
+                           beta1=0.9, beta2=0.999, weight_decay=0.0, eps=1e-8,
+                           maximize=False, grad_scale=None, found_inf=None)  # fmt: skip
+
+    for _ in range(100):
+        step()
+    cpu = time.process_time()
+    for _ in range(steps):
+        step()
+    return (time.process_time() - cpu) / steps
 
 
 def run_pythae(args: argparse.Namespace, data: dict[str, np.ndarray]) -> dict[str, float]:
@@ -262,6 +303,10 @@ def main() -> None:
         print(f"| {side} | {wall:.4f} | {wall / base['epoch_s']:.2f}x | {cpu:.4f} | "
               f"{cpu / base['cpu_s']:.2f}x | {elbo.mean():.2f} +- {elbo.std():.2f} | "
               f"{nll.mean():.2f} +- {nll.std():.2f} |")  # fmt: skip
+    steps = math.ceil(len(data["train"]) / args.batch_size)
+    floor = floor_step_seconds(args, args.batch_size)
+    print(f"\nfloor (matrix products and the Adam kernel alone, float32): {1000 * floor:.3f} "
+          f"ms CPU a step = {floor * steps / base['cpu_s']:.2f}x pythae's step")  # fmt: skip
     if args.compile:
         once = np.median([r["compile_s"] for r in results["genzoo"]])
         print(f"\ngenzoo compiled (Trainer compile=True): compilation {once:.1f} s per run, "
