@@ -31,12 +31,12 @@ hyper-parameters, which ``--set key=value`` overrides one by one. So the sweep t
     python benchmarks/density_floor.py --n-test 200000 --seed-list 0 --out s0.jsonl
     python benchmarks/density_floor.py --table s0.jsonl s1.jsonl s2.jsonl
 
-Measured with the NSF budget (6 layers, 64 wide, 24 bins, tail 4; 4000 steps, batch 512,
-lr 3e-3 cosine, 1,000,000 points; 200,000 test points; 2-3 seeds, 2026-12-07): paired KL
-0.003-0.010 nats on seven toys, rings 0.016 and checkerboard 0.020 (the toy's own 10,000
-points: rings 0.055, checkerboard 0.051 at 2000 steps). The tabulated entropies are rounded
-to 1e-3, up to 0.005 nats below the values by quadrature (swissroll), which the
-``nll_minus_entropy`` column inherits; the paired KL does not use them.
+Measured with the NSF budget (8 layers, 64 wide, 32 bins, tail 4; 12,000 steps, batch 512,
+lr 3e-3 cosine, 1,000,000 points; 200,000 test points; 3 seeds, 2026-12-07): paired KL
+0.002-0.008 nats on all nine toys (checkerboard 0.0084, rings 0.0069), about 270 CPU-s a cell
+on one thread. The previous budget, 6 layers of 24 bins at 4000 steps, left rings at 0.016
+and checkerboard at 0.020; the toy's own 10,000 points overfit (rings 0.055, checkerboard
+0.051 at 2000 steps). The entropies are the toys' reference values to 1e-5 (quadrature).
 
 Run by hand (not by pytest); it takes minutes per toy on a CPU.
 """
