@@ -354,6 +354,23 @@ def test_a_tiny_model_compiles_and_trains_as_without_compile(moons):
     _assert_same(plain, compiled, atol=1e-5)
 
 
+def test_a_compiled_discrete_model_trains_without_graph_breaks_and_its_data_is_still_checked():
+    """The model's checks of the values (integer levels in range) would break the compiled
+    graph every step: under compile they run once in the Trainer instead, as clear errors."""
+    from torch._dynamo.utils import counters
+
+    digits = genzoo.load_dataset("digits-binary", split="train")[:256]
+    model = genzoo.create("made", data=digits, hidden=[32])
+    counters.clear()
+    _trainer(steps=3, compile=True).fit(model, digits)
+    assert not counters["graph_break"], dict(counters["graph_break"])
+    bad = digits.clone()
+    bad[5, 0, 0, 0] = 2  # a level the model was not built for
+    for data in (bad, torch.utils.data.TensorDataset(bad)):
+        with pytest.raises(genzoo.DataError, match="built for values 0..1"):
+            _trainer(steps=1, compile=True, batch_size=256, batch_order="epochs").fit(model, data)
+
+
 # -- TensorBoard ------------------------------------------------------------------------------
 def test_tensorboard_event_files_hold_losses_lr_and_sample_grids(tmp_path):
     pytest.importorskip("tensorboard")

@@ -37,6 +37,7 @@ from genzoo.models import em_shards
 from genzoo.models.base import GenerativeModel
 from genzoo.train import distributed, precision
 from genzoo.train.batches import (
+    DATASET_CHUNK_ROWS,
     EM_INIT_ROWS,
     chunked_rows,
     dataset_length,
@@ -795,6 +796,8 @@ class Trainer:
         if not self._finite_checked:  # the first batch (a full scan would need the data)
             check_finite(x, "a training batch from the Dataset")
             self._finite_checked = True
+        if self.compile and self.transform is None:  # outside the compiled loss, which
+            model.check_input(x)  # skips the model's checks of the values
         dtype = self._float if x.is_floating_point() else x.dtype
         x = x.to(device=self._device, dtype=dtype, non_blocking=True)
         if c is not None or model.condition_kind is not None:
@@ -846,6 +849,11 @@ class Trainer:
         data = as_tensor(data, "training data")
         check_shape(data, model.data_shape, "training data")
         data = check_finite(data, "training data")
+        if self.compile and self.transform is None:
+            # a compiled loss skips the model's checks of the values (each a graph break):
+            # they run here once, on the whole data
+            for rows in data.split(DATASET_CHUNK_ROWS):
+                model.check_input(rows)
         continuous = model.data_kind == "continuous" and self.transform is None
         if continuous and data.is_floating_point() and data.shape[0] > 1:
             flat = data.reshape(data.shape[0], -1)

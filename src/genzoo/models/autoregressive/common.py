@@ -108,6 +108,8 @@ class DiscreteModel(GenerativeModel):
     def check_input(self, x: Tensor) -> Tensor:
         """Shape ``(n, *data_shape)`` and integer values ``0..levels-1``; returns int64."""
         check_shape(x, self.data_shape)
+        if torch.compiler.is_compiling():  # reads of the values break the graph: a compiling
+            return x.to(device=self.device, dtype=torch.long)  # Trainer checks its data itself
         if x.is_floating_point() and not torch.equal(x, x.round()):
             raise DataError(f"{self.name} scores integer levels; got non-integer values")
         if x.numel() and (x.min() < 0 or x.max() >= self.levels):
