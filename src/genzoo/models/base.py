@@ -456,8 +456,9 @@ class GenerativeModel(nn.Module):
         dtype; arrays and lists are taken as tensors."""
         x = as_tensor(x, "input")
         check_shape(x, self.data_shape)
-        if not torch.compiler.is_compiling():  # a read of the values: a graph break; a
-            check_finite(x, "input")  # compiling Trainer checks its data itself
+        # reading the values would break a compiled graph: a compiling Trainer checks them
+        if not torch.compiler.is_compiling():
+            check_finite(x, "input")
         return x.to(device=self.device, dtype=self.dtype)
 
     def save(self, directory: str) -> None:

@@ -796,8 +796,7 @@ class Trainer:
         if not self._finite_checked:  # the first batch (a full scan would need the data)
             check_finite(x, "a training batch from the Dataset")
             self._finite_checked = True
-        if self.compile and self.transform is None:  # outside the compiled loss, which
-            model.check_input(x)  # skips the model's checks of the values
+        self._check_values(model, x)
         dtype = self._float if x.is_floating_point() else x.dtype
         x = x.to(device=self._device, dtype=dtype, non_blocking=True)
         if c is not None or model.condition_kind is not None:
@@ -845,15 +844,18 @@ class Trainer:
                 )
 
     # -- files -------------------------------------------------------------------------------
+    def _check_values(self, model: GenerativeModel, x: Tensor) -> None:
+        """Under ``compile``, the model's own checks of the values (finite, levels, binary),
+        which its compiled loss skips since each read would break the graph every step."""
+        if self.compile and self.transform is None:
+            for rows in x.split(DATASET_CHUNK_ROWS):
+                model.check_input(rows)
+
     def _check_data(self, model: GenerativeModel, data: Tensor) -> Tensor:
         data = as_tensor(data, "training data")
         check_shape(data, model.data_shape, "training data")
         data = check_finite(data, "training data")
-        if self.compile and self.transform is None:
-            # a compiled loss skips the model's checks of the values (each a graph break):
-            # they run here once, on the whole data
-            for rows in data.split(DATASET_CHUNK_ROWS):
-                model.check_input(rows)
+        self._check_values(model, data)  # once, on the whole data
         continuous = model.data_kind == "continuous" and self.transform is None
         if continuous and data.is_floating_point() and data.shape[0] > 1:
             flat = data.reshape(data.shape[0], -1)
