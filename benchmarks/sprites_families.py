@@ -334,7 +334,8 @@ def main() -> None:
         "--gmm-memory-n",
         type=int,
         default=40_000,
-        help="the larger GMM memory run (the Trainer materialises EM data)",
+        help="images of the GMM's larger memory run (an EM step sweeps them all; 737,280 "
+        "takes minutes)",
     )
     parser.add_argument("--memory-steps", type=int, default=20)
     parser.add_argument("--skip-memory", action="store_true")
