@@ -14,14 +14,15 @@ CPU time does not grow while it waits for a core).
 Both sides train the same model: ``digits-binary`` (1,000 training, 447 test images of 8x8
 binary pixels, loaded once for both), encoder MLP
 ``64 -> hidden -> hidden -> 2 * latent_dim`` and decoder MLP ``latent_dim -> hidden -> hidden ->
-64`` Bernoulli logits (ReLU), ``N(0, I)`` prior, one-sample reparameterised ELBO (Kingma &
-Welling 2014, eq. 10), Adam at the same learning rate and batch size, the same number of epochs
-(genzoo: ``ceil(n / batch)`` steps an epoch, in shuffled sweeps, ``batch_order="epochs"``,
-or drawn with replacement with ``--batch-order random``; pythae: its ``BaseTrainer``, shuffled
-epochs, ``keep_best_on_train``, i.e. it returns the epoch of lowest training loss where genzoo
-returns the last). Time per epoch: the wall-clock of
-making the trainer and training, over the epochs, median over the seeds (torch's one-off
-import of ``torch._dynamo`` by the first Adam, about 3 s, is paid before the clock starts).
+64`` Bernoulli logits (ReLU; ``--depth`` hidden layers each, 2 by default as in genzoo's VAE),
+``N(0, I)`` prior, one-sample reparameterised ELBO (Kingma & Welling 2014, eq. 10), Adam
+at the same learning rate and batch size, the same number of epochs (genzoo:
+``ceil(n / batch)`` steps an epoch, in shuffled sweeps, ``batch_order="epochs"``, or drawn with
+replacement with ``--batch-order random``; pythae: its ``BaseTrainer``, shuffled epochs,
+``keep_best_on_train``, i.e. it returns the epoch of lowest training loss where genzoo returns
+the last). Time per epoch: the wall-clock of making the trainer and training, over the
+epochs, median over the seeds (torch's one-off import of ``torch._dynamo`` by the first Adam,
+about 3 s, is paid before the clock starts).
 Both trained models are then scored by the same code below (:func:`bounds`): the test ELBO
 (analytic KL, 10 draws of ``z``) and IWAE-k (Burda et al. 2016, eq. 8) from each model's
 encoder ``(mu, logvar)`` and decoder logits, in nats per image. A third row trains genzoo's
@@ -45,6 +46,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from contextlib import redirect_stderr, redirect_stdout
+from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
@@ -106,8 +108,8 @@ def run_genzoo(args: argparse.Namespace, data: dict[str, np.ndarray]) -> dict[st
 
     torch.manual_seed(args.seed)
     x, test = torch.from_numpy(data["train"]), torch.from_numpy(data["test"])
-    model = genzoo.create("vae", data=x, latent_dim=args.latent_dim, hidden=args.hidden, depth=2,
-                          likelihood="bernoulli", network="mlp",
+    model = genzoo.create("vae", data=x, latent_dim=args.latent_dim, hidden=args.hidden,
+                          depth=args.depth, likelihood="bernoulli", network="mlp",
                           kl_warmup_steps=args.kl_warmup)  # fmt: skip
     steps = args.epochs * math.ceil(len(x) / args.batch_size)
     settings = {"batch_size": args.batch_size, "lr": args.lr, "batch_order": args.batch_order,
@@ -142,29 +144,31 @@ def run_genzoo(args: argparse.Namespace, data: dict[str, np.ndarray]) -> dict[st
 
 def floor_step_seconds(args: argparse.Namespace, batch: int, steps: int = 2000) -> float:
     """CPU seconds of the least work any float32 implementation of this VAE does per step:
-    the network's matrix products alone (6 forward; 6 weight and 5 input gradients
-    backward, the data needing none) and one fused Adam kernel over its parameters; no
+    the network's matrix products alone (each layer's forward, weight gradient and input
+    gradient, the data needing none) and one fused Adam kernel over its parameters; no
     activations, loss, bookkeeping or autograd. A lower bound for both libraries' steps."""
     d, h = args.latent_dim, args.hidden
-    sizes = [(64, h), (h, h), (h, 2 * d), (d, h), (h, h), (h, 64)]
+    widths = [h] * args.depth
+    sizes = [*pairwise([64, *widths, 2 * d]), *pairwise([d, *widths, 64])]
     weights = [torch.randn(o, i) for i, o in sizes]
     params = [*weights, *(torch.randn(o) for _, o in sizes)]
     grads = [torch.randn_like(p) for p in params]
     moments = [[torch.zeros_like(p) for p in params] for _ in range(2)]
     counts = [torch.zeros(()) for _ in params]
     x = torch.randn(batch, 64)
+    first_decoder = args.depth + 1  # the layer that reads z
 
     def step() -> None:
         inputs, out = [], x
         for i, w in enumerate(weights):
-            inputs.append(torch.randn(batch, d) if i == 3 else out)  # the decoder reads z
+            inputs.append(torch.randn(batch, d) if i == first_decoder else out)  # z
             out = inputs[-1] @ w.t()
         grad = torch.randn(batch, 64)
         for i in reversed(range(len(weights))):
             grads[i] = grad.t() @ inputs[i]
             if i:
                 grad = grad @ weights[i]
-            if i == 3:  # the gradient of z becomes that of (mu, logvar)
+            if i == first_decoder:  # the gradient of z becomes that of (mu, logvar)
                 grad = torch.randn(batch, 2 * d)
         torch._foreach_add_(counts, 1)
         torch._fused_adam_(params, grads, *moments, [], counts, amsgrad=False, lr=1e-3,
@@ -191,7 +195,7 @@ def run_pythae(args: argparse.Namespace, data: dict[str, np.ndarray]) -> dict[st
     class Encoder(BaseEncoder):
         def __init__(self) -> None:
             super().__init__()
-            self.net = mlp([64, h, h, 2 * d])
+            self.net = mlp([64, *[h] * args.depth, 2 * d])
 
         def forward(self, x: Tensor) -> ModelOutput:
             mu, logvar = self.net(x.flatten(1)).chunk(2, dim=-1)
@@ -200,7 +204,7 @@ def run_pythae(args: argparse.Namespace, data: dict[str, np.ndarray]) -> dict[st
     class Decoder(BaseDecoder):
         def __init__(self) -> None:
             super().__init__()
-            self.net = mlp([d, h, h, 64])
+            self.net = mlp([d, *[h] * args.depth, 64])
 
         def forward(self, z: Tensor) -> ModelOutput:  # pythae's "bce" wants probabilities
             return ModelOutput(reconstruction=torch.sigmoid(self.net(z)).view(-1, 1, 8, 8))
@@ -245,6 +249,7 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--latent-dim", type=int, default=8)
     parser.add_argument("--hidden", type=int, default=256)
+    parser.add_argument("--depth", type=int, default=2, help="hidden layers of each MLP")
     parser.add_argument("--iwae-k", type=int, default=1000)
     parser.add_argument("--seeds", type=int, default=3, help="runs per side, seeds 0..n-1")
     parser.add_argument(
@@ -288,7 +293,7 @@ def main() -> None:
         for name, (run, warmup) in sides.items():
             args.seed, args.kl_warmup = seed, warmup
             results[name].append(run(args, data))
-    net = f"64-{args.hidden}-{args.hidden}-{args.latent_dim}"
+    net = "-".join(map(str, [64, *[args.hidden] * args.depth, args.latent_dim]))
     print(f"digits-binary, MLP VAE {net}, {args.epochs} epochs, batch {args.batch_size}, "
           f"Adam lr {args.lr}, 1 thread, sides interleaved in one process; median time, "
           f"bounds mean +- sd over {args.seeds} seeds\n")  # fmt: skip
