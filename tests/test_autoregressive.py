@@ -23,6 +23,7 @@ from genzoo.models.autoregressive import (
     perplexity,
     sample_logits,
 )
+from genzoo.models.autoregressive.common import RasterModel
 
 
 def _randomise(model: torch.nn.Module) -> torch.nn.Module:
@@ -200,3 +201,45 @@ def test_figures_are_written(tmp_path):
     lm = LSTMLM([6], tok.vocab_size, embedding=4, hidden=4)
     seqs = genzoo.load_dataset("grammar", n=2)[:, :6]
     assert plot_surprisal(lm, seqs, tmp_path / "t.png", tokenizer=tok).stat().st_size > 0
+
+
+# -- sampling one scalar at a time -------------------------------------------------------------
+RASTER_CASES = {
+    "made-binary-image": lambda: MADE([1, 6, 5], 2, hidden=[24, 24]),
+    "made-levels-vector": lambda: MADE([9], 4, hidden=[16, 16, 16], activation="tanh"),
+    "pixelcnn-window-smaller-than-image": lambda: PixelCNN(
+        [1, 11, 12], 3, channels=8, n_layers=2, kernel=5
+    ),
+    "pixelcnn-no-blocks": lambda: PixelCNN([1, 7, 9], 2, channels=6, n_layers=0, kernel=3),
+}
+
+
+@pytest.mark.parametrize("case", RASTER_CASES)
+def test_the_samplers_conditionals_equal_a_whole_pass(case):
+    """MADE's incremental steps and PixelCNN's windows give each scalar's logits of a whole
+    pass (float64), and their samples are the whole-pass sampler's, draw for draw."""
+    torch.manual_seed(0)
+    model = _randomise(RASTER_CASES[case]()).double()
+    x = torch.randint(0, model.levels, (5, *model.data_shape))
+    with torch.no_grad():
+        whole, conditional = model._logits(x), model._conditional(x)
+        for d in range(model.data_dim):
+            assert torch.allclose(conditional(d), whole[:, d], rtol=0, atol=1e-12), d
+        fast = model.sample(30, torch.Generator().manual_seed(1))
+        plain = RasterModel._conditional.__get__(model)
+        model._conditional = plain  # the base class's: a whole pass per scalar
+        reference = model.sample(30, torch.Generator().manual_seed(1))
+    assert torch.equal(fast, reference)
+
+
+def test_the_pixelcnn_window_is_no_smaller_than_what_reaches_a_pixel():
+    """With a reach one row/column short, the windowed logits differ from a whole pass: the
+    window test above can fail."""
+    torch.manual_seed(0)
+    model = _randomise(PixelCNN([1, 11, 12], 3, channels=8, n_layers=2, kernel=5)).double()
+    x = torch.randint(0, 3, (4, 1, 11, 12))
+    model.n_layers = 1  # reach 3 instead of 4; the network is unchanged
+    with torch.no_grad():
+        whole, conditional = model._logits(x), model._conditional(x)
+        error = max((conditional(d) - whole[:, d]).abs().max() for d in range(model.data_dim))
+    assert error > 1e-6

@@ -8,7 +8,7 @@ Its ``log_prob`` is exact, in nats; ``bits_per_token`` turns it into bits per ch
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -148,7 +148,9 @@ class RasterModel(DiscreteModel):
     ``pixelcnn``): sampling fills the ``D`` scalars in raster order, one pass each.
 
     Subclasses give ``_logits(x)``: integer levels ``(n, *data_shape)`` -> the logits of
-    every conditional ``(n, D, levels)``, the ``d``-th depending on scalars ``< d`` only.
+    every conditional ``(n, D, levels)``, the ``d``-th depending on scalars ``< d`` only. A
+    subclass may also give ``_conditional(x)``, the sampler's ``d -> (n, levels)`` logits of
+    scalar ``d`` given the scalars of ``x`` before it, with less work than a whole pass.
 
     Arguments:
         data_shape: shape of one example.
@@ -164,6 +166,17 @@ class RasterModel(DiscreteModel):
     def _logits(self, x: Tensor) -> Tensor:
         raise NotImplementedError
 
+    def _inputs(self, x: Tensor) -> Tensor:
+        """Levels as the network reads them, centred in ``[-0.5, 0.5]``: ``x / (levels - 1)
+        - 0.5``."""
+        return x.to(self.dtype) / (self.levels - 1) - 0.5
+
+    def _conditional(self, x: Tensor) -> Callable[[int], Tensor]:
+        """``d -> `` the logits ``(n, levels)`` of scalar ``d`` given the scalars ``< d`` of
+        ``x``, which the sampler fills in raster order between calls (d = 0, 1, ...): here a
+        whole pass for each."""
+        return lambda d: self._logits(x)[:, d]
+
     def log_prob_terms(self, x: Tensor) -> Tensor:
         x = self.check_input(x)
         return gather_log_softmax(self._logits(x), x.flatten(1))
@@ -176,7 +189,7 @@ class RasterModel(DiscreteModel):
         temperature = self.temperature if temperature is None else temperature
         check_sampling(temperature, 0, 1.0)
         x = torch.zeros(n, *self.data_shape, dtype=torch.long, device=self.device)
-        flat = x.view(n, -1)
-        for d in range(self.data_dim):  # scalar d needs the scalars before it: a pass each
-            flat[:, d] = sample_logits(self._logits(x)[:, d], generator, temperature)
+        flat, conditional = x.view(n, -1), self._conditional(x)
+        for d in range(self.data_dim):  # scalar d needs the scalars before it: one at a time
+            flat[:, d] = sample_logits(conditional(d), generator, temperature)
         return x.to(self.dtype)
