@@ -79,8 +79,9 @@ Findings:
   trains 1,376 img/s, samples 397 img/s, 0.147 bits/dim (exact), Fréchet 17,138, pixel mean
   of its samples 0.109; pixelcnn (16 channels, 3 blocks, kernel 5 from its budget; 150 x 32)
   trains 196 img/s, samples 23.8 img/s, 0.033 bits/dim (exact), Fréchet 3,200, but its
-  samples are nearly blank (pixel mean 0.003; test images 0.023): render agreement 0 for both. Peak RSS flat
-  between 10,000 and 737,280 streamed images (made 509 / 502 MB, pixelcnn 569 / 566).
+  samples are nearly blank (pixel mean 0.003; test images 0.023): render agreement 0 for
+  both. Peak RSS flat between 10,000 and 737,280 streamed images (made 509 / 502 MB,
+  pixelcnn 569 / 566).
 * ``genzoo eval`` (``sprites_sample_quality``) scores a continuous model's raw samples, on
   the dequantised ``[0, 1)`` scale, while discrete models' are 0/1 levels; the two give
   different Fréchet distances (gmm 7,366 raw vs 12,160 on levels, glow 8,273 vs 15,447).
