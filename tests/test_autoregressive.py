@@ -243,3 +243,10 @@ def test_the_pixelcnn_window_is_no_smaller_than_what_reaches_a_pixel():
         whole, conditional = model._logits(x), model._conditional(x)
         error = max((conditional(d) - whole[:, d]).abs().max() for d in range(model.data_dim))
     assert error > 1e-6
+
+
+@pytest.mark.parametrize("name", ["made", "pixelcnn"])
+def test_no_draws_is_an_empty_batch(name):
+    """``sample(0)`` is an empty batch, as for the other families (it was a reshape error)."""
+    x = torch.randint(0, 2, (20, 1, 8, 8)).float()
+    assert genzoo.create(name, data=x).sample(0).shape == (0, 1, 8, 8)

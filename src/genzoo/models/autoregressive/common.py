@@ -189,7 +189,7 @@ class RasterModel(DiscreteModel):
         temperature = self.temperature if temperature is None else temperature
         check_sampling(temperature, 0, 1.0)
         x = torch.zeros(n, *self.data_shape, dtype=torch.long, device=self.device)
-        flat, conditional = x.view(n, -1), self._conditional(x)
+        flat, conditional = x.view(n, self.data_dim), self._conditional(x)
         for d in range(self.data_dim):  # scalar d needs the scalars before it: one at a time
             flat[:, d] = sample_logits(conditional(d), generator, temperature)
         return x.to(self.dtype)

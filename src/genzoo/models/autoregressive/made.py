@@ -59,7 +59,7 @@ class MADE(RasterModel):
     def _conditional(self, x: Tensor) -> Callable[[int], Tensor]:
         if len(self.net) == 1:  # no hidden layer: a pass is a single product already
             return super()._conditional(x)
-        return IncrementalMADE(self.net, x.view(len(x), -1), self._inputs)
+        return IncrementalMADE(self.net, x.view(len(x), self.data_dim), self._inputs)
 
 
 class IncrementalMADE:
