@@ -278,6 +278,7 @@ def test_seeded_sampling_is_reproducible_and_shaped_like_data(name, data_for):
     assert a.shape == (50, *data.shape[1:])
     assert torch.equal(a, b)
     assert not torch.equal(a, c)
+    assert model.sample(0).shape == (0, *data.shape[1:])  # no draws: an empty batch
 
 
 @pytest.mark.parametrize("name", MODELS)

@@ -255,6 +255,8 @@ class DeepGaussianMixture(GenerativeModel):
     def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
         """Ancestral sampling: z^(h) ~ N(0, I), then down each layer -> (n, *data_shape)."""
         where = generator.device if generator is not None else self.device
+        if n == 0:  # torch.multinomial draws at least one
+            return torch.zeros(0, *self.data_shape, device=self.device, dtype=self.dtype)
         z = torch.randn(n, self.latent_dims[-1], generator=generator, device=where)
         for i in reversed(range(self.n_layers)):
             log_pi, eta, lam, psi = (t.to(where, torch.float64) for t in self.layer(i))

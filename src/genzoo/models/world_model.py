@@ -299,5 +299,5 @@ class WorldModel(DiscreteModel):
     def sample(self, n: int, generator: torch.Generator | None = None, c: Any = None) -> Tensor:
         """``n`` patches drawn cell by cell (the cells are independent given ``c``)."""
         logits = self._table(self.check_condition(c, n), n)
-        x = sample_logits(logits.reshape(n * self.data_dim, -1), generator)
+        x = sample_logits(logits.reshape(n * self.data_dim, logits.shape[-1]), generator)
         return x.view(n, *self.data_shape).to(self.dtype)

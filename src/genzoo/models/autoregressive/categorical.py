@@ -172,7 +172,8 @@ class Categorical(DiscreteModel):
             index = sample_logits(logits, generator)
             x = index[:, None] // self.powers % self.levels
         else:
-            x = sample_logits(logits.reshape(n * self.data_dim, -1), generator).view(n, -1)
+            flat = logits.reshape(n * self.data_dim, logits.shape[-1])
+            x = sample_logits(flat, generator).view(n, self.data_dim)
         return x.view(n, *self.data_shape).to(self.dtype)
 
 

@@ -103,6 +103,8 @@ class ModulatedConv2d(nn.Module):
     def forward(self, x: Tensor, w: Tensor) -> Tensor:
         n, c, h, width = x.shape
         weight = self.kernels(w)
+        if n == 0:  # no examples: no groups for the grouped convolution
+            return x.new_zeros(0, weight.shape[1], h, width)
         out = F.conv2d(  # grouped convolution: one group per example
             x.reshape(1, n * c, h, width),
             weight.reshape(n * weight.shape[1], c, *weight.shape[3:]),
