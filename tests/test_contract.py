@@ -282,6 +282,19 @@ def test_seeded_sampling_is_reproducible_and_shaped_like_data(name, data_for):
 
 
 @pytest.mark.parametrize("name", MODELS)
+def test_no_examples_get_no_scores_or_a_clear_error(name, data_for):
+    model = _a_little_trained(name)
+    if model.density == "none":
+        pytest.skip("no density to score")
+    try:
+        scores = model.log_prob(data_for(name)[:0])
+    except genzoo.DataError as err:  # the continuous models refuse it, saying so
+        assert "empty" in str(err)
+    else:
+        assert scores.shape == (0,)
+
+
+@pytest.mark.parametrize("name", MODELS)
 def test_save_load_round_trip_gives_identical_log_prob(name, data_for, tmp_path):
     data = data_for(name)
     held_out = data[-100:]

@@ -31,7 +31,7 @@ from genzoo.models.vae.elbo import EVAL_SEED as EVAL_SEED
 from genzoo.models.vae.elbo import ELBOModel
 from genzoo.models.vae.likelihoods import diagonal_normal_log_prob, gaussian_kl
 from genzoo.registry import register_model
-from genzoo.validation import check_shape
+from genzoo.validation import check_finite, check_shape
 
 #: Sequences (samples x sentences) decoded at once by ``iwae``; bounds its memory.
 IWAE_ROWS = 2048
@@ -114,7 +114,7 @@ class SentenceVAE(ELBOModel):
 
     def check_tokens(self, x: Tensor) -> Tensor:
         """Validate ids ``(batch, seq_len)`` in ``0..vocab_size-1``; return them as int64."""
-        check_shape(x, self.data_shape)
+        check_finite(check_shape(x, self.data_shape), "input")  # empty input: a clear error
         if x.is_floating_point() and not bool((x == x.round()).all()):
             raise DataError("sentence-vae reads integer token ids; got non-integer values")
         x = x.to(device=self.device, dtype=torch.long)
