@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
 from genzoo.models.autoregressive.common import RasterModel
 from genzoo.models.flows import autoregressive as flow_parts
@@ -77,7 +77,7 @@ class IncrementalMADE:
     ``inputs`` maps levels to the network's inputs.
     """
 
-    def __init__(self, net: nn.Sequential, flat: Tensor, inputs: Callable[[Tensor], Tensor]):
+    def __init__(self, net: flow_parts.MADE, flat: Tensor, inputs: Callable[[Tensor], Tensor]):
         linear = [m for m in net if isinstance(m, flow_parts.MaskedLinear)]
         self.activations = [m for m in net if not isinstance(m, flow_parts.MaskedLinear)]
         weights = [(m.weight * m.mask, m.bias) for m in linear]
@@ -87,7 +87,7 @@ class IncrementalMADE:
         self.columns = first.t().contiguous()  # (D, H1): the weights of each input
         self.hidden = weights[1:-1]
         last, last_bias = weights[-1]
-        self.params = net.params_per_dim  # type: ignore[attr-defined]
+        self.params = net.params_per_dim
         self.last = last.view(-1, self.params, last.shape[1])  # (D, p, H)
         self.last_bias = last_bias.view(-1, self.params)
 

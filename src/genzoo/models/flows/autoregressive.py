@@ -28,6 +28,8 @@ from genzoo.models.nn import get_activation
 class MaskedLinear(nn.Linear):
     """A linear layer whose weight is multiplied by a fixed binary mask ``(out, in)``."""
 
+    mask: Tensor
+
     def __init__(self, mask: Tensor) -> None:
         super().__init__(mask.shape[1], mask.shape[0])
         self.register_buffer("mask", mask.to(self.weight.dtype))
