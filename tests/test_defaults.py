@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 
 import genzoo
 from genzoo.bench import budgets, grid
@@ -109,3 +110,41 @@ def test_a_toy_trains_on_the_budgets_draw_unless_n_is_given(tmp_path):
         out = tmp_path / str(n)
         train("nsf", "moons", out=out, hparams=tiny, n=n, steps=2, progress=False)
         assert json.loads((out / "run.json").read_text())["n"] == expected
+
+
+def test_a_conditioned_run_takes_the_budgets_changes_for_a_condition():
+    """``Budget.on_condition`` applies after ``on`` and only under a condition, in
+    ``genzoo train`` and in the benchmark alike."""
+    budget = Budget(hparams={"a": 1, "b": 1}, on={"digits": {"hparams": {"b": 2}, "lr": 0.5}},
+                    on_condition={"digits": {"hparams": {"a": 3}, "batch_size": 9}})  # fmt: skip
+    plain, conditioned = budget.for_dataset("digits"), budget.for_dataset("digits", True)
+    assert (plain.hparams, plain.lr, plain.batch_size) == ({"a": 1, "b": 2}, 0.5, 256)
+    assert (conditioned.hparams, conditioned.lr, conditioned.batch_size) == (
+        {"a": 3, "b": 2}, 0.5, 9)  # fmt: skip
+    assert budget.for_dataset("moons", True) == budget  # no changes for that dataset
+    hparams: dict = {}
+    resolve_defaults("gmm", "digits", None, hparams, {}, conditioned=True)
+    assert hparams == {"n_components": 2, "reg_covar": 3.5e-3}
+    hparams = {}
+    resolve_defaults("gmm", "digits", None, hparams, {})
+    assert hparams == {"n_components": 8, "reg_covar": 1e-3}
+    assert grid.budget_for("gmm", "digits", conditioned=True) == recommended_budget(
+        "gmm", "digits", conditioned=True)  # fmt: skip
+
+
+def test_the_class_conditional_gmm_budget_generalises_on_digits():
+    """With ~100 digits a class, the unconditional budget (8 full covariances a class)
+    overfits: its conditional test NLL is far above the conditioned budget's."""
+    x, c = genzoo.load_dataset("digits", split="train", condition=True)
+    xt, ct = genzoo.load_dataset("digits", split="test", condition=True)
+    g = torch.Generator().manual_seed(0)
+    x = (x.float() + torch.rand(x.shape, generator=g)) / 17  # dequantised, as genzoo train
+    xt = (xt.float() + torch.rand(xt.shape, generator=g)) / 17
+    nll = {}
+    for conditioned in (False, True):
+        hparams = recommended_budget("gmm", "digits", conditioned=conditioned).hparams
+        model = genzoo.create("gmm", data=x, condition=c, **hparams)
+        genzoo.Trainer(steps=100, progress=False).fit(model, x, condition=c)
+        with torch.no_grad():
+            nll[conditioned] = float(-model.log_prob(xt, c=ct).mean())
+    assert nll[True] < nll[False] - 100, nll

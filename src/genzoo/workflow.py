@@ -96,7 +96,7 @@ def train(
     if n is None and not datasets.is_user_file(dataset):  # the budget's draw (2-D toys)
         from genzoo.bench.budgets import recommended_budget  # the bench imports this module
 
-        n = recommended_budget(model_name, dataset).n_train
+        n = recommended_budget(model_name, dataset, conditioned=condition is not None).n_train
     run_info: dict[str, Any] = {"n": n, "seed": data_seed}
     if datasets.is_text_file(dataset):
         options = {k: hparams.pop(k) for k in text.TEXT_FILE_OPTIONS if k in hparams}
@@ -137,7 +137,7 @@ def train(
     if n is not None and n_train < n:
         warnings.warn(f"{dataset} has {n_train} training examples, fewer than n={n}: "
                       "training on all of them", stacklevel=2)  # fmt: skip
-    resolve_defaults(model_name, dataset, out, hparams, trainer_settings)
+    resolve_defaults(model_name, dataset, out, hparams, trainer_settings, condition is not None)
     data_kind = cls.data_kind_for(x, hparams)
     transform = batch_transform(data_kind, levels)
     if levels is not None and data_kind == "discrete":  # sized by the dataset's levels
@@ -188,11 +188,12 @@ def resolve_defaults(
     out: str | Path | None,
     hparams: dict[str, Any],
     settings: dict[str, Any],
+    conditioned: bool = False,
 ) -> None:
     """Fill, in place, what the caller left unset with the model's recommended budget for
-    ``dataset`` (:func:`genzoo.bench.budgets.recommended_budget`, the numbers ``genzoo bench``
-    trains with, full step count): ``steps``, ``batch_size``, ``lr`` and ``lr_schedule``
-    absent or ``None`` in
+    ``dataset`` (under a condition: ``conditioned``; :func:`genzoo.bench.budgets.
+    recommended_budget`, the numbers ``genzoo bench`` trains with, full step count):
+    ``steps``, ``batch_size``, ``lr`` and ``lr_schedule`` absent or ``None`` in
     ``settings``, and each budget hyper-parameter absent from ``hparams``. Given values always
     win. A resumed run (``resume`` with the run's ``trainer.json`` in ``out``) takes its own
     saved settings instead, and no hyper-parameters (the saved model is continued)."""
@@ -202,7 +203,7 @@ def resolve_defaults(
     else:
         from genzoo.bench.budgets import recommended_budget  # the bench imports this module
 
-        budget = recommended_budget(model_name, dataset)
+        budget = recommended_budget(model_name, dataset, conditioned=conditioned)
         own = {
             "steps": budget.full_steps,
             "batch_size": budget.batch_size,

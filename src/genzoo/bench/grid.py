@@ -92,11 +92,12 @@ def condition_slug(condition: str) -> str:
     return re.sub(r"[^A-Za-z0-9-]+", "-", condition).strip("-") or "c"
 
 
-def budget_for(model: str, dataset: str | None = None) -> Budget:
+def budget_for(model: str, dataset: str | None = None, conditioned: bool = False) -> Budget:
     """The budget of ``model`` (the default one when it has none of its own), with its
-    changes for ``dataset``: :func:`genzoo.bench.budgets.recommended_budget` read from this
-    module's ``BUDGETS`` (which a test may replace)."""
-    return recommended_budget(model, dataset, BUDGETS)
+    changes for ``dataset`` (under a condition, ``conditioned``):
+    :func:`genzoo.bench.budgets.recommended_budget` read from this module's ``BUDGETS``
+    (which a test may replace)."""
+    return recommended_budget(model, dataset, BUDGETS, conditioned)
 
 
 Cell = tuple[str, str, int, float]

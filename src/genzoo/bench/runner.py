@@ -281,7 +281,7 @@ def cell_identity(model: str, dataset: str, quick: bool, budget_seconds: float |
     step count (or the time budget), learning rate, batch size, hyper-parameters, the
     condition (of a conditional cell) and genzoo's version. A finished cell is reused only
     by a benchmark of the same identity."""
-    budget = budget_for(model, dataset)
+    budget = budget_for(model, dataset, conditioned=condition is not None)
     identity = {
         "steps": None if budget_seconds is not None else budget.steps(quick),
         "budget_seconds": budget_seconds,
@@ -394,7 +394,7 @@ def _run_cell_locked(out, model, dataset, seed, lr_factor, quick, device, budget
     )
     from genzoo.workflow import train
 
-    budget = budget_for(model, dataset)
+    budget = budget_for(model, dataset, conditioned=condition is not None)
     row = _first_columns(model, dataset, seed, lr_factor, quick, budget_seconds, condition)
     if budget_seconds is None:
         length = {"steps": budget.steps(quick),
@@ -469,7 +469,8 @@ def _first_columns(model: str, dataset: str, seed: int, lr_factor: float, quick:
     """What a cell's row says before training: its name, kind, steps, condition, identity."""
     return {
         "model": model, "family": model_class(model).family, "dataset": dataset,
-        "seed": seed, "lr_factor": lr_factor, "steps": budget_for(model, dataset).steps(quick),
+        "seed": seed, "lr_factor": lr_factor,
+        "steps": budget_for(model, dataset, conditioned=condition is not None).steps(quick),
         "density": model_class(model).density,
         "mode": "steps" if budget_seconds is None else "seconds",
         "identity": cell_identity(model, dataset, quick, budget_seconds, lr_factor, condition),
