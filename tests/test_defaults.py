@@ -138,8 +138,7 @@ def test_the_class_conditional_gmm_budget_generalises_on_digits():
     x, c = genzoo.load_dataset("digits", split="train", condition=True)
     xt, ct = genzoo.load_dataset("digits", split="test", condition=True)
     g = torch.Generator().manual_seed(0)
-    x = (x.float() + torch.rand(x.shape, generator=g)) / 17  # dequantised, as genzoo train
-    xt = (xt.float() + torch.rand(xt.shape, generator=g)) / 17
+    x, xt = (genzoo.data.dequantize(v, 17, g) for v in (x, xt))  # as genzoo train does
     nll = {}
     for conditioned in (False, True):
         hparams = recommended_budget("gmm", "digits", conditioned=conditioned).hparams

@@ -47,7 +47,7 @@ def _same(a: nn.Module, b: nn.Module, opt_a, opt_b) -> None:
         {"weight_decay": 0.1},
         {"weight_decay": 0.1, "decoupled_weight_decay": True},
         {"maximize": True, "betas": (0.5, 0.9), "eps": 1e-6},
-    ],  # fmt: skip
+    ],
 )
 def test_lean_step_is_the_optimisers_update_bit_for_bit(settings):
     ref, lean = _net(), _net()
@@ -114,7 +114,7 @@ def test_zero_grad_drops_every_gradient():
         lambda p: torch.optim.Adam(p, fused=False),
         lambda p: torch.optim.Adam(p, fused=True, amsgrad=True),
         lambda p: torch.optim.Adam([{"params": p[:2]}, {"params": p[2:]}], fused=True),
-    ],  # fmt: skip
+    ],
 )
 def test_what_lean_adam_does_not_cover_keeps_the_optimiser(make):
     optimizer = make(list(_net().parameters()))

@@ -87,9 +87,8 @@ class IncrementalMADE:
         self.columns = first.t().contiguous()  # (D, H1): the weights of each input
         self.hidden = weights[1:-1]
         last, last_bias = weights[-1]
-        self.params = net.params_per_dim
-        self.last = last.view(-1, self.params, last.shape[1])  # (D, p, H)
-        self.last_bias = last_bias.view(-1, self.params)
+        self.last = last.view(-1, net.params_per_dim, last.shape[1])  # (D, p, H)
+        self.last_bias = last_bias.view(-1, net.params_per_dim)
 
     def __call__(self, d: int) -> Tensor:
         if d:  # scalar d - 1 was drawn since the last call: its input's change, one column
