@@ -14,6 +14,7 @@ from torch.utils.data import DataLoader, Dataset, IterableDataset
 import genzoo
 from genzoo.models.base import GenerativeModel
 from genzoo.train.distributed import split_terms
+from genzoo.train.fused_gradients import compile_per_class
 from genzoo.train.schedules import lr_factor
 from genzoo.train.trainer import make_optimizer
 
@@ -341,7 +342,7 @@ def test_a_model_that_cannot_be_compiled_is_a_clear_error(moons, monkeypatch):
     def refuse(*args, **kwargs):
         raise Unsupported("data-dependent control flow\nmore lines")
 
-    monkeypatch.setattr(torch, "compile", lambda module: refuse)
+    monkeypatch.setattr(torch, "compile", lambda module, **kwargs: refuse)
     with pytest.raises(RuntimeError, match="realnvp cannot be compiled.*without --compile"):
         _trainer(steps=2, compile=True).fit(_flow(moons), moons)
 
@@ -352,6 +353,101 @@ def test_a_tiny_model_compiles_and_trains_as_without_compile(moons):
     plain = _trainer(steps=5, lr=0.1).fit(_copy(initial), x)
     compiled = _trainer(steps=5, lr=0.1, compile=True).fit(_copy(initial), x)
     _assert_same(plain, compiled, atol=1e-5)
+
+
+def test_compiled_losses_of_in_memory_data_get_one_static_graph_per_batch_size(monkeypatch):
+    """An in-memory tensor's batches have two sizes at most (the epoch's short last one):
+    a static graph for each, not a recompile with symbolic sizes, which would cost small
+    models every step; a dataset's batches may vary, so torch decides for them. Either way
+    the compiled steps train as the plain ones, the short batch included."""
+    asked = []
+    compile_ = torch.compile
+
+    def recording(module, **kwargs):
+        asked.append(kwargs.get("dynamic"))
+        return compile_(module, **kwargs)
+
+    monkeypatch.setattr(torch, "compile", recording)
+    initial, x = Linear(), torch.randn(100, 3)  # batches of 64 and 36
+    settings = {"steps": 4, "lr": 0.1, "batch_size": 64, "batch_order": "epochs"}
+    plain = _trainer(**settings).fit(_copy(initial), x)
+    compiled = _trainer(**settings, compile=True).fit(_copy(initial), x)
+    _assert_same(plain, compiled, atol=1e-5)
+    _trainer(**settings, compile=True).fit(_copy(initial), torch.utils.data.TensorDataset(x))
+    assert asked == [False, False, None, None]  # the one-graph step's and the loss's, each run
+
+
+def test_a_compiled_vae_trains_as_its_eager_steps_with_loss_and_gradients_in_one_graph():
+    """The loss and its gradients traced as one graph (the VAE's reparameterised-KL node, a
+    custom autograd Function, followed through) reach the parameters the eager steps reach,
+    the compiled code drawing eager's random numbers; the epoch's short batch included."""
+    from torch._inductor import config
+
+    torch._dynamo.reset()  # no graph of an earlier test, compiled with torch's own draws
+    digits = genzoo.load_dataset("digits-binary", split="train")[:100]
+    initial = genzoo.create("vae", data=digits, latent_dim=4, hidden=32, network="mlp")
+    settings = {"steps": 6, "lr": 1e-2, "batch_size": 64, "batch_order": "epochs"}
+    eager = _trainer(**settings).fit(_copy(initial), digits)
+    compiled_trainer = _trainer(**settings, compile=True)
+    with config.patch(fallback_random=True):
+        compiled = compiled_trainer.fit(_copy(initial), digits)
+    assert compiled_trainer._fused.failed == {}  # the one-graph path ran
+    _assert_same(eager, compiled, atol=1e-5)
+    assert not torch.allclose(eager.decoder.net[0].weight, initial.decoder.net[0].weight)
+
+
+class Breaking(Linear):
+    """A loss whose graph breaks: its gradients cannot be traced as one graph."""
+
+    def loss(self, batch, player="model"):
+        torch._dynamo.graph_break()
+        return super().loss(batch, player)
+
+
+def test_a_loss_whose_graph_breaks_trains_compiled_by_backward_instead():
+    initial, x = Breaking(), torch.randn(256, 3)
+    plain = _trainer(steps=5, lr=0.1).fit(_copy(initial), x)
+    trainer = _trainer(steps=5, lr=0.1, compile=True)
+    compiled = trainer.fit(_copy(initial), x)
+    assert list(trainer._fused.failed) == ["model"]
+    _assert_same(plain, compiled, atol=1e-5)
+
+
+class Quadratic(Linear):
+    """Another model, whose loss compiles to another graph."""
+
+    name = "quadratic-test"
+
+    def loss(self, batch, player="model"):
+        return super().loss(batch, player).square()
+
+
+def test_each_model_class_has_compiled_graphs_of_its_own():
+    """torch.compile's recompilation limit counts per code object: runs of different models
+    in one process must not use up each other's (with a code object for all, the second
+    model's run would find the limit of one reached and fall back), and a later run of the
+    same model reuses its graphs."""
+    x = torch.randn(128, 3)
+    with torch._dynamo.config.patch(recompile_limit=1):
+        for model in (Linear(), Quadratic(), Linear()):
+            trainer = _trainer(steps=2, lr=0.1, batch_size=64, compile=True)
+            trainer.fit(model, x)
+            assert trainer._fused.failed == {}
+    with pytest.raises(TypeError, match="a function or a method"):
+        compile_per_class(torch.nn.Linear(2, 2), Linear)
+
+
+def test_fused_gradients_come_back_in_their_parameters_layout():
+    """torch's fused Adam reads a gradient and its parameter as flat arrays: a transposed
+    gradient would update the wrong entries."""
+    from genzoo.train.fused_gradients import _in_layout
+
+    gradient = torch.randn(3, 4).t()
+    dense = _in_layout(gradient, torch.zeros(4, 3))
+    assert dense.is_contiguous() and torch.equal(dense, gradient)
+    transposed = torch.zeros(3, 4).t()
+    assert _in_layout(gradient.contiguous(), transposed).stride() == transposed.stride()
+    assert _in_layout(None, transposed) is None
 
 
 def test_a_compiled_discrete_model_trains_without_graph_breaks_and_its_data_is_still_checked():

@@ -66,7 +66,7 @@ def _first_line(err: BaseException) -> str:
     return text.splitlines()[0][:300] if text else type(err).__name__
 
 
-def _from_compiler(err: BaseException) -> bool:
+def from_compiler(err: BaseException) -> bool:
     """Raised by torch.compile's machinery (by type, or by the frame that raised it)."""
     if type(err).__module__.startswith(_COMPILER):
         return True
@@ -90,7 +90,7 @@ def explanation(err: BaseException, name: str, precision: str, compiled: bool) -
     ends = chain[:1] if len(chain) == 1 else [chain[0], chain[-1]]  # and the first cause
     what = " <- ".join(f"{type(e).__name__}: {_first_line(e)}" for e in ends)
     dtype = precision != "32" and any(word in str(e) for e in chain for word in _DTYPE_WORDS)
-    if compiled and _from_compiler(err):
+    if compiled and from_compiler(err):
         if dtype:  # the compiler met autocast's dtypes: either change may do
             return (f"{name} cannot be compiled by torch.compile under precision "
                     f"{precision!r} ({what}); train it without --compile (compile=False) "

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
@@ -49,6 +49,7 @@ from genzoo.train.batches import (
 from genzoo.train.checkpoint import CHECKPOINT_FILE, load_checkpoint, save_checkpoint
 from genzoo.train.distributed import DIAGNOSTIC_PREFIX, RANK_STRIDE, Context  # noqa: F401 (re-export)
 from genzoo.train.ema import EMA
+from genzoo.train.fused_gradients import FusedGradients, compile_per_class
 from genzoo.train.lean_adam import lean_stepper
 from genzoo.train.runfolder import (
     folder_lock,
@@ -134,6 +135,15 @@ def make_optimizer(params, lr: float, settings: Mapping[str, Any]) -> torch.opti
     return OPTIMIZERS[name](params, lr=lr, **settings)
 
 
+def _calling(module: nn.Module) -> Callable[..., Any]:
+    """A function calling ``module`` (its hooks, DDP's included), to compile per class."""
+
+    def call(batch: Tensor | None, player: str, c: Tensor | None) -> Any:
+        return module(batch, player, c)
+
+    return call
+
+
 def _fusable(params: list) -> bool:
     """Whether torch's fused Adam takes these parameters (floating, dense, CPU or CUDA)."""
     tensors = [p["params"] if isinstance(p, dict) else [p] for p in params]
@@ -196,7 +206,10 @@ class Trainer:
         precision: ``"32"``; ``"bf16-mixed"`` (autocast to bfloat16, CPU and CUDA) or
             ``"fp16-mixed"`` (float16 with a gradient scaler, CUDA only) for the losses.
         compile: run the losses through ``torch.compile`` (a clear error where a model cannot
-            be compiled; the first steps are slow while it compiles).
+            be compiled; the first steps are slow while it compiles). A float32 step on one
+            process traces each loss and its gradients as one graph
+            (``genzoo.train.fused_gradients``); where that graph cannot be built (an LSTM, a
+            data-dependent shape), the loss alone is compiled and ``backward()`` runs.
         tensorboard: also write TensorBoard event files into ``out/tensorboard`` (losses,
             learning rate, evaluations, and sample grids of image models at the evaluation
             steps and the end); needs ``pip install genzoo[tensorboard]``. ``genzoo train``
@@ -513,16 +526,26 @@ class Trainer:
             self._writer = open_writer(out / TENSORBOARD_DIR, start)
         self._context = context if parallel else Context(device=context.device)
         self._loss = distributed.wrap(model, self._context)
-        if self.compile:
-            self._loss = torch.compile(self._loss)
-        self._autocast = precision.autocast(self.precision, self._device)
-        # the plain step: one batch, float32, no DDP, no compile (the loss called directly)
-        self._plain = (self.accumulate == 1 and self.precision == "32" and not self.compile
+        # the plain step: one batch, float32, no DDP (the loss compiled or called directly)
+        self._plain = (self.accumulate == 1 and self.precision == "32"
                        and not self._context.parallel)  # fmt: skip
+        self._fused = None
+        if self.compile:
+            # An in-memory tensor's batches come in two sizes at most (an epoch's last one
+            # may be short): one static graph for each. Torch's automatic dynamic shapes
+            # would recompile for the second size into a graph with symbolic sizes, whose
+            # guards and kernels cost a small model ~10% more every step (issue 19).
+            dynamic = False if self._checked else None
+            if self._plain:  # the loss and its gradients as one graph where it can be built
+                params = {player: [p for group in o.param_groups for p in group["params"]]
+                          for player, o in optimizers.items()}  # fmt: skip
+                self._fused = FusedGradients(self._loss, params, dynamic, type(model))
+            self._loss = compile_per_class(_calling(self._loss), type(model), dynamic=dynamic)
+        self._autocast = precision.autocast(self.precision, self._device)
         self._scheduled = self.lr_schedule != "constant" or self.warmup_steps > 0
         # a model with a closed-form gradient (a persistent Bernoulli rbm) applies its own
         # plain-SGD step: the same update as loss + backward + torch.optim.SGD, less autograd
-        self._sgd_step = (self._plain and self.clip_grad is None
+        self._sgd_step = (self._plain and not self.compile and self.clip_grad is None
                           and getattr(model, "can_sgd_step", False)
                           and all(_plain_sgd(o) for o in optimizers.values()))  # fmt: skip
         self._pending = []
@@ -746,8 +769,8 @@ class Trainer:
             self._pending.append((step, player, terms))
 
     def _plain_step(self, model, optimizers, batches, step) -> None:
-        """``_gradient_step`` without accumulation, scaler, autocast or wrapper: the loop of
-        small models, where every microsecond of Python shows (issue 19)."""
+        """``_gradient_step`` without accumulation, scaler, autocast or DDP wrapper: the loop
+        of small models, where every microsecond of Python shows (issue 19)."""
         source, transform, pending = self._source, self.transform, self._pending
         for player in model.schedule(step):
             if source is None:
@@ -763,11 +786,20 @@ class Trainer:
                 pending.append((step, player, model.sgd_step(batch, lr)))
                 model.after_step(player, step)
                 continue
-            output = model.loss(batch, player) if c is None else model.loss(batch, player, c=c)
-            total, terms = distributed.split_terms(output)
             stepper = self._steppers[player]
-            stepper.zero_grad()
-            total.backward()
+            fused = None if self._fused is None else self._fused.step(batch, player, c)
+            if fused is not None:  # the gradients are set
+                terms = fused
+            elif self.compile:  # the compiled loss module; a failure to compile is explained
+                total, terms = self._compute_loss(model, batch, player, c)
+                stepper.zero_grad()
+                with precision.explained(model.name or type(model).__name__, "32", True):
+                    total.backward()  # its backward graph is compiled on the first call
+            else:
+                output = model.loss(batch, player) if c is None else model.loss(batch, player, c=c)
+                total, terms = distributed.split_terms(output)
+                stepper.zero_grad()
+                total.backward()
             if self.clip_grad is not None:
                 params = [p for group in optimizers[player].param_groups for p in group["params"]]
                 torch.nn.utils.clip_grad_norm_(params, self.clip_grad)
