@@ -396,6 +396,29 @@ def test_a_compiled_vae_trains_as_its_eager_steps_with_loss_and_gradients_in_one
     assert not torch.allclose(eager.decoder.net[0].weight, initial.decoder.net[0].weight)
 
 
+def test_one_graph_gradients_follow_a_double_backward_as_autograd_does(moons):
+    """wgan-gp's gradient penalty differentiates a gradient: traced into the one graph, its
+    critic's gradients are autograd's (the compiled code drawing eager's random numbers)."""
+    from torch._inductor import config
+
+    from genzoo.train.distributed import PlayerLoss
+    from genzoo.train.fused_gradients import FusedGradients
+
+    torch._dynamo.reset()
+    model = genzoo.create("wgan-gp", data=moons, hidden=16)
+    player, batch = "discriminator", moons[:64]
+    params = list(model.player_parameters(player))
+    torch.manual_seed(0)
+    total, _ = PlayerLoss(model)(batch, player, None)
+    expected = torch.autograd.grad(total, params)
+    torch.manual_seed(0)
+    with config.patch(fallback_random=True):
+        graph = FusedGradients(PlayerLoss(model), {player: params}, False, type(model))
+        assert graph.step(batch, player, None) is not None, graph.failed
+    for param, gradient in zip(params, expected, strict=True):
+        torch.testing.assert_close(param.grad, gradient, rtol=1e-4, atol=1e-6)
+
+
 class Breaking(Linear):
     """A loss whose graph breaks: its gradients cannot be traced as one graph."""
 
