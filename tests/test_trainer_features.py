@@ -473,20 +473,32 @@ def test_fused_gradients_come_back_in_their_parameters_layout():
     assert _in_layout(None, transposed) is None
 
 
-def test_a_compiled_discrete_model_trains_without_graph_breaks_and_its_data_is_still_checked():
-    """The model's checks of the values (integer levels in range) would break the compiled
-    graph every step: under compile they run once in the Trainer instead, as clear errors."""
+@pytest.mark.parametrize(
+    ("name", "hparams", "refusal"),
+    [
+        ("made", {"hidden": [32]}, "built for values 0..1"),
+        ("dbn", {"hidden": [16, 8], "steps_per_layer": 2}, "needs 0/1 data"),
+    ],
+)
+def test_a_compiled_discrete_model_trains_in_one_graph_and_its_data_is_still_checked(
+    name, hparams, refusal
+):
+    """The model's checks of the values (integer levels in range, 0/1 units) would break the
+    compiled graph every step: under compile they run once in the Trainer instead, as clear
+    errors, and each step's loss and gradients are one graph."""
     from torch._dynamo.utils import counters
 
     digits = genzoo.load_dataset("digits-binary", split="train")[:256]
-    model = genzoo.create("made", data=digits, hidden=[32])
+    model = genzoo.create(name, data=digits, **hparams)
     counters.clear()
-    _trainer(steps=3, compile=True).fit(model, digits)
+    trainer = _trainer(steps=3, compile=True)
+    trainer.fit(model, digits)
     assert not counters["graph_break"], dict(counters["graph_break"])
+    assert trainer._fused.failed == {}
     bad = digits.clone()
     bad[5, 0, 0, 0] = 2  # a level the model was not built for
     for data in (bad, torch.utils.data.TensorDataset(bad)):
-        with pytest.raises(genzoo.DataError, match="built for values 0..1"):
+        with pytest.raises(genzoo.DataError, match=refusal):
             _trainer(steps=1, compile=True, batch_size=256, batch_order="epochs").fit(model, data)
 
 

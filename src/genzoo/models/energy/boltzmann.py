@@ -117,11 +117,15 @@ class DeepBoltzmann(BoltzmannMachine):
         check_counts(cd_k=self.cd_k, sample_steps=self.sample_steps, n_importance=n_importance)
         self.steps_per_layer, self.n_importance = steps_per_layer, int(n_importance)
 
+    def check_input(self, x: Tensor) -> Tensor:
+        x = super().check_input(x)
+        if not torch.compiler.is_compiling():  # as the base's finiteness check
+            check_binary(x, self.name)
+        return x
+
     def _flat(self, x: Tensor) -> Tensor:
         """Checked 0/1 examples as visible vectors, ``(batch, *data_shape) -> (batch, D)``."""
-        x = self.check_input(x)
-        check_binary(x, self.name)
-        return x.reshape(x.shape[0], -1)
+        return self.check_input(x).reshape(x.shape[0], -1)
 
     def initialize(self, data: Tensor) -> None:
         check_binary(data, self.name)
