@@ -244,6 +244,34 @@ def test_class_conditional_gmm_is_a_generative_classifier(name):
     torch.testing.assert_close(gmm.predict_proba(x_test), proba, atol=1e-5, rtol=1e-5)
 
 
+def test_class_conditional_gmm_chooses_each_class_k_by_bic(tmp_path):
+    """``n_components="auto"`` with classes: each class's K by BIC on its own examples (one
+    blob for class 0, three for class 1), recorded as a list so a saved model reloads."""
+    generator = torch.Generator().manual_seed(0)
+    blob = 0.5 * torch.randn(600, 2, generator=generator)
+    centers = torch.tensor([[6.0, 0.0], [0.0, 6.0], [-6.0, -6.0]])
+    picks = torch.randint(3, (900,), generator=generator)
+    blobs = centers[picks] + 0.5 * torch.randn(900, 2, generator=generator)
+    x, c = torch.cat([blob, blobs]), torch.cat([torch.zeros(600), torch.ones(900)]).long()
+    gmm = genzoo.create("gmm", data=x, condition=c, n_components="auto", k_range=[1, 5])
+    assert [m.n_components for m in gmm.classes] == [1, 3]
+    assert gmm.n_components == gmm.config["n_components"] == [1, 3] and not gmm.auto
+    scores = gmm.classes[1].bic_scores_
+    assert min(scores, key=scores.get) == 3 and sorted(scores) == [1, 2, 3, 4, 5]
+    genzoo.Trainer(steps=20, progress=False).fit(gmm, (x, c))
+    gmm.save(str(tmp_path))
+    loaded = genzoo.load(str(tmp_path))
+    assert [m.n_components for m in loaded.classes] == [1, 3]
+    torch.testing.assert_close(loaded.log_prob(x, c=c), gmm.log_prob(x, c=c))
+    given = genzoo.create("gmm", data=x, condition=c, n_components=[2, 3])
+    assert [m.n_components for m in given.classes] == [2, 3]
+    for wrong in ([2], [2, 0]):
+        with pytest.raises(ValueError, match="each class's K"):
+            genzoo.create("gmm", data=x, condition=c, n_components=wrong)
+    with pytest.raises(ValueError, match="each class's K"):
+        genzoo.create("gmm", data=x, n_components=[2, 3])  # no classes
+
+
 # -- trainer, run folders, resume ------------------------------------------------------------
 def resumed_and_straight(name, x, c, tmp_path, **hparams):
     """A conditional model trained 4 steps straight, and 2 + 2 with a resume in ``tmp_path /

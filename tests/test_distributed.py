@@ -227,6 +227,10 @@ EM_SETUP = textwrap.dedent(
             # one mixture per class, each summing its statistics over the ranks
             "conditional": (GaussianMixture((2,), n_components=2, n_classes=2, tol=0.0),
                             dict(steps=10), xc, cc),
+            # each class's K chosen by BIC on rank 0, adopted by rank 1
+            "conditional-auto": (GaussianMixture((2,), n_components="auto", k_range=(1, 3),
+                                                 n_classes=2, tol=0.0),
+                                 dict(steps=5), xc, cc),
             # stochastic EM of a one-layer deep-gmm (a mixture of factor analysers)
             "deep1": (genzoo.create("deep-gmm", data=x, n_components=[3], latent_dims=[1]),
                       dict(steps=8), x, None),
@@ -286,7 +290,7 @@ EM_SCRIPT = EM_SETUP + textwrap.dedent(
     torch.save(result, f"{where}/rank{rank}.pt")
     """
 )
-EM_CASES = ("full", "diag", "tied", "spherical", "auto", "conditional", "deep1")
+EM_CASES = ("full", "diag", "tied", "spherical", "auto", "conditional", "conditional-auto", "deep1")
 
 
 @pytest.fixture(scope="module")
@@ -321,6 +325,8 @@ def test_em_across_two_ranks_equals_the_single_process_fit_on_all_rows(em_ranks)
             assert abs(mine["log_likelihood"] - theirs["log_likelihood"]) < 1e-8, name
     assert len(zero["diag"]["history"]) < 200, "the tol stopping rule never fired"
     assert zero["auto"]["k"] == one["auto"]["k"] == single["auto"]["state"]["means_"].shape[0]
+    sizes = [single["conditional-auto"]["state"][f"classes.{k}.means_"].shape[0] for k in (0, 1)]
+    assert zero["conditional-auto"]["k"] == one["conditional-auto"]["k"] == sizes
     assert zero["copied_group"] == one["copied_group"] == "default"
     assert zero["group_after"] is None and one["group_after"] is None
 

@@ -279,6 +279,16 @@ def test_auto_chooses_k_by_bic_and_config_records_it(tmp_path):
     torch.testing.assert_close(loaded.log_prob(x), model.log_prob(x))
 
 
+def test_auto_on_image_shaped_examples_chooses_as_on_flat_vectors():
+    """Each candidate's BIC is taken on the examples in their own shape (it was taken on
+    flat vectors, which an image model refuses: every K was skipped)."""
+    x = toy_mixture(1500).float()
+    flat = genzoo.create("gmm", data=x, n_components="auto", k_range=[1, 5])
+    image = genzoo.create("gmm", data=x.reshape(-1, 1, 2, 1), n_components="auto", k_range=[1, 5])
+    assert image.n_components == flat.n_components == 3
+    assert image.bic_scores_ == pytest.approx(flat.bic_scores_)
+
+
 def test_auto_before_initialisation_and_bad_k_range():
     model = GaussianMixture((2,), n_components="auto", k_range=(2, 4))
     assert model.weights_.shape == (4,)  # placeholder at the top of the range

@@ -19,7 +19,7 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from genzoo.errors import DataError
 from genzoo.models import em_shards
@@ -29,6 +29,27 @@ from genzoo.validation import check_finite, check_shape
 class PerClassMixtures:
     """The conditional half of ``GaussianMixture`` (mixin; see the module). Every method
     here is called by the model's own when it was built with ``n_classes > 0``."""
+
+    def _build_classes(self, sizes: list[int | str]) -> None:
+        """A mixture per class with the model's settings and ``sizes[k]`` components (an
+        integer, or ``"auto"``: chosen by BIC on the class's examples when initialised)."""
+        settings = {**self.config, "n_classes": 0}
+        self.classes = nn.ModuleList(
+            type(self)(**{**settings, "n_components": size, "seed": self.seed + k})
+            for k, size in enumerate(sizes)
+        ).to(device=self.device, dtype=self.dtype)
+        self._record_class_sizes()
+
+    def _record_class_sizes(self) -> None:
+        """Each class's K in ``n_components`` and ``config`` once none is left to choose, so
+        a saved model records them and ``genzoo.load`` rebuilds mixtures of those sizes."""
+        if any(mixture.auto for mixture in self.classes):
+            return
+        sizes = [mixture.n_components for mixture in self.classes]
+        self.auto = False
+        if len(set(sizes)) > 1 or isinstance(self.config["n_components"], (list, str)):
+            self.n_components = sizes
+            self._config["n_components"] = sizes
 
     def _split_by_class(self, data: Tensor, c: Any, what: str) -> tuple[list[Tensor], list[int]]:
         """The rows of ``data`` of each class and the count of each class's rows (over every
@@ -42,7 +63,7 @@ class PerClassMixtures:
             local = torch.tensor(counts, dtype=torch.float64, device=self.device)
             counts = [round(v) for v in em_shards.all_reduce_sum([local], self._group)[0].tolist()]
         for k, count in enumerate(counts):
-            if count < self.classes[k].n_components:
+            if not self.classes[k].auto and count < self.classes[k].n_components:
                 raise DataError(
                     f"class {k} has {count} examples in the {what}, fewer than the "
                     f"{self.classes[k].n_components} components of its mixture: lower "
@@ -55,7 +76,8 @@ class PerClassMixtures:
         parts, _ = self._split_by_class(data, c, "data")
         self.set_class_prior(c)
         for mixture, part in zip(self.classes, parts, strict=True):
-            mixture.initialize(part)
+            mixture.initialize(part)  # n_components="auto": its K by BIC on its examples
+        self._record_class_sizes()
 
     @torch.no_grad()
     def _fit_step_per_class(self, data: Tensor, c: Any) -> dict[str, float]:

@@ -58,7 +58,7 @@ class ModelSelection:
             try:
                 candidate.initialize(data)
                 candidate.fit(data, max_iter=AUTO_MAX_ITER)
-                bic = candidate.bic(self._flat(data))
+                bic = candidate.bic(data)
             except (ValueError, TrainingDiverged):
                 continue
             tried[k] = bic

@@ -17,7 +17,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 from torch.nn.functional import one_hot
 
 from genzoo.errors import DataError
@@ -93,8 +93,10 @@ class GaussianMixture(PerClassMixtures, OnlineEM, ModelSelection, GenerativeMode
             ``log p(x | c)``, ``sample(n, c=...)`` draws from a class's mixture, and
             ``predict_class_proba`` / ``predict_class`` classify by Bayes' rule (the
             generative classifier; ``predict_proba`` / ``predict`` stay the responsibilities
-            and component of the joint mixture). An integer ``n_components``; no
-            ``online_step`` or ``fit_step_chunks``.
+            and component of the joint mixture). ``n_components`` is then every class's K,
+            a list of each class's, or ``"auto"``: each class's K by BIC on its own
+            examples, recorded as that list in ``config``. No ``online_step`` or
+            ``fit_step_chunks``.
 
     References:
         Dempster, Laird & Rubin (1977). Maximum likelihood from incomplete data via the EM
@@ -123,7 +125,7 @@ class GaussianMixture(PerClassMixtures, OnlineEM, ModelSelection, GenerativeMode
     def __init__(
         self,
         data_shape: Sequence[int],
-        n_components: int | str = 8,
+        n_components: int | str | list[int] = 8,
         covariance_type: str = "full",
         tol: float = 1e-3,
         reg_covar: float = 1e-6,
@@ -153,6 +155,15 @@ class GaussianMixture(PerClassMixtures, OnlineEM, ModelSelection, GenerativeMode
             self.auto = True
         else:
             self.auto = False
+        per_class = None
+        if isinstance(n_components, (list, tuple)):  # each class's K (given, or chosen by BIC)
+            per_class = list(n_components)
+            if not (n_classes and len(per_class) == n_classes and all(map(_is_count, per_class))):
+                raise ValueError(
+                    f"a list n_components gives each class's K: {n_classes or 'n_classes'} "
+                    f"integers >= 1 for a gmm with n_classes, got {n_components!r}"
+                )
+            n_components = max(per_class)
         for name, value in (
             ("n_components", n_components),
             ("n_init", n_init),
@@ -182,14 +193,7 @@ class GaussianMixture(PerClassMixtures, OnlineEM, ModelSelection, GenerativeMode
         self.online_batch = online_batch
         self.setup_condition(n_classes, 0)
         if self.n_classes:  # one mixture per class, with these settings
-            if self.auto:
-                raise ValueError("n_components='auto' chooses K by BIC for one mixture; with "
-                                 "n_classes give an integer n_components")  # fmt: skip
-            settings = {**self.config, "n_classes": 0}
-            self.classes = nn.ModuleList(
-                GaussianMixture(**{**settings, "seed": self.seed + k})
-                for k in range(self.n_classes)
-            )
+            self._build_classes(per_class or [self.config["n_components"]] * self.n_classes)
             return
 
         k, d = n_components, self.data_dim
@@ -360,7 +364,10 @@ class GaussianMixture(PerClassMixtures, OnlineEM, ModelSelection, GenerativeMode
         mine = {"k": self.n_components, "auto": self.auto,
                 "last_ll": [m._last_ll for m in self._leaves()]}  # fmt: skip
         theirs = em_shards.broadcast_object(mine, group)
-        if not self.n_classes and (theirs["k"], theirs["auto"]) != (mine["k"], mine["auto"]):
+        if self.n_classes and theirs["k"] != mine["k"]:
+            # rank 0 chose each class's K by BIC: mixtures of its sizes, then its values
+            self._build_classes(theirs["k"])
+        elif not self.n_classes and (theirs["k"], theirs["auto"]) != (mine["k"], mine["auto"]):
             # rank 0 chose K by BIC (n_components="auto"): take its size, then its values
             config = {**self.config, "n_components": theirs["k"]}
             self._adopt(type(self)(**config).to(device=self.device, dtype=self.dtype))
