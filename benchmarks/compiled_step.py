@@ -11,6 +11,10 @@ batches gathered beforehand, one thread. Both are compiled and run a few steps b
 clock starts; then they alternate, ``--reps`` blocks of ``--steps`` steps each, and the
 median CPU time a step is reported with the ratio one graph / loss compiled. A model whose
 one graph cannot be built (an LSTM) is reported as such: the Trainer compiles its loss.
+
+``--check`` instead compares, for every player of each model, the one graph's gradients
+with eager autograd's on one batch, in float64, inductor drawing eager's random numbers
+(``fallback_random``): the largest difference relative to the largest gradient entry.
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ from genzoo.train.trainer import make_optimizer
 MODELS = {
     "vae": "digits-binary", "realnvp": "moons", "nsf": "moons", "made": "digits-binary",
     "ddpm": "moons", "gan": "moons", "rbm": "digits-binary", "transformer-lm": "grammar",
-    "lstm-lm": "grammar",
+    "lstm-lm": "grammar", "wgan-gp": "moons",
 }  # fmt: skip
 
 
@@ -80,14 +84,50 @@ def _stepper(model: genzoo.models.base.GenerativeModel, fused: bool):
     return step, graph
 
 
+def check_gradients(name: str, batch_size: int) -> str:
+    """The one graph's gradients against eager autograd's for each player of ``name``."""
+    from torch._inductor import config
+
+    model, batches = _setup(name, batch_size, 1)
+    model, batch = model.double(), batches[0]
+    batch = batch.double() if batch.is_floating_point() else batch
+    parts = []
+    for player in model.players:
+        eager, traced = copy.deepcopy(model), copy.deepcopy(model)
+        params = [p for p in eager.player_parameters(player) if p.requires_grad]
+        torch.manual_seed(0)
+        total, _ = PlayerLoss(eager)(batch, player, None)
+        expected = torch.autograd.grad(total, params, allow_unused=True)
+        mine = [p for p in traced.player_parameters(player) if p.requires_grad]
+        torch.manual_seed(0)
+        with config.patch(fallback_random=True):
+            graph = FusedGradients(PlayerLoss(traced), {player: mine}, False, type(traced))
+            if graph.step(batch, player, None) is None:
+                parts.append(f"{player}: no one graph ({graph.failed[player].splitlines()[0]})")
+                continue
+        worst = max(float((a - p.grad).abs().max() / a.abs().max().clamp_min(1e-300))
+                    for a, p in zip(expected, mine, strict=True) if a is not None)  # fmt: skip
+        parts.append(f"{player}: {worst:.1e}")
+    return "; ".join(parts)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", default=list(MODELS))
     parser.add_argument("--steps", type=int, default=300, help="steps a timed block")
     parser.add_argument("--reps", type=int, default=5, help="timed blocks a way")
     parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument(
+        "--check", action="store_true", help="compare the one graph's gradients with autograd's"
+    )
     args = parser.parse_args()
     torch.set_num_threads(1)
+    if args.check:
+        print("| model | largest relative difference of the gradients, a player each |")
+        print("|---|---|")
+        for name in args.models:
+            print(f"| {name} | {check_gradients(name, args.batch_size)} |", flush=True)
+        return
     print("| model | loss compiled + backward (ms a step) | loss and gradients, one graph | "
           "ratio |\n|---|---|---|---|")  # fmt: skip
     for name in args.models:
@@ -95,9 +135,16 @@ def main() -> None:
         ways = {}
         for fused in (False, True):
             step, graph = _stepper(copy.deepcopy(model), fused)
-            for i in range(20):  # compiled, and past the first steps
-                step(batches[i % len(batches)])
+            try:
+                for i in range(20):  # compiled, and past the first steps
+                    step(batches[i % len(batches)])
+            except Exception as err:  # noqa: BLE001 (reported: e.g. a double backward)
+                ways[fused] = (None, f"{type(err).__name__}: {str(err).splitlines()[0][:80]}")
+                continue
             ways[fused] = (step, graph)
+        if ways[False][0] is None:
+            print(f"| {name} | loss alone cannot be compiled ({ways[False][1]}) | | |")
+            continue
         if ways[True][1].failed:
             reason = next(iter(ways[True][1].failed.values())).splitlines()[0][:80]
             print(f"| {name} | | no one graph ({reason}) | |", flush=True)
