@@ -135,6 +135,11 @@ def make_optimizer(params, lr: float, settings: Mapping[str, Any]) -> torch.opti
     return OPTIMIZERS[name](params, lr=lr, **settings)
 
 
+def _parameters(optimizer: torch.optim.Optimizer) -> list[Tensor]:
+    """Every parameter ``optimizer`` steps, group after group."""
+    return [p for group in optimizer.param_groups for p in group["params"]]
+
+
 def _calling(module: nn.Module) -> Callable[..., Any]:
     """A function calling ``module`` (its hooks, DDP's included), to compile per class."""
 
@@ -537,8 +542,7 @@ class Trainer:
             # guards and kernels cost a small model ~10% more every step (issue 19).
             dynamic = False if self._checked else None
             if self._plain:  # the loss and its gradients as one graph where it can be built
-                params = {player: [p for group in o.param_groups for p in group["params"]]
-                          for player, o in optimizers.items()}  # fmt: skip
+                params = {player: _parameters(o) for player, o in optimizers.items()}
                 self._fused = FusedGradients(self._loss, params, dynamic, type(model))
             self._loss = compile_per_class(_calling(self._loss), type(model), dynamic=dynamic)
         self._autocast = precision.autocast(self.precision, self._device)
@@ -756,8 +760,7 @@ class Trainer:
             if self.clip_grad is not None:
                 if scaler is not None:
                     scaler.unscale_(optimizer)
-                params = [p for group in optimizer.param_groups for p in group["params"]]
-                torch.nn.utils.clip_grad_norm_(params, self.clip_grad)
+                torch.nn.utils.clip_grad_norm_(_parameters(optimizer), self.clip_grad)
             if scaler is None:
                 stepper.step()
             else:
@@ -801,8 +804,7 @@ class Trainer:
                 stepper.zero_grad()
                 total.backward()
             if self.clip_grad is not None:
-                params = [p for group in optimizers[player].param_groups for p in group["params"]]
-                torch.nn.utils.clip_grad_norm_(params, self.clip_grad)
+                torch.nn.utils.clip_grad_norm_(_parameters(optimizers[player]), self.clip_grad)
             stepper.step()
             model.after_step(player, step)
             pending.append((step, player, terms))
